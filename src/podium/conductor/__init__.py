@@ -1,0 +1,1 @@
+"""Conductor: the only service that touches the database, on behalf of the others."""

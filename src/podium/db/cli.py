@@ -1,0 +1,8 @@
+"""``podium db``: commands of this layer."""
+
+import click
+
+
+@click.group()
+def group() -> None:
+    """Commands of the db layer."""

@@ -1,0 +1,173 @@
+"""Every error podium raises, under one root.
+
+Lower-layer errors (pika, SQLAlchemy, JSON decoders) are translated once, at the
+boundary of the layer that meets them, into one of these::
+
+    PodiumError
+    ├── ObjectError                      podium.objects
+    │   ├── IncompatibleObjectVersion    no registered class can read that version
+    │   ├── UnsupportedObjectError       wrong namespace, or class name not registered
+    │   ├── ObjectFormatError            a primitive that is not a well-formed object
+    │   ├── ObjectFieldError             bad value for a field (also a ValueError)
+    │   ├── ObjectAttributeNotSet        read of an unset field with no lazy loader
+    │   │                                (also an AttributeError, so hasattr() is False)
+    │   ├── ReadOnlyFieldError           assignment to a read-only field already set
+    │   ├── OrphanedObjectError          remotable method called with no context
+    │   ├── ObjectActionError            an object method refused to act
+    │   └── MethodNotRemotable           a dispatcher was asked for a non-remotable method
+    ├── MessagingError                   podium.rpc
+    │   ├── InvalidTransportURL
+    │   ├── InvalidTarget
+    │   ├── TransportError               the broker connection failed (recoverable)
+    │   ├── MessagingTimeout             a call got no reply in time
+    │   ├── NoConsumer                   a call was published where nobody listens
+    │   ├── MalformedMessage             undecodable, oversized or ill-shaped message
+    │   ├── NoSuchMethod                 no endpoint has the method
+    │   ├── UnsupportedVersion           no endpoint serves that API version
+    │   └── RemoteError                  a remote exception not on the allow-list
+    ├── DBError                          podium.db
+    │   ├── DBNotAllowed                 this process called block_db_access()
+    │   ├── NotFound                     no (visible) row matches
+    │   └── DuplicateEntry               a unique constraint refused the row
+    └── ConductorError                   podium.conductor
+
+Every class here lives in ``podium.exceptions`` so that the default
+``allowed_remote_exmods`` (``["podium.exceptions"]``) lets a caller re-raise any
+podium error raised on a remote service as itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PodiumError(Exception):
+    """Root of every podium exception."""
+
+
+# -- objects -----------------------------------------------------------------
+
+
+class ObjectError(PodiumError):
+    pass
+
+
+class IncompatibleObjectVersion(ObjectError):
+    def __init__(self, objname: str, objver: str, supported: str | None = None) -> None:
+        self.objname = objname
+        self.objver = objver
+        self.supported = supported
+        detail = f"; newest known is {supported}" if supported else ""
+        super().__init__(f"Version {objver} of {objname} is not supported{detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.objname, self.objver, self.supported))
+
+
+class UnsupportedObjectError(ObjectError):
+    pass
+
+
+class ObjectFormatError(ObjectError):
+    pass
+
+
+class ObjectFieldError(ObjectError, ValueError):
+    pass
+
+
+class ObjectAttributeNotSet(ObjectError, AttributeError):
+    pass
+
+
+class ReadOnlyFieldError(ObjectError):
+    pass
+
+
+class OrphanedObjectError(ObjectError):
+    pass
+
+
+class ObjectActionError(ObjectError):
+    pass
+
+
+class MethodNotRemotable(ObjectError):
+    pass
+
+
+# -- messaging ---------------------------------------------------------------
+
+
+class MessagingError(PodiumError):
+    pass
+
+
+class InvalidTransportURL(MessagingError):
+    pass
+
+
+class InvalidTarget(MessagingError):
+    pass
+
+
+class TransportError(MessagingError):
+    pass
+
+
+class MessagingTimeout(MessagingError):
+    pass
+
+
+class NoConsumer(MessagingError):
+    pass
+
+
+class MalformedMessage(MessagingError):
+    pass
+
+
+class NoSuchMethod(MessagingError):
+    pass
+
+
+class UnsupportedVersion(MessagingError):
+    pass
+
+
+class RemoteError(MessagingError):
+    """A remote exception whose type the caller may not rebuild."""
+
+    def __init__(
+        self, exc_type: str = "", value: str = "", traceback: str | list[str] = ""
+    ) -> None:
+        self.exc_type = exc_type
+        self.value = value
+        self.traceback = traceback if isinstance(traceback, str) else "".join(traceback)
+        super().__init__(f"Remote error: {exc_type} {value}\n{self.traceback}".rstrip())
+
+
+# -- database ----------------------------------------------------------------
+
+
+class DBError(PodiumError):
+    pass
+
+
+class DBNotAllowed(DBError):
+    pass
+
+
+class NotFound(DBError):
+    pass
+
+
+class DuplicateEntry(DBError):
+    pass
+
+
+# -- conductor ---------------------------------------------------------------
+
+
+class ConductorError(PodiumError):
+    pass

@@ -1,0 +1,1 @@
+"""Versioned objects: fields, registry, primitives, backports, remotable methods."""

@@ -1,0 +1,8 @@
+"""``podium objects``: commands of this layer."""
+
+import click
+
+
+@click.group()
+def group() -> None:
+    """Commands of the objects layer."""

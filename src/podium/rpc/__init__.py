@@ -1,0 +1,1 @@
+"""Messaging: transports by URL, targets, RPC clients and servers."""
