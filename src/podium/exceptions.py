@@ -27,8 +27,11 @@ boundary of the layer that meets them, into one of these::
     │   └── RemoteError                  a remote exception not on the allow-list
     ├── DBError                          podium.db
     │   ├── DBNotAllowed                 this process called block_db_access()
+    │   ├── InvalidDatabaseURL           a database URL that names no usable driver
+    │   ├── DBConnectionError            the database server could not be reached
     │   ├── NotFound                     no (visible) row matches
-    │   └── DuplicateEntry               a unique constraint refused the row
+    │   ├── DuplicateEntry               a unique constraint refused the row
+    │   └── UnexpectedTaskStateError     compare-and-swap on task_state lost the race
     └── ConductorError                   podium.conductor
 
 Every class here lives in ``podium.exceptions`` so that the default
@@ -158,11 +161,23 @@ class DBNotAllowed(DBError):
     pass
 
 
+class InvalidDatabaseURL(DBError):
+    pass
+
+
+class DBConnectionError(DBError):
+    pass
+
+
 class NotFound(DBError):
     pass
 
 
 class DuplicateEntry(DBError):
+    pass
+
+
+class UnexpectedTaskStateError(DBError):
     pass
 
 
