@@ -1,0 +1,319 @@
+"""Engines by URL, sessions in one transaction, and the per-process DB block.
+
+``Database`` is the one place podium turns a URL into an SQLAlchemy engine.
+The engine is built on first use, never in ``__init__``: a worker service may
+hold a ``Database`` it must never open, and :func:`block_db_access` has to be
+able to stop it.
+
+Why the block is enforced twice:
+
+* at podium's factory (:meth:`Database.engine`, :meth:`Database.session`), so
+  podium code fails before any engine exists, with the caller's line;
+* through class-level SQLAlchemy events on :class:`sqlalchemy.engine.Engine`
+  (``do_connect`` before a DBAPI connection is opened, ``engine_connect`` when
+  a pooled one is handed out). Patching ``sqlalchemy.create_engine`` would miss
+  modules that imported the function before the block, and engines created
+  earlier; the events reach every engine in the process, however made, and
+  open no socket.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from podium.exceptions import (
+    DBConnectionError,
+    DBError,
+    DBNotAllowed,
+    DuplicateEntry,
+    InvalidDatabaseURL,
+)
+
+__all__ = ["Database", "allow_db_access", "block_db_access", "default_url"]
+
+DATABASE_URL_ENV = "PODIUM_DATABASE_URL"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_PACKAGE_DIRS = (
+    str(Path(__file__).resolve().parent),
+    str(Path(sa.__file__).resolve().parent),
+)
+
+
+def default_url() -> str:
+    """``$PODIUM_DATABASE_URL``, else a SQLite file in the current directory."""
+    return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///{Path.cwd() / 'podium.sqlite'}"
+
+
+# -- block_db_access -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Block:
+    service: str
+    site: str
+
+
+_block: _Block | None = None
+_block_lock = threading.Lock()
+
+
+def _call_site() -> str:
+    """``file:line (function)`` of the first frame outside podium.db and SQLAlchemy."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        resolved = str(Path(filename).resolve()) if not filename.startswith("<") else filename
+        if not resolved.startswith(_PACKAGE_DIRS) and not resolved.endswith("contextlib.py"):
+            return f"{filename}:{frame.f_lineno} (in {frame.f_code.co_name})"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "<unknown>"
+
+
+def _refuse(what: str) -> None:
+    block = _block
+    if block is None:
+        return
+    raise DBNotAllowed(
+        f"Database access is not allowed in service {block.service!r}: {what} at "
+        f"{_call_site()}; block_db_access() was called at {block.site}. Worker services "
+        "reach the database only through the conductor."
+    )
+
+
+def _on_do_connect(*_args: Any) -> None:
+    _refuse("tried to open a database connection")
+
+
+def _on_engine_connect(*_args: Any) -> None:
+    _refuse("tried to use a database connection")
+
+
+def block_db_access(service_name: str) -> None:
+    """Forbid every database engine, session and connection in this process.
+
+    Worker services call it at start-up; afterwards any attempt raises
+    :class:`~podium.exceptions.DBNotAllowed` naming ``service_name`` and the
+    line that tried.
+    """
+    global _block
+    with _block_lock:
+        if _block is None:
+            event.listen(Engine, "do_connect", _on_do_connect)
+            event.listen(Engine, "engine_connect", _on_engine_connect)
+        _block = _Block(service_name, _call_site())
+
+
+def allow_db_access() -> None:
+    """Undo :func:`block_db_access` (for tests)."""
+    global _block
+    with _block_lock:
+        if _block is not None:
+            event.remove(Engine, "do_connect", _on_do_connect)
+            event.remove(Engine, "engine_connect", _on_engine_connect)
+        _block = None
+
+
+# -- engines -------------------------------------------------------------------
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as error:
+        raise InvalidDatabaseURL(f"Invalid database URL {url!r}: {error}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise InvalidDatabaseURL(
+            f"Unsupported database {backend!r} in {parsed.render_as_string()!r}; use "
+            "sqlite:///PATH, postgresql+psycopg://... or mysql+pymysql://..."
+        )
+    if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
+        # MySQL's "utf8" is 3 bytes per character; anything outside the BMP
+        # (emoji in a display name) would be refused or mangled.
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # WAL lets readers proceed while one writer commits: threads of one
+        # process (the embedded deployment) share the file without "locked".
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def create_engine(url: str | URL) -> Engine:
+    """podium's one engine factory (honours :func:`block_db_access`)."""
+    _refuse("tried to create a database engine")
+    parsed = url if isinstance(url, URL) else _parse_url(url)
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {"pool_pre_ping": backend != "sqlite"}
+    if backend == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            raise InvalidDatabaseURL(
+                "An in-memory SQLite database is private to one connection; give a file: "
+                "sqlite:///path/to/podium.sqlite"
+            )
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        kwargs["pool_recycle"] = 3600
+    try:
+        engine = sa.create_engine(parsed, **kwargs)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+        raise InvalidDatabaseURL(
+            f"Invalid database URL {parsed.render_as_string()!r}: {error}"
+        ) from None
+    if backend == "sqlite":
+        event.listen(engine, "connect", _sqlite_on_connect)
+    return engine
+
+
+def translate_error(error: exc.DBAPIError, url: URL | None = None) -> DBError:
+    """Map an SQLAlchemy/DBAPI error onto podium's tree (once, at this boundary)."""
+    if isinstance(error, exc.IntegrityError):
+        duplicate = _duplicate_entry_detail(error)
+        if duplicate is not None:
+            return DuplicateEntry(duplicate)
+        return DBError(f"Integrity error: {_first_line(error.orig)}")
+    if error.connection_invalidated or _is_connect_failure(error):
+        where = f" at {url.render_as_string()}" if url is not None else ""
+        return DBConnectionError(f"Cannot reach the database{where}: {_first_line(error.orig)}")
+    return DBError(f"{type(error.orig).__name__}: {_first_line(error.orig)}")
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__
+
+
+def _is_connect_failure(error: exc.DBAPIError) -> bool:
+    orig = error.orig
+    # pymysql: 2003 can't connect, 2006 gone away, 2013 lost connection, 1045/1049
+    # access denied / unknown database.
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in (1044, 1045, 1049, 2003, 2006, 2013):
+        return True
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in ("08", "28", "3D"):
+        return True
+    message = str(orig).lower()
+    return "connection" in message and ("refused" in message or "failed" in message)
+
+
+def _duplicate_entry_detail(error: exc.IntegrityError) -> str | None:
+    orig = error.orig
+    message = str(orig)
+    sqlstate = getattr(orig, "sqlstate", None)
+    args = getattr(orig, "args", ())
+    if "UNIQUE constraint failed:" in message:  # SQLite names table.column pairs
+        columns = message.split("UNIQUE constraint failed:", 1)[1].strip()
+        return f"Duplicate entry: {columns} already exists"
+    if sqlstate == "23505":  # PostgreSQL
+        diag = getattr(orig, "diag", None)
+        constraint = getattr(diag, "constraint_name", None) or "?"
+        detail = getattr(diag, "message_detail", None) or ""
+        table = getattr(diag, "table_name", None) or "?"
+        return f"Duplicate entry in {table} (constraint {constraint}): {detail}".rstrip(": ")
+    if args and args[0] == 1062:  # MySQL/MariaDB
+        return f"Duplicate entry: {args[1] if len(args) > 1 else message}"
+    return None
+
+
+class Database:
+    """A database reached by URL; the engine is created lazily, on first use."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self._url_text = url or default_url()
+        self._engine: Engine | None = None
+        self._sessionmaker: sessionmaker[Session] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Database({self.safe_url!r})"
+
+    @property
+    def url(self) -> URL:
+        """The parsed URL (raises InvalidDatabaseURL if it is not usable)."""
+        return _parse_url(self._url_text)
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages and logs."""
+        try:
+            return self.url.render_as_string(hide_password=True)
+        except InvalidDatabaseURL:
+            return "<invalid URL>"
+
+    @property
+    def backend(self) -> str:
+        """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB counts as mysql)."""
+        name = self.url.get_backend_name()
+        return "mysql" if name == "mariadb" else name
+
+    @property
+    def engine(self) -> Engine:
+        _refuse("tried to open the database engine")
+        engine = self._engine
+        if engine is None:
+            with self._lock:
+                if self._engine is None:
+                    self._engine = create_engine(self.url)
+                    self._sessionmaker = sessionmaker(
+                        bind=self._engine, expire_on_commit=False, autoflush=True
+                    )
+                engine = self._engine
+        return engine
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One session in one transaction: commit on success, rollback on error.
+
+        Rows returned by queries stay readable after the block (attributes are
+        not expired on commit). SQLAlchemy/DBAPI errors leave as podium
+        :class:`~podium.exceptions.DBError` subclasses.
+        """
+        _refuse("tried to open a database session")
+        self.engine  # noqa: B018 - builds the engine and the session factory
+        assert self._sessionmaker is not None
+        try:
+            with self._sessionmaker() as session, session.begin():
+                yield session
+        except exc.DBAPIError as error:
+            raise translate_error(error, self.url) from error
+
+    @contextmanager
+    def connection(self) -> Iterator[sa.Connection]:
+        """A Core connection in one transaction (for DDL and migrations)."""
+        _refuse("tried to open a database connection")
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except exc.DBAPIError as error:
+            raise translate_error(error, self.url) from error
+
+    def dispose(self) -> None:
+        """Close pooled connections; the next use builds a new engine."""
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = None
+            self._sessionmaker = None
