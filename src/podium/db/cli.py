@@ -1,8 +1,107 @@
-"""``podium db``: commands of this layer."""
+"""``podium db``: schema migrations, schema version, archiving of deleted rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, TypeVar
 
 import click
+
+from podium.db import archive, migration
+from podium.db.engine import DATABASE_URL_ENV, Database
+from podium.exceptions import PodiumError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _database_url_option(function: F) -> F:
+    option = click.option(
+        "--database-url",
+        envvar=DATABASE_URL_ENV,
+        metavar="URL",
+        help=(
+            "sqlite:///PATH, postgresql+psycopg://USER:PASS@HOST/DB or "
+            f"mysql+pymysql://USER:PASS@HOST/DB (default: ${DATABASE_URL_ENV}, "
+            "else ./podium.sqlite)."
+        ),
+    )
+    return option(function)
+
+
+@contextmanager
+def _opened(database_url: str | None) -> Iterator[Database]:
+    """A Database for one command; podium errors become one-line messages, exit 1."""
+    database = Database(database_url)
+    try:
+        yield database
+    except PodiumError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        database.dispose()
 
 
 @click.group()
 def group() -> None:
-    """Commands of the db layer."""
+    """Database schema and maintenance (the conductor's database)."""
+
+
+@group.command()
+@_database_url_option
+def sync(database_url: str | None) -> None:
+    """Apply the schema migrations shipped with podium (up to the newest)."""
+    with _opened(database_url) as database:
+        before = migration.current_version(database)
+        after = migration.sync(database)
+        if before == after:
+            click.echo(f"{database.safe_url}: schema already at {after}")
+        else:
+            click.echo(f"{database.safe_url}: schema {before or 'empty'} -> {after}")
+
+
+@group.command()
+@_database_url_option
+def version(database_url: str | None) -> None:
+    """Print the schema version of the database ("none" if never migrated)."""
+    with _opened(database_url) as database:
+        current = migration.current_version(database)
+    head = migration.head_version()
+    click.echo(current or "none")
+    if current != head:
+        click.echo(f"(newest is {head}; run `podium db sync`)", err=True)
+
+
+@group.command("archive-deleted-rows")
+@_database_url_option
+@click.option(
+    "--before",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    help="Only rows deleted before this date/time (UTC).",
+)
+@click.option("--max-rows", type=click.IntRange(min=0), help="Stop after this many rows in total.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Rows moved per transaction.",
+)
+def archive_deleted_rows(
+    database_url: str | None, before: datetime | None, max_rows: int | None, batch_size: int
+) -> None:
+    """Move soft-deleted rows into the shadow tables, one transaction per batch."""
+    with _opened(database_url) as database:
+        current = migration.current_version(database)
+        if current is None:
+            raise PodiumError(
+                f"{database.safe_url} has no podium schema; run `podium db sync` first"
+            )
+        counts = archive.archive_deleted_rows(
+            database, before=before, max_rows=max_rows, batch_size=batch_size
+        )
+    width = max(len("total"), *(len(name) for name in counts))
+    click.echo(f"{'table':<{width}}  archived")
+    for name, count in counts.items():
+        click.echo(f"{name:<{width}}  {count:>8}")
+    click.echo(f"{'total':<{width}}  {sum(counts.values()):>8}")

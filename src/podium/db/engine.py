@@ -176,6 +176,8 @@ def create_engine(url: str | URL) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_recycle"] = 3600
+        # An unreachable host must fail in seconds, not the OS's minutes.
+        kwargs["connect_args"] = {"connect_timeout": 10}
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
