@@ -1,0 +1,91 @@
+"""Database: URL handling, lazy engine, one transaction per session."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from podium.context import RequestContext
+from podium.db import Database, default_url
+from podium.db import api as db_api
+from podium.db.models import Service
+from podium.exceptions import InvalidDatabaseURL
+
+
+def test_default_url_is_env_then_sqlite_in_cwd(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PODIUM_DATABASE_URL", raising=False)
+    assert default_url() == f"sqlite:///{tmp_path / 'podium.sqlite'}"
+    assert Database().url.database == str(tmp_path / "podium.sqlite")
+    monkeypatch.setenv("PODIUM_DATABASE_URL", "postgresql+psycopg://u:p@db/podium")
+    assert Database().backend == "postgresql"
+
+
+def test_engine_is_created_lazily(tmp_path: Path) -> None:
+    path = tmp_path / "lazy.sqlite"
+    database = Database(f"sqlite:///{path}")
+    assert database._engine is None
+    assert not path.exists()
+    engine = database.engine
+    assert database.engine is engine
+    database.dispose()
+    assert database._engine is None
+
+
+def test_urls() -> None:
+    mysql = Database("mysql+pymysql://root:secret@db/podium")
+    assert mysql.url.query["charset"] == "utf8mb4"
+    assert mysql.backend == "mysql"
+    assert "secret" not in mysql.safe_url and "secret" not in repr(mysql)
+    assert Database("mysql+pymysql://r@db/p?charset=latin1").url.query["charset"] == "latin1"
+    assert Database("mariadb+pymysql://r@db/p").backend == "mysql"
+    with pytest.raises(InvalidDatabaseURL, match="oracle"):
+        Database("oracle://db/x").engine  # noqa: B018
+    assert Database("::").safe_url == "<invalid URL>"
+
+
+def test_sqlite_pragmas(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'p.sqlite'}")
+    with database.connection() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    database.dispose()
+
+
+def test_session_commits_or_rolls_back(database: Database) -> None:
+    with pytest.raises(RuntimeError), database.session() as session:
+        session.add(Service(host="a", binary="b"))
+        session.flush()
+        raise RuntimeError("abort")
+    with database.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Service)) == 0
+        session.add(Service(host="a", binary="b"))
+    with database.session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Service)) == 1
+
+
+def test_threads_share_one_database(database: Database) -> None:
+    """The embedded deployment: many threads writing through one Database."""
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(5):
+                row = db_api.instance_create(database, RequestContext(), {"host": f"t{n}"})
+                db_api.instance_update(database, RequestContext(), row.uuid, {"vcpus": i})
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(db_api.instance_get_all(database, RequestContext())) == 20
