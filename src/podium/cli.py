@@ -15,6 +15,7 @@ import click
 _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "objects": ("podium.objects.cli", "group"),
     "db": ("podium.db.cli", "group"),
+    "conductor": ("podium.conductor.cli", "command"),
 }
 
 

@@ -1,0 +1,4 @@
+"""The reference application: a small IaaS control plane built only on podium's layers.
+
+The framework never imports this package.
+"""

@@ -1,0 +1,87 @@
+"""Client side of the conductor: the indirection API that workers install.
+
+A worker sets ``VersionedObject.indirection_api = ConductorAPI(transport)`` (see
+:func:`podium.conductor.service.configure_worker`), and every remotable method
+of every object class becomes an RPC call to topic ``conductor``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podium.context import RequestContext
+from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
+from podium.rpc import RPCClient, Target, Transport
+
+#: History of the conductor RPC API; bump the minor for every compatible addition.
+#:   1.0 - object_action, object_class_action_versions, object_backport_versions
+CONDUCTOR_API_VERSION = "1.0"
+
+
+class ConductorAPI:
+    """Sends object method calls to the conductors on ``topic``."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        topic: str = "conductor",
+        version_cap: str | None = None,
+        timeout: float = 60.0,
+        registry: VersionedObjectRegistry | None = None,
+    ) -> None:
+        self.serializer = VersionedObjectSerializer(registry=registry, indirection_api=self)
+        self._client = RPCClient(
+            transport,
+            Target(topic=topic, version=CONDUCTOR_API_VERSION),
+            version_cap=version_cap,
+            timeout=timeout,
+            serializer=self.serializer,
+        )
+
+    def object_action(
+        self,
+        context: RequestContext,
+        objinst: VersionedObject,
+        objmethod: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> tuple[dict[str, Any], Any]:
+        updates, result = self._client.call(
+            context,
+            "object_action",
+            objinst=objinst,
+            objmethod=objmethod,
+            args=list(args),
+            kwargs=kwargs,
+        )
+        return updates, result
+
+    def object_class_action_versions(
+        self,
+        context: RequestContext,
+        objname: str,
+        objmethod: str,
+        object_versions: dict[str, str],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        return self._client.call(
+            context,
+            "object_class_action_versions",
+            objname=objname,
+            objmethod=objmethod,
+            object_versions=object_versions,
+            args=list(args),
+            kwargs=kwargs,
+        )
+
+    def object_backport_versions(
+        self, context: RequestContext, objinst: dict[str, Any], object_versions: dict[str, str]
+    ) -> Any:
+        return self._client.call(
+            context,
+            "object_backport_versions",
+            objinst=objinst,
+            object_versions=object_versions,
+        )

@@ -1,0 +1,78 @@
+"""``podium conductor``: run a conductor until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from podium.service import ServiceConfig, setup_logging, wait_for_stop_signal
+
+LOG = logging.getLogger(__name__)
+
+
+@click.command()
+@click.option(
+    "--transport-url", help="memory:// or rabbit://user:pass@host:5672/ [PODIUM_TRANSPORT_URL]"
+)
+@click.option("--database-url", help="SQLAlchemy URL [PODIUM_DATABASE_URL]")
+@click.option("--host", help="this conductor's server name [PODIUM_HOST]")
+@click.option("--workers", "rpc_workers", type=int, help="concurrent calls [PODIUM_RPC_WORKERS]")
+@click.option(
+    "--objects",
+    "object_modules",
+    multiple=True,
+    default=["podium.cloud.objects"],
+    show_default=True,
+    help="module(s) whose object classes this conductor serves",
+)
+@click.option("--sync-db/--no-sync-db", default=False, help="apply migrations first")
+def command(
+    transport_url: str | None,
+    database_url: str | None,
+    host: str | None,
+    rpc_workers: int | None,
+    object_modules: tuple[str, ...],
+    sync_db: bool,
+) -> None:
+    """Serve object calls for workers that hold no database credentials."""
+    from podium.conductor.service import ConductorService
+    from podium.db import Database
+    from podium.db.migration import sync
+    from podium.rpc import get_transport
+
+    config = ServiceConfig.from_env(
+        transport_url=transport_url,
+        database_url=database_url,
+        host=host,
+        rpc_workers=rpc_workers,
+    )
+    setup_logging(config.log_level)
+    for module in object_modules:
+        importlib.import_module(module)
+    database = Database(config.database_url)
+    if sync_db:
+        sync(database)
+    with get_transport(config.transport_url) as transport:
+        service = ConductorService(
+            transport,
+            database,
+            host=config.host,
+            topic=config.conductor_topic,
+            workers=config.rpc_workers,
+        )
+        service.start()
+        LOG.info(
+            "conductor %s serving topic %r on %s, database %s",
+            config.host,
+            config.conductor_topic,
+            config.transport_url,
+            database.safe_url,
+        )
+        # Flushed on its own line so a parent process can wait for readiness.
+        click.echo(f"podium-conductor ready host={config.host}", err=False)
+        wait_for_stop_signal()
+        service.stop()
+        service.wait()
+        database.dispose()

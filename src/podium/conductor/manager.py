@@ -1,0 +1,105 @@
+"""Server side of the conductor: runs object methods where the database is.
+
+Only methods marked remotable are dispatched and only registered classes are
+ever built from a message (the serializer refuses the rest before we run);
+anything else is refused with :class:`~podium.exceptions.MethodNotRemotable`,
+which the caller re-raises as itself, and a warning here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from podium.context import RequestContext
+from podium.db import Database
+from podium.db.current import use_database
+from podium.exceptions import MethodNotRemotable, ObjectFormatError
+from podium.objects import VersionedObject, VersionedObjectRegistry, local_method
+from podium.objects.registry import default_registry, version_tuple
+from podium.rpc import Target
+
+from .api import CONDUCTOR_API_VERSION
+
+LOG = logging.getLogger(__name__)
+
+
+def _dispatchable(target: Any, objmethod: Any) -> Callable[..., Any]:
+    try:
+        return local_method(target, objmethod)
+    except MethodNotRemotable as exc:
+        LOG.warning("refused object call: %s", exc)
+        raise
+
+
+class ConductorManager:
+    """The endpoint of topic ``conductor``."""
+
+    target = Target(version=CONDUCTOR_API_VERSION)
+
+    def __init__(self, database: Database, registry: VersionedObjectRegistry | None = None) -> None:
+        self.database = database
+        self.registry = registry or default_registry()
+
+    def object_action(
+        self,
+        ctxt: RequestContext,
+        objinst: VersionedObject,
+        objmethod: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+    ) -> tuple[dict[str, Any], Any]:
+        if not isinstance(objinst, VersionedObject):
+            raise MethodNotRemotable(f"object_action needs an object, got {type(objinst).__name__}")
+        method = _dispatchable(objinst, objmethod)
+        before = objinst.obj_clone()
+        with use_database(self.database):
+            result = method(*args, **kwargs)
+        updates: dict[str, Any] = {}
+        for name, field in objinst.fields.items():
+            if not objinst.obj_attr_is_set(name):
+                continue
+            value = getattr(objinst, name)
+            if not before.obj_attr_is_set(name) or getattr(before, name) != value:
+                updates[name] = (
+                    value
+                    if isinstance(value, VersionedObject)
+                    else field.to_primitive(objinst, name, value)
+                )
+        updates["obj_what_changed"] = sorted(objinst.obj_what_changed())
+        return updates, result
+
+    def object_class_action_versions(
+        self,
+        ctxt: RequestContext,
+        objname: str,
+        objmethod: str,
+        object_versions: dict[str, str],
+        args: list[Any],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if not isinstance(object_versions, dict) or not isinstance(
+            object_versions.get(objname), str
+        ):
+            raise ObjectFormatError(f"object_versions must map {objname!s:.60} to a version")
+        objclass = self.registry.obj_class_from_name(objname, object_versions[objname])
+        method = _dispatchable(objclass, objmethod)
+        with use_database(self.database):
+            result = method(ctxt, *args, **kwargs)
+        if isinstance(result, VersionedObject):
+            # The RPC layer would send our newest version; honour the caller's.
+            wanted = object_versions.get(result.obj_name(), result.VERSION)
+            if version_tuple(wanted) != version_tuple(result.VERSION):
+                return result.obj_to_primitive(
+                    target_version=wanted, version_manifest=object_versions
+                )
+        return result
+
+    def object_backport_versions(
+        self, ctxt: RequestContext, objinst: VersionedObject, object_versions: dict[str, str]
+    ) -> dict[str, Any]:
+        return objinst.obj_to_primitive(
+            target_version=object_versions.get(objinst.obj_name()),
+            version_manifest=object_versions,
+        )
