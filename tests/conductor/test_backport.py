@@ -35,7 +35,7 @@ def _old_release() -> tuple[VersionedObjectRegistry, type[VersionedObject], type
     new_fields = dict(Instance.fields)
     del new_fields["node"]
 
-    class Instance_(OldCloudObject):  # noqa: N801 - named like the wire name below
+    class Instance_(OldCloudObject):
         VERSION = "1.0"
         fields = {**TIMESTAMP_FIELDS, **new_fields}
 
@@ -51,7 +51,7 @@ def _old_release() -> tuple[VersionedObjectRegistry, type[VersionedObject], type
         def save(self) -> None:
             raise AssertionError("an old worker never runs this locally")
 
-    class InstanceList_(ObjectListBase[Instance_], OldCloudObject):  # noqa: N801
+    class InstanceList_(ObjectListBase[Instance_], OldCloudObject):
         VERSION = "1.0"
         fields = {"objects": fields.ListOfObjectsField("Instance")}
         obj_relationships = {"objects": [("1.0", "1.0")]}
