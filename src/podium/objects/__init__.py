@@ -1,1 +1,45 @@
-"""Versioned objects: fields, registry, primitives, backports, remotable methods."""
+"""Versioned objects: fields, registry, primitives, backports, remotable methods.
+
+Code written for oslo.versionedobjects ports with an import change::
+
+    from podium.objects import VersionedObject, VersionedObjectRegistry, fields, remotable
+"""
+
+from podium.objects import fields
+from podium.objects.base import (
+    ComparableVersionedObject,
+    ObjectListBase,
+    VersionedObject,
+    obj_equal_prims,
+    obj_tree_get_versions,
+)
+from podium.objects.indirection import IndirectionAPI
+from podium.objects.registry import VersionedObjectRegistry, default_registry
+from podium.objects.remotable import (
+    apply_updates,
+    is_remotable,
+    local_method,
+    remotable,
+    remotable_classmethod,
+    run_locally,
+)
+from podium.objects.serializer import VersionedObjectSerializer
+
+__all__ = [
+    "ComparableVersionedObject",
+    "IndirectionAPI",
+    "ObjectListBase",
+    "VersionedObject",
+    "VersionedObjectRegistry",
+    "VersionedObjectSerializer",
+    "apply_updates",
+    "default_registry",
+    "fields",
+    "is_remotable",
+    "local_method",
+    "obj_equal_prims",
+    "obj_tree_get_versions",
+    "remotable",
+    "remotable_classmethod",
+    "run_locally",
+]

@@ -1,0 +1,713 @@
+"""``VersionedObject``: typed fields, change tracking, primitives and backports.
+
+Storage layout, chosen for speed: a set field lives in the instance
+``__dict__`` under its own name, so reading it is a plain attribute lookup.
+The class holds, per field, a non-data descriptor that only runs when the
+field is *not* set (lazy load or a clear error). Assignment goes through
+``__setattr__``, which coerces with a per-class table compiled once when the
+class is created; so do ``obj_to_primitive`` and ``obj_from_primitive``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
+
+from podium.exceptions import (
+    IncompatibleObjectVersion,
+    ObjectActionError,
+    ObjectAttributeNotSet,
+    ObjectFieldError,
+    ObjectFormatError,
+    PodiumError,
+    ReadOnlyFieldError,
+    UnsupportedObjectError,
+)
+from podium.objects import fields as obj_fields
+from podium.objects.registry import VersionedObjectRegistry, default_registry, version_tuple
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from podium.objects.indirection import IndirectionAPI
+
+__all__ = [
+    "ComparableVersionedObject",
+    "ObjectListBase",
+    "VersionedObject",
+    "obj_equal_prims",
+    "obj_tree_get_versions",
+]
+
+_IMMUTABLE = obj_fields.IMMUTABLE_TYPES
+_CHILD_FIELD_TYPES = (obj_fields.ObjectField, obj_fields.ListOfObjectsField)
+_VO = TypeVar("_VO", bound="VersionedObject")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _FieldSlot:
+    """Class-level stand-in for a field; reached only while the field is unset."""
+
+    __slots__ = ("field", "name")
+
+    def __init__(self, name: str, field: obj_fields.Field[Any]) -> None:
+        self.name = name
+        self.field = field
+
+    def __get__(self, obj: VersionedObject | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self.field
+        return obj._obj_load_and_get(self.name)
+
+
+# Names a field may not take: they would hide the object's own machinery.
+_RESERVED: frozenset[str] = frozenset()
+
+
+class VersionedObject:
+    """Base of every versioned object. Subclass, set ``VERSION`` and ``fields``."""
+
+    #: None: remotable methods run here. Set it (on a base class, a class, or
+    #: one instance) to an :class:`IndirectionAPI` to run them remotely.
+    indirection_api: IndirectionAPI | None = None
+
+    VERSION: str = "1.0"
+    OBJ_SERIAL_NAMESPACE: ClassVar[str] = "podium_object"
+    OBJ_PROJECT_NAMESPACE: ClassVar[str] = "podium"
+
+    fields: ClassVar[dict[str, obj_fields.Field[Any]]] = {}
+    obj_extra_fields: ClassVar[Sequence[str]] = ()
+    #: field -> [(my_version, child_version), ...] oldest first; see obj_make_compatible.
+    obj_relationships: ClassVar[dict[str, list[tuple[str, str]]]] = {}
+
+    # Compiled per class by __init_subclass__.
+    _obj_coercers: ClassVar[dict[str, obj_fields.Decoder]] = {}
+    _obj_decoders: ClassVar[dict[str, obj_fields.Decoder]] = {}
+    _obj_encoders: ClassVar[tuple[tuple[str, obj_fields.Encoder | None], ...]] = ()
+    _obj_child_fields: ClassVar[tuple[str, ...]] = ()
+    _obj_read_only: ClassVar[frozenset[str]] = frozenset()
+    _obj_keys: ClassVar[tuple[str, str, str, str, str]] = ("", "", "", "", "")
+    #: Set by the registry a class is first registered in.
+    _obj_registry: ClassVar[VersionedObjectRegistry | None] = None
+
+    _context: Any
+    _changed_fields: set[str]
+
+    if TYPE_CHECKING:
+        # Fields declared in a ``fields`` dict are invisible to type checkers;
+        # declare them as class attributes to get precise types instead.
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._obj_compile()
+
+    @classmethod
+    def _obj_compile(cls) -> None:
+        merged: dict[str, obj_fields.Field[Any]] = {}
+        for klass in reversed(cls.__mro__[1:]):
+            merged.update(getattr(klass, "fields", None) or {})
+        own = cls.__dict__.get("fields")
+        if own is not None:
+            if not isinstance(own, Mapping):
+                raise TypeError(f"{cls.__name__}.fields must be a dict of name -> Field")
+            merged.update(own)
+        for name, value in list(cls.__dict__.items()):
+            if isinstance(value, obj_fields.Field):
+                merged[name] = value
+        reserved = _reserved_names()
+        for name, field in merged.items():
+            if not isinstance(field, obj_fields.Field):
+                raise TypeError(f"{cls.__name__}.fields[{name!r}] is not a Field: {field!r}")
+            if not name.isidentifier() or name.startswith("_") or name in reserved:
+                raise TypeError(f"{cls.__name__}: {name!r} cannot be a field name")
+        cls.fields = merged
+        for name, field in merged.items():
+            setattr(cls, name, _FieldSlot(name, field))
+        cls._obj_coercers = {name: f._coercer(name) for name, f in merged.items()}
+        cls._obj_decoders = {name: f._decoder(name) for name, f in merged.items()}
+        cls._obj_encoders = tuple((name, f._encoder(name)) for name, f in merged.items())
+        cls._obj_child_fields = tuple(
+            name for name, f in merged.items() if isinstance(f, _CHILD_FIELD_TYPES)
+        )
+        cls._obj_read_only = frozenset(name for name, f in merged.items() if f.read_only)
+        ns = cls.OBJ_SERIAL_NAMESPACE
+        cls._obj_keys = (
+            f"{ns}.name",
+            f"{ns}.namespace",
+            f"{ns}.version",
+            f"{ns}.data",
+            f"{ns}.changes",
+        )
+
+    def __init__(self, context: Any = None, **kwargs: Any) -> None:
+        d = self.__dict__
+        d["_context"] = context
+        d["_changed_fields"] = set()
+        for name, value in kwargs.items():
+            if name not in self.fields:
+                raise ObjectFieldError(f"{self.obj_name()} has no field {name!r}")
+            setattr(self, name, value)
+
+    # -- attribute access ------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        coerce = self._obj_coercers.get(name)
+        if coerce is None:
+            object.__setattr__(self, name, value)
+            return
+        try:
+            value = coerce(self, value)
+        except PodiumError:
+            raise
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ObjectFieldError(
+                f"{self.obj_name()}.{name}: bad value {_short(value)}: {exc}"
+            ) from exc
+        d = self.__dict__
+        if name in self._obj_read_only and name in d:
+            if d[name] != value:
+                raise ReadOnlyFieldError(f"{self.obj_name()}.{name} is read-only")
+            return
+        d[name] = value
+        self._changed_fields.add(name)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self.fields:
+            if self.__dict__.pop(name, _MISSING) is _MISSING:
+                raise ObjectAttributeNotSet(f"{self.obj_name()}.{name} is not set")
+            return
+        object.__delattr__(self, name)
+
+    def _obj_load_and_get(self, name: str) -> Any:
+        self.obj_load_attr(name)
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise ObjectAttributeNotSet(
+                f"{self.obj_name()}.{name} is still unset after obj_load_attr()"
+            ) from None
+
+    def obj_load_attr(self, attrname: str) -> None:
+        """Lazy-load hook for an unset field; the default refuses clearly."""
+        raise ObjectAttributeNotSet(
+            f"{self.obj_name()}.{attrname} is not set, and {self.obj_name()} "
+            "does not lazy-load it (no obj_load_attr override)"
+        )
+
+    def obj_attr_is_set(self, attrname: str) -> bool:
+        if attrname not in self.fields and attrname not in self.obj_extra_fields:
+            raise ObjectAttributeNotSet(f"{self.obj_name()} has no field {attrname!r}")
+        return attrname in self.__dict__
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.fields and name in self.__dict__
+
+    @property
+    def obj_fields(self) -> list[str]:
+        return [*self.fields, *self.obj_extra_fields]
+
+    @property
+    def obj_context(self) -> Any:
+        return self._context
+
+    @classmethod
+    def obj_name(cls) -> str:
+        """The name on the wire; the class name unless overridden."""
+        return cls.__name__
+
+    def __repr__(self) -> str:
+        d = self.__dict__
+        parts = [
+            f"{name}={field.stringify(d[name]) if name in d else '<?>'}"
+            for name, field in sorted(self.fields.items())
+        ]
+        return f"{self.obj_name()}({','.join(parts)})"
+
+    # -- changes ---------------------------------------------------------------
+
+    def obj_what_changed(self) -> set[str]:
+        """Changed fields, including object fields whose children changed."""
+        changes = set(self._changed_fields)
+        d = self.__dict__
+        for name in self._obj_child_fields:
+            if name in changes:
+                continue
+            value = d.get(name)
+            if value is None:
+                continue
+            if isinstance(value, VersionedObject):
+                if value.obj_what_changed():
+                    changes.add(name)
+            elif any(item.obj_what_changed() for item in value):
+                changes.add(name)
+        return changes
+
+    def obj_get_changes(self) -> dict[str, Any]:
+        d = self.__dict__
+        return {name: d[name] for name in self.obj_what_changed() if name in d}
+
+    def obj_reset_changes(
+        self, fields: Sequence[str] | None = None, recursive: bool = False
+    ) -> None:
+        """Forget changes (all, or of ``fields``); ``recursive`` also resets children."""
+        if recursive:
+            d = self.__dict__
+            for name in self._obj_child_fields:
+                if fields is not None and name not in fields:
+                    continue
+                value = d.get(name)
+                if isinstance(value, VersionedObject):
+                    value.obj_reset_changes(recursive=True)
+                elif value is not None:
+                    for item in value:
+                        item.obj_reset_changes(recursive=True)
+        if fields is None:
+            self._changed_fields.clear()
+        else:
+            self._changed_fields.difference_update(fields)
+
+    def obj_set_defaults(self, *attrs: str) -> None:
+        """Set the named (default: all defaulted) unset fields to their defaults."""
+        if not attrs:
+            attrs = tuple(
+                name
+                for name, field in self.fields.items()
+                if field.default is not obj_fields.UnspecifiedDefault
+            )
+        for attr in attrs:
+            field = self.fields.get(attr)
+            if field is None:
+                raise ObjectAttributeNotSet(f"{self.obj_name()} has no field {attr!r}")
+            if field.default is obj_fields.UnspecifiedDefault:
+                raise ObjectActionError(f"{self.obj_name()}.{attr} has no default")
+            if attr not in self.__dict__:
+                setattr(self, attr, copy.deepcopy(field.default))
+
+    # -- copies ----------------------------------------------------------------
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        cls = type(self)
+        new = cls.__new__(cls)
+        memo[id(self)] = new
+        nd = new.__dict__
+        fields = self.fields
+        for key, value in self.__dict__.items():
+            if key in fields and value.__class__ not in _IMMUTABLE:
+                nd[key] = copy.deepcopy(value, memo)
+            elif key == "_changed_fields":
+                nd[key] = set(value)
+            else:
+                # Context, registry, indirection API: shared, not copied.
+                nd[key] = value
+        return new
+
+    def obj_clone(self) -> Self:
+        """A deep copy of the field values; the context is shared."""
+        return copy.deepcopy(self)
+
+    # -- primitives ------------------------------------------------------------
+
+    def obj_to_primitive(
+        self, target_version: str | None = None, version_manifest: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """This object as a JSON-ready dict, optionally backported.
+
+        ``version_manifest`` (name -> version, see :func:`obj_tree_get_versions`)
+        backports children too; with it and no ``target_version`` the object's
+        own entry in the manifest is the target.
+        """
+        d = self.__dict__
+        data: dict[str, Any] = {}
+        for name, encode in self._obj_encoders:
+            if name in d:
+                value = d[name]
+                data[name] = value if encode is None or value is None else encode(self, value)
+        version = self.VERSION
+        if target_version is None and version_manifest:
+            target_version = version_manifest.get(self.obj_name())
+        if target_version is None:
+            target_version = version
+        elif target_version != version and version_tuple(target_version) > version_tuple(version):
+            raise IncompatibleObjectVersion(self.obj_name(), target_version, version)
+        if target_version != version or version_manifest:
+            self.obj_make_compatible_from_manifest(data, target_version, version_manifest)
+        k_name, k_ns, k_ver, k_data, k_changes = self._obj_keys
+        primitive = {
+            k_name: self.obj_name(),
+            k_ns: self.OBJ_PROJECT_NAMESPACE,
+            k_ver: target_version,
+            k_data: data,
+        }
+        changed = self.obj_what_changed() if self._obj_child_fields else self._changed_fields
+        if changed:
+            # Field order, not set order: the output is the same on every run.
+            changes = [name for name in data if name in changed]
+            if changes:
+                primitive[k_changes] = changes
+        return primitive
+
+    @classmethod
+    def obj_from_primitive(
+        cls,
+        primitive: Mapping[str, Any],
+        context: Any = None,
+        registry: VersionedObjectRegistry | None = None,
+    ) -> VersionedObject:
+        """Build the object a primitive describes, from ``registry`` (default: global).
+
+        Every malformed input raises a :class:`podium.exceptions.ObjectError`.
+        """
+        k_name, k_ns, k_ver, k_data, k_changes = cls._obj_keys
+        if not isinstance(primitive, dict):
+            raise ObjectFormatError(
+                f"an object primitive must be a dict, not {type(primitive).__name__}"
+            )
+        try:
+            objns = primitive[k_ns]
+            objname = primitive[k_name]
+            objver = primitive[k_ver]
+            data = primitive[k_data]
+        except KeyError as exc:
+            raise ObjectFormatError(
+                f"object primitive has no {exc.args[0]!r} key (keys: {sorted(primitive)[:8]})"
+            ) from None
+        if objns != cls.OBJ_PROJECT_NAMESPACE:
+            raise UnsupportedObjectError(
+                f"object namespace {objns!r:.40} is not {cls.OBJ_PROJECT_NAMESPACE!r} "
+                f"(object {objname!r:.40})"
+            )
+        if not isinstance(objname, str) or not isinstance(objver, str):
+            raise ObjectFormatError(f"object name and version must be strings: {objname!r:.40}")
+        if not isinstance(data, dict):
+            raise ObjectFormatError(f"{objname}: {k_data} must be a dict")
+        if registry is None:
+            registry = cls._obj_registry or default_registry()
+        objclass = registry.obj_class_from_name(objname, objver)
+        return objclass._obj_from_primitive(
+            context, objver, data, primitive.get(k_changes), registry
+        )
+
+    @classmethod
+    def _obj_from_primitive(
+        cls,
+        context: Any,
+        objver: str,
+        data: dict[str, Any],
+        changes: Any,
+        registry: VersionedObjectRegistry,
+    ) -> Self:
+        self = cls.__new__(cls)
+        d = self.__dict__
+        d["_context"] = context
+        if registry is not cls._obj_registry:
+            d["_obj_registry"] = registry
+        if objver != cls.VERSION:
+            # As in oslo: the object remembers the version it arrived at.
+            d["VERSION"] = objver
+        decoders = self._obj_decoders
+        name = value = None
+        try:
+            for name, value in data.items():
+                decode = decoders.get(name)
+                if decode is not None:
+                    d[name] = decode(self, value)
+        except PodiumError:
+            raise
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise ObjectFieldError(
+                f"{cls.obj_name()}.{name}: bad value {_short(value)}: {exc}"
+            ) from exc
+        if changes is None:
+            d["_changed_fields"] = set()
+        else:
+            try:
+                if not isinstance(changes, list):
+                    raise TypeError(type(changes).__name__)
+                d["_changed_fields"] = self.fields.keys() & changes
+            except TypeError:
+                raise ObjectFormatError(
+                    f"{cls.obj_name()}: changes must be a list of field names"
+                ) from None
+        return self
+
+    @classmethod
+    def obj_class_from_name(
+        cls, objname: str, objver: str, registry: VersionedObjectRegistry | None = None
+    ) -> type[VersionedObject]:
+        reg = registry or cls._obj_registry or default_registry()
+        return reg.obj_class_from_name(objname, objver)
+
+    # -- backports -------------------------------------------------------------
+
+    def obj_make_compatible(self, primitive: dict[str, Any], target_version: str) -> None:
+        """Rewrite ``primitive`` (the data dict) for ``target_version``, in place.
+
+        Override to drop fields added after ``target_version`` (call super()
+        too: it backports child objects per ``obj_relationships`` or the
+        version manifest).
+        """
+        d = self.__dict__
+        for name in self._obj_child_fields:
+            if name in d and name in primitive:
+                self._obj_make_obj_compatible(primitive, target_version, name)
+
+    def obj_make_compatible_from_manifest(
+        self,
+        primitive: dict[str, Any],
+        target_version: str,
+        version_manifest: Mapping[str, str] | None,
+    ) -> None:
+        d = self.__dict__
+        # Stashed on the object, as oslo does, because obj_make_compatible()'s
+        # signature is public API that user overrides call with two arguments.
+        d["_obj_version_manifest"] = version_manifest
+        try:
+            self.obj_make_compatible(primitive, target_version)
+        finally:
+            d.pop("_obj_version_manifest", None)
+
+    def _obj_relationship_for(
+        self, field: str, target_version: str
+    ) -> Sequence[tuple[str, str]] | None:
+        manifest = self.__dict__.get("_obj_version_manifest")
+        if manifest is None:
+            try:
+                return self.obj_relationships[field]
+            except KeyError:
+                raise ObjectActionError(
+                    f"{self.obj_name()}: cannot backport field {field!r} to "
+                    f"{target_version}: no rule in obj_relationships and no version manifest"
+                ) from None
+        objname = getattr(self.fields[field], "objname", None)
+        if objname not in manifest:
+            return None
+        return [(target_version, manifest[objname])]
+
+    def _obj_make_obj_compatible(
+        self, primitive: dict[str, Any], target_version: str, field: str
+    ) -> None:
+        relationships = self._obj_relationship_for(field, target_version)
+        if not relationships:
+            return
+        child_version = _child_version_for(target_version, relationships)
+        if child_version is None:
+            del primitive[field]
+        elif child_version is not _UNCHANGED:
+            _backport_child(child_version, self, field, primitive)
+
+
+class _Unchanged:
+    pass
+
+
+_UNCHANGED: Any = _Unchanged()
+_MISSING: Any = object()
+
+
+def _reserved_names() -> frozenset[str]:
+    global _RESERVED
+    if not _RESERVED:
+        _RESERVED = frozenset(dir(VersionedObject))
+    return _RESERVED
+
+
+VersionedObject._obj_compile()
+
+
+def _child_version_for(target: str, relationships: Sequence[tuple[str, str]]) -> Any:
+    """Child version for a parent ``target``; None if the child did not exist yet."""
+    tgt = version_tuple(target)
+    ordered = sorted(relationships, key=lambda pair: version_tuple(pair[0]))
+    previous: str | None = None
+    for parent_version, child_version in ordered:
+        parent = version_tuple(parent_version)
+        if tgt < parent:
+            return previous
+        if tgt == parent:
+            return child_version
+        previous = child_version
+    return _UNCHANGED
+
+
+def _backport_child(
+    to_version: str, parent: VersionedObject, field: str, primitive: dict[str, Any]
+) -> None:
+    value = parent.__dict__.get(field)
+    if value is None or primitive.get(field) is None:
+        return
+    manifest = parent.__dict__.get("_obj_version_manifest")
+    if isinstance(value, VersionedObject):
+        _backport_one(value, primitive[field], to_version, manifest)
+    else:
+        for child, child_primitive in zip(value, primitive[field], strict=False):
+            _backport_one(child, child_primitive, to_version, manifest)
+
+
+def _backport_one(
+    child: VersionedObject,
+    child_primitive: dict[str, Any],
+    to_version: str,
+    manifest: Mapping[str, str] | None,
+) -> None:
+    k_ver = child._obj_keys[2]
+    current = child_primitive.get(k_ver, child.VERSION)
+    # Never claim a version newer than the child is: the receiver would trust it.
+    if version_tuple(to_version) >= version_tuple(current):
+        if not manifest:
+            return
+        to_version = current
+    child.obj_make_compatible_from_manifest(
+        child_primitive[child._obj_keys[3]], to_version, manifest
+    )
+    child_primitive[k_ver] = to_version
+
+
+def obj_tree_get_versions(
+    objname: str,
+    registry: VersionedObjectRegistry | None = None,
+    tree: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Name -> newest registered version, for ``objname`` and every object it can hold."""
+    reg = registry or default_registry()
+    if tree is None:
+        tree = {}
+    if objname in tree:
+        return tree
+    objclass = reg.newest(objname)
+    tree[objname] = objclass.VERSION
+    for field in objclass.fields.values():
+        child = getattr(field, "objname", None)
+        if isinstance(field, _CHILD_FIELD_TYPES) and child is not None:
+            if child not in reg:
+                raise UnsupportedObjectError(
+                    f"{objname} holds {child!r} objects, but {child!r} is not registered"
+                )
+            obj_tree_get_versions(child, reg, tree)
+    return tree
+
+
+def obj_equal_prims(obj_1: Any, obj_2: Any, ignore: Sequence[str] | None = None) -> bool:
+    """Compare two objects (or primitives) by their primitives, ignoring some fields."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, VersionedObject):
+            value = value.obj_to_primitive()
+        if isinstance(value, dict):
+            return {
+                key: strip(item) for key, item in value.items() if not ignore or key not in ignore
+            }
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        return value
+
+    return bool(strip(obj_1) == strip(obj_2))
+
+
+class ComparableVersionedObject:
+    """Mixin: equal when the primitives are equal (handy in tests)."""
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(self, VersionedObject) and isinstance(other, VersionedObject):
+            return bool(self.obj_to_primitive() == other.obj_to_primitive())
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+
+class ObjectListBase(VersionedObject, Generic[_VO]):
+    """A versioned object that is a list of objects (in its ``objects`` field).
+
+    Subclass with ``fields = {'objects': fields.ListOfObjectsField('Thing')}``.
+    ``child_versions`` maps this list's versions to its children's (oldest
+    first); without it, ``obj_relationships['objects']`` or a version manifest
+    is used, and without either the children are backported to ``1.0`` as oslo
+    does.
+    """
+
+    fields: ClassVar[dict[str, obj_fields.Field[Any]]] = {
+        "objects": obj_fields.ListOfObjectsField("VersionedObject"),
+    }
+    child_versions: ClassVar[Mapping[str, str]] = {}
+
+    if TYPE_CHECKING:
+        objects: list[_VO]
+
+    def __init__(self, context: Any = None, **kwargs: Any) -> None:
+        super().__init__(context, **kwargs)
+        if "objects" not in kwargs:
+            self.__dict__["objects"] = []
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+    def __iter__(self) -> Iterator[_VO]:
+        return iter(self.objects)
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.objects
+
+    @overload
+    def __getitem__(self, index: int) -> _VO: ...
+    @overload
+    def __getitem__(self, index: slice) -> Self: ...
+    def __getitem__(self, index: int | slice) -> _VO | Self:
+        if isinstance(index, slice):
+            new = type(self)(self._context)
+            new.__dict__["objects"] = self.objects[index]
+            return new
+        return self.objects[index]
+
+    def __bool__(self) -> bool:
+        return bool(self.objects)
+
+    def index(self, value: object) -> int:
+        return self.objects.index(value)  # type: ignore[arg-type]
+
+    def count(self, value: object) -> int:
+        return self.objects.count(value)  # type: ignore[arg-type]
+
+    def sort(self, key: Callable[[_VO], Any] | None = None, reverse: bool = False) -> None:
+        self.objects.sort(key=key, reverse=reverse)
+
+    def __add__(self, other: ObjectListBase[_VO]) -> Self:
+        if type(other) is not type(self) or list(self.fields) != ["objects"]:
+            raise ObjectActionError(
+                "only lists of the same class, with no field but 'objects', can be added"
+            )
+        return type(self)(self._context, objects=self.objects + other.objects)
+
+    def obj_make_compatible(self, primitive: dict[str, Any], target_version: str) -> None:
+        d = self.__dict__
+        for name in self._obj_child_fields:
+            if name != "objects" and name in d and name in primitive:
+                self._obj_make_obj_compatible(primitive, target_version, name)
+        if "objects" not in primitive or "objects" not in d:
+            return
+        manifest = d.get("_obj_version_manifest")
+        objname = getattr(self.fields["objects"], "objname", None)
+        relationships: Sequence[tuple[str, str]] | None
+        if manifest and objname in manifest:
+            relationships = [(target_version, manifest[objname])]
+        elif self.child_versions:
+            relationships = list(self.child_versions.items())
+        else:
+            relationships = self.obj_relationships.get("objects")
+        if not relationships:
+            _backport_child("1.0", self, "objects", primitive)
+            return
+        child_version = _child_version_for(target_version, relationships)
+        if child_version is None:
+            del primitive["objects"]
+        elif child_version is not _UNCHANGED:
+            _backport_child(child_version, self, "objects", primitive)
+
+
+Sequence.register(ObjectListBase)
