@@ -244,3 +244,11 @@ def test_naive_datetimes_are_taken_as_utc(database: Database) -> None:
     row = _instance(database, launched_at=datetime(2026, 1, 2, 3, 4, 5, 678901))
     fetched = db_api.instance_get_by_uuid(database, CTX, row.uuid)
     assert fetched.launched_at == datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+def test_bad_values_are_db_errors(database: Database) -> None:
+    with pytest.raises(DBError, match="expected a datetime"):
+        _instance(database, launched_at="yesterday")
+    row = _instance(database)
+    with pytest.raises(DBError, match="expected a datetime"):
+        db_api.instance_update(database, CTX, row.uuid, {"terminated_at": 5})

@@ -189,8 +189,12 @@ def create_engine(url: str | URL) -> Engine:
     return engine
 
 
-def translate_error(error: exc.DBAPIError, url: URL | None = None) -> DBError:
+def translate_error(error: exc.StatementError, url: URL | None = None) -> DBError:
     """Map an SQLAlchemy/DBAPI error onto podium's tree (once, at this boundary)."""
+    if not isinstance(error, exc.DBAPIError):
+        # Raised before the statement reached the server: a value the column
+        # type could not bind.
+        return DBError(f"Invalid value for the database: {_first_line(error.orig)}")
     if isinstance(error, exc.IntegrityError):
         duplicate = _duplicate_entry_detail(error)
         if duplicate is not None:
@@ -299,7 +303,7 @@ class Database:
         try:
             with self._sessionmaker() as session, session.begin():
                 yield session
-        except exc.DBAPIError as error:
+        except exc.StatementError as error:
             raise translate_error(error, self.url) from error
 
     @contextmanager
@@ -309,7 +313,7 @@ class Database:
         try:
             with self.engine.begin() as connection:
                 yield connection
-        except exc.DBAPIError as error:
+        except exc.StatementError as error:
             raise translate_error(error, self.url) from error
 
     def dispose(self) -> None:
