@@ -7,9 +7,13 @@ must mean the integration tests really ran.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
+from collections.abc import Callable, Iterator
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 RABBIT_URL = os.environ.get("PODIUM_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get(
@@ -52,3 +56,60 @@ def postgres_url() -> str:
 def mysql_url() -> str:
     require_service("MariaDB", "127.0.0.1", 3306)
     return MYSQL_URL
+
+
+class Servers:
+    """Creates isolated, empty databases; drops them at the end of the session."""
+
+    def __init__(self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory) -> None:
+        self._request = request
+        self._tmp = tmp
+        self._cleanups: list[Callable[[], None]] = []
+
+    def new_url(self, backend: str) -> str:
+        name = f"podium_test_{secrets.token_hex(6)}"
+        if backend == "sqlite":
+            return f"sqlite:///{self._tmp.mktemp('db') / (name + '.sqlite')}"
+        if backend == "postgresql":
+            base = make_url(self._request.getfixturevalue("postgres_url"))
+            self._admin(base, f'CREATE SCHEMA "{name}"', f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            return base.update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(
+                hide_password=False
+            )
+        if backend == "mysql":
+            base = make_url(self._request.getfixturevalue("mysql_url"))
+            self._admin(
+                base,
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4",
+                f"DROP DATABASE IF EXISTS `{name}`",
+            )
+            return base.set(database=name).render_as_string(hide_password=False)
+        raise AssertionError(backend)
+
+    def _admin(self, base: sa.URL, create: str, drop: str) -> None:
+        engine = sa.create_engine(base, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+        with engine.connect() as connection:
+            connection.execute(sa.text(create))
+
+        def cleanup() -> None:
+            with engine.connect() as connection:
+                connection.execute(sa.text(drop))
+            engine.dispose()
+
+        self._cleanups.append(cleanup)
+
+    def close(self) -> None:
+        for cleanup in reversed(self._cleanups):
+            cleanup()
+
+
+@pytest.fixture(scope="session")
+def servers(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Servers]:
+    """Isolated, empty databases: SQLite files, or a fresh schema / database named
+    ``podium_test_<random>`` on the shared PostgreSQL and MariaDB servers, dropped
+    at the end of the session so parallel runs never see each other's rows."""
+    servers = Servers(request, tmp_path_factory)
+    yield servers
+    servers.close()
