@@ -1,1 +1,31 @@
-"""Messaging: transports by URL, targets, RPC clients and servers."""
+"""Messaging: transports by URL, targets, RPC clients and servers.
+
+::
+
+    transport = get_transport("memory://")          # or "rabbit://guest:guest@host:5672/"
+    server = RPCServer(transport, Target(topic="conductor", server="host-1"), [Manager()])
+    server.start()
+    client = RPCClient(transport, Target(topic="conductor", version="1.0"))
+    client.call(ctxt, "ping", value=1)
+
+The wire format is oslo.messaging's rabbit-driver 2.0 envelope, so podium and
+oslo.messaging services can call each other on one broker.
+"""
+
+from ._client import RPCClient
+from ._serializer import NoOpSerializer, Serializer
+from ._server import RPCDispatcher, RPCServer
+from ._target import Target
+from ._transport import Transport, TransportURL, get_transport
+
+__all__ = [
+    "NoOpSerializer",
+    "RPCClient",
+    "RPCDispatcher",
+    "RPCServer",
+    "Serializer",
+    "Target",
+    "Transport",
+    "TransportURL",
+    "get_transport",
+]

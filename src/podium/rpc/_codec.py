@@ -1,0 +1,220 @@
+"""The wire format: oslo.messaging's rabbit-driver 2.0 envelope, and what rides in it.
+
+A message on the wire is the JSON object
+``{"oslo.version": "2.0", "oslo.message": "<JSON string>"}``; the inner JSON
+holds ``method``, ``args``, ``namespace``, ``version``, the context flattened
+into ``_context_<key>`` entries, ``_unique_id`` and, for a call, ``_msg_id`` and
+``_reply_q``. A reply's inner JSON holds ``result``, ``failure`` (a JSON
+string describing an exception, or null), ``ending`` and ``_msg_id``. Every
+driver, the in-memory one included, goes through :func:`encode` and
+:func:`decode`, so a payload that cannot travel fails in a unit test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+import uuid
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from podium.exceptions import MalformedMessage, RemoteError
+
+LOG = logging.getLogger(__name__)
+
+VERSION_KEY = "oslo.version"
+MESSAGE_KEY = "oslo.message"
+ENVELOPE_VERSION = "2.0"
+UNIQUE_ID = "_unique_id"
+CONTEXT_PREFIX = "_context_"
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+CONTENT_TYPE = "application/json"
+
+_REMOTE_POSTFIX = "_Remote"
+# Builtin exceptions are always rebuilt (oslo.messaging does the same), so a
+# ValueError raised remotely is a ValueError here.
+_BUILTINS = frozenset({"builtins", "exceptions"})
+_JSON_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable; use a serializer")
+
+
+def dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, default=_default, option=_JSON_OPTS)
+    except TypeError as exc:
+        raise MalformedMessage(f"message cannot be encoded: {exc}") from exc
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def encode(message: Mapping[str, Any]) -> bytes:
+    """The enveloped body for ``message`` (a request or a reply)."""
+    inner = dumps(message).decode("utf-8")
+    return orjson.dumps({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: inner})
+
+
+def decode(body: bytes | str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dict[str, Any]:
+    """The inner message of an enveloped body; :class:`MalformedMessage` otherwise."""
+    if len(body) > max_bytes:
+        raise MalformedMessage(f"message of {len(body)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        outer = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"message body is not JSON: {exc}") from exc
+    if not isinstance(outer, dict):
+        raise MalformedMessage(f"message body is a JSON {type(outer).__name__}, not an object")
+    if VERSION_KEY not in outer or MESSAGE_KEY not in outer:
+        # oslo.messaging still accepts the pre-envelope format: the bare message.
+        return outer
+    version = outer[VERSION_KEY]
+    if not isinstance(version, str) or version.split(".")[0] != "2":
+        raise MalformedMessage(f"unsupported envelope version {version!r}")
+    inner_text = outer[MESSAGE_KEY]
+    if not isinstance(inner_text, str):
+        raise MalformedMessage("envelope's oslo.message is not a string")
+    try:
+        inner = orjson.loads(inner_text)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"envelope's oslo.message is not JSON: {exc}") from exc
+    if not isinstance(inner, dict):
+        raise MalformedMessage("envelope's oslo.message is not a JSON object")
+    return inner
+
+
+# -- context -----------------------------------------------------------------
+
+
+def pack_context(message: dict[str, Any], ctxt: Mapping[str, Any]) -> None:
+    for key, value in ctxt.items():
+        message[CONTEXT_PREFIX + key] = value
+
+
+def unpack_context(message: dict[str, Any]) -> dict[str, Any]:
+    """Pop the ``_context_*`` keys out of ``message`` and return them as a dict."""
+    keys = [k for k in message if k.startswith(CONTEXT_PREFIX)]
+    return {k[len(CONTEXT_PREFIX) :]: message.pop(k) for k in keys}
+
+
+# -- versions ----------------------------------------------------------------
+
+
+def _parts(version: str) -> tuple[int, int, int]:
+    pieces = version.split(".")
+    try:
+        major = int(pieces[0])
+        minor = int(pieces[1]) if len(pieces) > 1 else 0
+        rev = int(pieces[2]) if len(pieces) > 2 else 0
+    except ValueError as exc:
+        raise MalformedMessage(f"bad version string {version!r}") from exc
+    return major, minor, rev
+
+
+def version_is_compatible(imp_version: str | None, version: str | None) -> bool:
+    """Can an implementation at ``imp_version`` serve a message at ``version``?
+
+    Same major, and the message's minor (then revision) not above the
+    implementation's. ``None`` as implementation means "anything".
+    """
+    if imp_version is None:
+        return True
+    if version is None:
+        return False
+    have, want = _parts(imp_version), _parts(version)
+    return have[0] == want[0] and want[1:] <= have[1:]
+
+
+# -- remote exceptions -------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        orjson.dumps(value, default=_default, option=_JSON_OPTS)
+    except TypeError:
+        return str(value)
+    return value
+
+
+def serialize_remote_exception(exc: BaseException, tb: TracebackType | None = None) -> str:
+    """The JSON text oslo.messaging puts in a reply's ``failure``."""
+    lines = traceback.format_exception(type(exc), exc, tb or exc.__traceback__)
+    cls_name = type(exc).__name__
+    mod_name = type(exc).__module__
+    if cls_name.endswith(_REMOTE_POSTFIX) and mod_name.endswith(_REMOTE_POSTFIX):
+        cls_name = cls_name[: -len(_REMOTE_POSTFIX)]
+        mod_name = mod_name[: -len(_REMOTE_POSTFIX)]
+    # Prefer the constructor arguments pickling would use: exceptions whose
+    # __init__ differs from their args (podium's own do) rebuild faithfully.
+    args: Iterable[Any] = exc.args
+    try:
+        reduced = exc.__reduce__()
+        if isinstance(reduced, tuple) and reduced[0] is type(exc) and isinstance(reduced[1], tuple):
+            args = reduced[1]
+    except Exception:  # a broken __reduce__ must not stop the reply
+        pass
+    kwargs = getattr(exc, "kwargs", None)
+    data = {
+        "class": cls_name,
+        "module": mod_name,
+        "message": str(exc),
+        "tb": lines,
+        "args": [_jsonable(a) for a in args],
+        "kwargs": {str(k): _jsonable(v) for k, v in kwargs.items()}
+        if isinstance(kwargs, dict)
+        else {},
+    }
+    return dumps(data).decode("utf-8")
+
+
+def deserialize_remote_exception(data: str, allowed_remote_exmods: Iterable[str]) -> Exception:
+    """The exception to raise on the caller for a reply's ``failure``."""
+    try:
+        failure = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return RemoteError("UnknownError", str(data), "")
+    if not isinstance(failure, dict):
+        return RemoteError("UnknownError", str(failure), "")
+    trace = failure.get("tb") or []
+    if isinstance(trace, str):
+        trace = [trace]
+    trace_text = "".join(str(line) for line in trace)
+    name = str(failure.get("class") or "UnknownError")
+    module = str(failure.get("module") or "")
+    message = str(failure.get("message") or "")
+    if module not in _BUILTINS and module not in set(allowed_remote_exmods):
+        return RemoteError(name, message, trace_text)
+    if module == "exceptions":
+        module = "builtins"
+    try:
+        mod = sys.modules.get(module) or importlib.import_module(module)
+        klass = getattr(mod, name)
+        if not (isinstance(klass, type) and issubclass(klass, Exception)):
+            raise TypeError(f"{module}.{name} is not an Exception class")
+        args = failure.get("args") or []
+        kwargs = failure.get("kwargs") or {}
+        exc: Exception = klass(*args, **kwargs)
+    except Exception as error:
+        LOG.warning("could not rebuild remote exception %s.%s: %s", module, name, error)
+        return RemoteError(name, message, trace_text)
+    exc.add_note(f"Remote traceback:\n{trace_text.rstrip()}")
+    exc.remote_traceback = trace_text  # type: ignore[attr-defined]
+    return exc
+
+
+def current_failure() -> str:
+    exc = sys.exc_info()[1]
+    assert exc is not None
+    return serialize_remote_exception(exc)

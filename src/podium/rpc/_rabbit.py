@@ -1,0 +1,706 @@
+"""``rabbit://``: RabbitMQ through pika, in oslo.messaging's queue layout.
+
+Layout (the same names oslo.messaging uses, so both can share a broker):
+
+- exchange ``openstack`` (topic, durable) with durable queues ``<topic>`` and
+  ``<topic>.<server>`` bound by those routing keys;
+- exchange ``<topic>_fanout`` (fanout, auto-delete) with one exclusive queue
+  per server;
+- replies: the caller's RabbitMQ direct reply-to address travels as
+  ``_reply_q``; a server (podium or oslo) publishes the reply on the default
+  exchange with that routing key. Nothing to declare, expire or lose.
+
+Threads: pika connections are not thread-safe, so each one is used by one
+thread at a time. Callers check a connection out of a pool and drive its I/O
+themselves while waiting for their reply (no hand-off between threads on
+the hot path); a keeper thread services idle pooled connections so their
+heartbeats never starve. Each server listener owns a connection and a thread;
+workers acknowledge through ``add_callback_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pika
+import pika.exceptions as pex
+from pika.adapters.blocking_connection import BlockingChannel
+
+from podium.exceptions import InvalidTarget, MalformedMessage, MessagingError, TransportError
+
+from . import _codec
+from ._target import Target
+from ._transport import (
+    DEFAULT_EXCHANGE,
+    Driver,
+    IncomingMessage,
+    Listener,
+    TransportURL,
+    no_consumer_error,
+    timeout_error,
+)
+
+LOG = logging.getLogger(__name__)
+
+REPLY_TO = "amq.rabbitmq.reply-to"
+_PROBE_TTL = 2.0
+_JSON = "application/json"
+
+# Errors after which a connection is presumed broken and another is tried.
+RECOVERABLE: tuple[type[Exception], ...] = (
+    pex.AMQPConnectionError,
+    pex.ChannelWrongStateError,
+    pex.ConnectionWrongStateError,
+    ConnectionError,
+    OSError,
+)
+
+
+_RETRYABLE: tuple[type[Exception], ...] = (TransportError, *RECOVERABLE)
+
+
+class _Slot:
+    __slots__ = ("partial", "reply", "returned")
+
+    def __init__(self) -> None:
+        self.reply: dict[str, Any] | None = None
+        self.partial: dict[str, Any] | None = None
+        self.returned = False
+
+
+class _Conn:
+    """One connection with its channels; used by one thread at a time."""
+
+    def __init__(self, driver: RabbitDriver) -> None:
+        self.driver = driver
+        self.connection = pika.BlockingConnection(driver.connection_parameters())
+        self.pending: dict[str, _Slot] = {}
+        self.declared: set[tuple[str, str]] = set()
+        self._cast_ch: BlockingChannel | None = None
+        self._probe_ch: BlockingChannel | None = None
+        self.call_ch = self.connection.channel()
+        self.call_ch.add_on_return_callback(self._on_return)
+        self.call_ch.basic_consume(REPLY_TO, self._on_reply, auto_ack=True)
+        self.reply_to = self._discover_reply_address()
+
+    # RabbitMQ rewrites "amq.rabbitmq.reply-to" into this channel's own address
+    # only in a message's reply_to property; an oslo.messaging server reads
+    # the address from the body (_reply_q), so learn it once by sending
+    # ourselves a message.
+    def _discover_reply_address(self) -> str:
+        ch = self.call_ch
+        queue = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        try:
+            ch.basic_publish("", queue, b"", pika.BasicProperties(reply_to=REPLY_TO))
+            for _ in range(100):
+                method, props, _body = ch.basic_get(queue, auto_ack=True)
+                if method is not None:
+                    address = props.reply_to
+                    if isinstance(address, str) and address.startswith(REPLY_TO + "."):
+                        return address
+                    break
+                time.sleep(0.001)
+        finally:
+            ch.queue_delete(queue)
+        raise TransportError("the broker did not assign a direct reply-to address")
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.connection.is_open and self.call_ch.is_open)
+
+    def close(self) -> None:
+        try:
+            if self.connection.is_open:
+                self.connection.close()
+        except Exception:  # closing a broken connection may fail in many ways
+            pass
+
+    def _on_reply(self, _ch: Any, _method: Any, _props: pika.BasicProperties, body: bytes) -> None:
+        try:
+            reply = _codec.decode(body, self.driver.max_message_bytes)
+        except MalformedMessage as exc:
+            LOG.error("dropping undecodable reply: %s", exc)
+            return
+        slot = self.pending.get(str(reply.get("_msg_id")))
+        if slot is None:
+            LOG.warning(
+                "dropping reply to message %s: its caller stopped waiting", reply.get("_msg_id")
+            )
+            return
+        if not reply.get("ending", True):
+            # Older oslo.messaging servers send the result, then an end marker.
+            slot.partial = reply
+            return
+        if slot.partial is not None and reply.get("result") is None and not reply.get("failure"):
+            reply = slot.partial
+        slot.reply = reply
+
+    def _on_return(self, _ch: Any, _method: Any, props: pika.BasicProperties, _body: bytes) -> None:
+        slot = self.pending.get(str(props.correlation_id))
+        if slot is not None:
+            slot.returned = True
+
+    def channel_for_casts(self) -> BlockingChannel:
+        if self._cast_ch is None or not self._cast_ch.is_open:
+            self._cast_ch = self.connection.channel()
+            self._cast_ch.confirm_delivery()
+        return self._cast_ch
+
+    def consumer_count(self, queue: str) -> int | None:
+        """Consumers on ``queue``; ``None`` when it does not exist."""
+        if self._probe_ch is None or not self._probe_ch.is_open:
+            self._probe_ch = self.connection.channel()
+        try:
+            frame = self._probe_ch.queue_declare(queue, passive=True)
+        except pex.ChannelClosedByBroker as exc:
+            self._probe_ch = None
+            if exc.reply_code == 404:
+                return None
+            raise
+        count: int = frame.method.consumer_count
+        return count
+
+    def declare(self, ch: BlockingChannel, kind: str, name: str, **how: Any) -> BlockingChannel:
+        """Idempotent declare on the cast channel, tolerant of a differing peer.
+
+        oslo.messaging declares with ``durable=False`` unless configured for
+        durable queues; RabbitMQ then refuses our durable declare (406). The
+        entity exists and routes, so use it as it is.
+        """
+        key = (kind, name)
+        if key in self.declared:
+            return ch
+        try:
+            if kind == "exchange":
+                ch.exchange_declare(name, **how)
+            else:
+                ch.queue_declare(name, **how)
+        except pex.ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:
+                raise
+            LOG.warning("%s %r exists with other settings (%s); using it", kind, name, exc)
+            ch = self.channel_for_casts()
+        self.declared.add(key)
+        return ch
+
+    def call(
+        self, exchange: str, routing_key: str, body: bytes, msg_id: str, timeout: float
+    ) -> _Slot:
+        slot = _Slot()
+        self.pending[msg_id] = slot
+        try:
+            props = pika.BasicProperties(
+                content_type=_JSON,
+                content_encoding="utf-8",
+                correlation_id=msg_id,
+                delivery_mode=1,
+                # An unanswered request must not run long after its caller gave up.
+                expiration=str(max(1, int(timeout * 1000))),
+            )
+            self.call_ch.basic_publish(exchange, routing_key, body, props, mandatory=True)
+            deadline = time.monotonic() + timeout
+            while slot.reply is None and not slot.returned:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.connection.process_data_events(time_limit=left)
+                if not self.call_ch.is_open:
+                    raise TransportError("reply channel closed by the broker")
+            return slot
+        finally:
+            self.pending.pop(msg_id, None)
+
+
+class _Pool:
+    """Idle connections, most recently used first, kept alive by a keeper thread."""
+
+    def __init__(self, driver: RabbitDriver, max_idle: int = 64) -> None:
+        self.driver = driver
+        self.max_idle = max_idle
+        self._idle: list[_Conn] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._keeper: threading.Thread | None = None
+
+    def get(self) -> _Conn:
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.usable:
+                    return conn
+                conn.close()
+            if self._closed.is_set():
+                raise TransportError("transport is closed")
+            if self._keeper is None:
+                self._keeper = threading.Thread(
+                    target=self._keep, name="podium-rabbit-keeper", daemon=True
+                )
+                self._keeper.start()
+        return _Conn(self.driver)
+
+    def put(self, conn: _Conn) -> None:
+        with self._lock:
+            if conn.usable and not self._closed.is_set() and len(self._idle) < self.max_idle:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def _keep(self) -> None:
+        interval = max(1.0, self.driver.heartbeat / 4)
+        while not self._closed.wait(interval):
+            with self._lock:
+                batch, self._idle = self._idle, []
+            for conn in batch:
+                try:
+                    conn.connection.process_data_events(0)
+                except Exception as exc:
+                    LOG.info("idle connection lost: %s", exc)
+                    conn.close()
+                    continue
+                self.put(conn)
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            batch, self._idle = self._idle, []
+        for conn in batch:
+            conn.close()
+
+
+class _RabbitIncoming(IncomingMessage):
+    __slots__ = ("generation", "listener", "message", "reply_q", "tag")
+
+    def __init__(
+        self, listener: _RabbitListener, generation: int, tag: int, message: dict[str, Any]
+    ) -> None:
+        self.listener = listener
+        self.generation = generation
+        self.tag = tag
+        self.message = message
+        self.reply_q = message.get("_reply_q")
+
+    def reply(self, reply: dict[str, Any]) -> None:
+        if not isinstance(self.reply_q, str) or not self.reply_q:
+            return
+        body = _codec.encode(reply)
+        if len(body) > self.listener.driver.max_message_bytes:
+            raise MalformedMessage(f"reply of {len(body)} bytes exceeds the size limit")
+        self.listener.driver.publish_reply(self.reply_q, str(reply.get("_msg_id")), body)
+
+    def ack(self) -> None:
+        self.listener.settle(self.generation, self.tag, ack=True)
+
+    def requeue(self) -> None:
+        self.listener.settle(self.generation, self.tag, ack=False)
+
+
+class _RabbitListener(Listener):
+    """A server's consumer: one connection and one I/O thread, reconnecting."""
+
+    def __init__(
+        self,
+        driver: RabbitDriver,
+        target: Target,
+        callback: Callable[[IncomingMessage], None],
+        prefetch: int,
+    ) -> None:
+        self.driver = driver
+        self.target = target
+        self.callback = callback
+        self.prefetch = prefetch
+        self.generation = 0
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+        self._consumer_tags: list[str] = []
+        self._consuming = True
+        self._closed = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._settle_lock = threading.Lock()
+        self._settlements: list[tuple[int, int, bool]] = []
+        self._flush_scheduled = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"podium-rabbit-listener-{target.topic}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(30)
+        if self._error is not None:
+            raise TransportError(f"could not start consuming: {self._error}") from self._error
+
+    def _setup(self) -> None:
+        target = self.target
+        exchange = target.exchange or DEFAULT_EXCHANGE
+        conn = pika.BlockingConnection(self.driver.connection_parameters())
+        ch = conn.channel()
+        ch.basic_qos(prefetch_count=self.prefetch)
+        self._connection, self._channel = conn, ch
+        self.generation += 1
+        generation = self.generation
+        topic = str(target.topic)
+        ch = self._declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
+        keys = [topic] + ([f"{topic}.{target.server}"] if target.server else [])
+        for key in keys:
+            ch = self._declare(ch, "queue", key, durable=True)
+            ch.queue_bind(key, exchange, routing_key=key)
+        fanout = f"{topic}_fanout"
+        ch = self._declare(
+            ch, "exchange", fanout, exchange_type="fanout", durable=False, auto_delete=True
+        )
+        fanout_q = f"{fanout}_{_codec.new_id()}"
+        ch.queue_declare(fanout_q, exclusive=True, auto_delete=True)
+        ch.queue_bind(fanout_q, fanout, routing_key=topic)
+        self._channel = ch
+        ch.basic_qos(prefetch_count=self.prefetch)
+
+        def on_message(
+            channel: BlockingChannel,
+            method: Any,
+            props: pika.BasicProperties,
+            body: bytes,
+        ) -> None:
+            self._on_message(channel, generation, method.delivery_tag, body)
+
+        self._consumer_tags = [ch.basic_consume(queue, on_message) for queue in [*keys, fanout_q]]
+
+    def _declare(self, ch: BlockingChannel, kind: str, name: str, **how: Any) -> BlockingChannel:
+        try:
+            if kind == "exchange":
+                ch.exchange_declare(name, **how)
+            else:
+                ch.queue_declare(name, **how)
+        except pex.ChannelClosedByBroker as exc:
+            if exc.reply_code != 406:
+                raise
+            LOG.warning("%s %r exists with other settings (%s); using it", kind, name, exc)
+            assert self._connection is not None
+            ch = self._connection.channel()
+            ch.basic_qos(prefetch_count=self.prefetch)
+        return ch
+
+    def _on_message(self, ch: BlockingChannel, generation: int, tag: int, body: bytes) -> None:
+        try:
+            message = _codec.decode(body, self.driver.max_message_bytes)
+        except MalformedMessage as exc:
+            LOG.error("rejecting a malformed message on %s: %s", self.target.topic, exc)
+            ch.basic_reject(tag, requeue=False)
+            return
+        try:
+            self.callback(_RabbitIncoming(self, generation, tag, message))
+        except Exception:
+            LOG.exception("could not hand a message over; requeueing it")
+            ch.basic_reject(tag, requeue=True)
+
+    def settle(self, generation: int, tag: int, ack: bool) -> None:
+        """Ack (or requeue) from any thread; the I/O thread sends it.
+
+        Settlements queue up and one wake-up flushes them all, so a busy
+        server does not pay a cross-thread wake-up per message.
+        """
+        with self._settle_lock:
+            self._settlements.append((generation, tag, ack))
+            if self._flush_scheduled:
+                return
+            self._flush_scheduled = True
+        connection = self._connection
+        if threading.current_thread() is self._thread:
+            self._flush_settlements()
+            return
+        try:
+            if connection is None:
+                raise TransportError("no connection")
+            connection.add_callback_threadsafe(self._flush_settlements)
+        except Exception as exc:
+            # The channel is gone; the broker requeues whatever was unacked.
+            LOG.info("could not settle message %s: %s", tag, exc)
+            with self._settle_lock:
+                self._settlements.clear()
+                self._flush_scheduled = False
+
+    def _flush_settlements(self) -> None:
+        with self._settle_lock:
+            batch, self._settlements = self._settlements, []
+            self._flush_scheduled = False
+        ch = self._channel
+        for generation, tag, ack in batch:
+            if generation != self.generation or ch is None or not ch.is_open:
+                continue  # that channel died: the broker has requeued the message
+            if ack:
+                ch.basic_ack(tag)
+            else:
+                ch.basic_reject(tag, requeue=True)
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._closed.is_set():
+            try:
+                self._setup()
+                attempt = 0
+                self._ready.set()
+                assert self._connection is not None
+                while not self._closed.is_set():
+                    if not self._consuming and self._consumer_tags:
+                        assert self._channel is not None
+                        for tag in self._consumer_tags:
+                            self._channel.basic_cancel(tag)
+                        self._consumer_tags = []
+                    # No time limit: stop() and settle() wake the loop up, and
+                    # pika's own timers keep the heartbeats going.
+                    self._connection.process_data_events(time_limit=None)
+            except Exception as exc:
+                if self._closed.is_set():
+                    break
+                if not self._ready.is_set() and attempt >= self.driver.max_retries_at_start:
+                    self._error = exc
+                    self._ready.set()
+                    return
+                delay = min(self.driver.max_backoff, 0.2 * 2**attempt) * random.uniform(0.8, 1.2)
+                attempt += 1
+                LOG.warning(
+                    "listener on %s lost its connection (%s); reconnecting in %.1fs",
+                    self.target.topic,
+                    exc,
+                    delay,
+                )
+                self._drop_connection()
+                self._closed.wait(delay)
+        self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        conn, self._connection = self._connection, None
+        self._channel = None
+        if conn is not None:
+            try:
+                if conn.is_open:
+                    conn.close()
+            except Exception:
+                pass
+
+    def stop(self) -> None:
+        self._consuming = False
+        conn = self._connection
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.add_callback_threadsafe(lambda: None)  # wake the loop up
+
+    def close(self) -> None:
+        self._closed.set()
+        self.stop()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(10)
+
+
+class RabbitDriver(Driver):
+    def __init__(self, url: TransportURL) -> None:
+        if not url.hosts:
+            raise InvalidTarget("rabbit:// needs at least one host")
+        self.url = url
+        try:
+            self.heartbeat = int(url.query.get("heartbeat", "30"))
+            self.max_backoff = float(url.query.get("max_backoff", "5"))
+            self.max_retries_at_start = int(url.query.get("connect_retries", "3"))
+        except ValueError as exc:
+            raise MessagingError(f"bad rabbit:// option: {exc}") from exc
+        self.pool = _Pool(self)
+        self._probed: dict[str, float] = {}
+        self._listeners: list[_RabbitListener] = []
+        self._rotation = 0
+
+    def connection_parameters(self) -> list[pika.ConnectionParameters]:
+        params = []
+        for host in self.url.hosts:
+            params.append(
+                pika.ConnectionParameters(
+                    host=host.hostname or "localhost",
+                    port=host.port or 5672,
+                    virtual_host=self.url.virtual_host or "/",
+                    credentials=pika.PlainCredentials(
+                        host.username or "guest", host.password or "guest"
+                    ),
+                    heartbeat=self.heartbeat,
+                    blocked_connection_timeout=60,
+                    connection_attempts=1,
+                    socket_timeout=5,
+                    client_properties={"connection_name": "podium"},
+                )
+            )
+        # Spread clients over the hosts and start failover at a different one.
+        self._rotation = (self._rotation + 1) % len(params)
+        return params[self._rotation :] + params[: self._rotation]
+
+    @contextmanager
+    def _connection(self, deadline: float, retry: int | None) -> Iterator[_Conn]:
+        attempt = 0
+        while True:
+            try:
+                conn = self.pool.get()
+                break
+            except RECOVERABLE as exc:
+                attempt += 1
+                delay = min(self.max_backoff, 0.1 * 2**attempt)
+                if (retry is not None and attempt > retry) or time.monotonic() + delay > deadline:
+                    raise TransportError(f"cannot connect to RabbitMQ: {exc}") from exc
+                LOG.warning("cannot connect to RabbitMQ (%s); retrying in %.1fs", exc, delay)
+                time.sleep(delay)
+        try:
+            yield conn
+        except RECOVERABLE:
+            conn.close()
+            raise
+        finally:
+            self.pool.put(conn)
+
+    def send(
+        self,
+        target: Target,
+        message: dict[str, Any],
+        *,
+        wait_for_reply: bool,
+        timeout: float | None,
+        retry: int | None,
+    ) -> dict[str, Any] | None:
+        if not target.topic:
+            raise InvalidTarget("a message needs a topic")
+        timeout = 60.0 if timeout is None else float(timeout)
+        method = str(message.get("method"))
+        message[_codec.UNIQUE_ID] = _codec.new_id()
+        deadline = time.monotonic() + timeout
+        exchange = target.exchange or DEFAULT_EXCHANGE
+        key = f"{target.topic}.{target.server}" if target.server else target.topic
+        attempt = 0
+        while True:
+            attempt += 1
+            sent = False
+            try:
+                with self._connection(deadline, retry) as conn:
+                    if not wait_for_reply:
+                        self._cast(conn, target, exchange, key, message)
+                        return None
+                    msg_id = _codec.new_id()
+                    message["_msg_id"] = msg_id
+                    message["_reply_q"] = conn.reply_to
+                    body = self._encode(message)
+                    self._check_consumers(conn, target, key, method)
+                    sent = True
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise timeout_error(target, method, timeout)
+                    slot = conn.call(exchange, key, body, msg_id, left)
+                    if slot.returned:
+                        self._probed.pop(key, None)
+                        raise no_consumer_error(target, method, "unroutable")
+                    if slot.reply is None:
+                        raise timeout_error(target, method, timeout)
+                    return slot.reply
+            except pex.ChannelClosedByBroker as exc:
+                if exc.reply_code == 404:
+                    raise no_consumer_error(
+                        target, method, f"exchange {exchange!r} missing"
+                    ) from exc
+                raise TransportError(f"broker refused the message: {exc}") from exc
+            except _RETRYABLE as exc:
+                if isinstance(exc, TransportError) and exc.__cause__ is not None:
+                    raise
+                if sent:
+                    # The request may have reached a server; its reply would go
+                    # to a channel that no longer exists. Say so, do not hang.
+                    raise TransportError(
+                        f"connection lost during call to {method!r} on topic "
+                        f"{target.topic!r}, server {target.server!r}; it may or may not have run"
+                    ) from exc
+                if (retry is not None and attempt > retry) or time.monotonic() >= deadline:
+                    raise TransportError(f"cannot publish to RabbitMQ: {exc}") from exc
+                LOG.warning("publish failed (%s); retrying on a new connection", exc)
+
+    def _encode(self, message: dict[str, Any]) -> bytes:
+        body = _codec.encode(message)
+        if len(body) > self.max_message_bytes:
+            raise MalformedMessage(
+                f"message of {len(body)} bytes exceeds the {self.max_message_bytes}-byte limit"
+            )
+        return body
+
+    def _check_consumers(self, conn: _Conn, target: Target, key: str, method: str) -> None:
+        # A durable queue outlives its servers: mandatory publishing alone
+        # cannot tell that nobody consumes it, so ask the broker (cached).
+        now = time.monotonic()
+        if self._probed.get(key, 0.0) > now:
+            return
+        count = conn.consumer_count(key)
+        if count is None:
+            raise no_consumer_error(target, method, f"queue {key!r} does not exist")
+        if count == 0:
+            raise no_consumer_error(target, method, f"queue {key!r} has no consumer")
+        self._probed[key] = now + _PROBE_TTL
+
+    def _cast(
+        self, conn: _Conn, target: Target, exchange: str, key: str, message: dict[str, Any]
+    ) -> None:
+        body = self._encode(message)
+        ch = conn.channel_for_casts()
+        props = pika.BasicProperties(content_type=_JSON, content_encoding="utf-8", delivery_mode=2)
+        topic = str(target.topic)
+        if target.fanout:
+            fanout = f"{topic}_fanout"
+            ch = conn.declare(
+                ch, "exchange", fanout, exchange_type="fanout", durable=False, auto_delete=True
+            )
+            try:
+                ch.basic_publish(fanout, topic, body, props)
+            except pex.ChannelClosedByBroker as exc:
+                if exc.reply_code != 404:
+                    raise
+                # The auto-delete exchange went away with its last server:
+                # declare it again; nobody listens, so the message goes nowhere.
+                conn.declared.discard(("exchange", fanout))
+            return
+        ch = conn.declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
+        if not target.server and ("bound", key) not in conn.declared:
+            # A cast to a topic nobody serves yet waits in the durable queue
+            # for the first server, instead of vanishing.
+            ch = conn.declare(ch, "queue", key, durable=True)
+            ch.queue_bind(key, exchange, routing_key=key)
+            conn.declared.add(("bound", key))
+        try:
+            ch.basic_publish(exchange, key, body, props, mandatory=True)
+        except pex.UnroutableError as exc:
+            raise no_consumer_error(target, str(message.get("method")), "unroutable") from exc
+        except pex.NackError as exc:
+            raise TransportError("the broker refused the cast (nack)") from exc
+
+    def publish_reply(self, reply_q: str, msg_id: str, body: bytes) -> None:
+        props = pika.BasicProperties(
+            content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
+        )
+        for attempt in (1, 2):
+            try:
+                with self._connection(time.monotonic() + 5, 1) as conn:
+                    conn.call_ch.basic_publish("", reply_q, body, props)
+                return
+            except _RETRYABLE as exc:
+                if attempt == 2:
+                    LOG.error("could not send the reply to %s: %s", msg_id, exc)
+
+    def listen(
+        self, target: Target, callback: Callable[[IncomingMessage], None], prefetch: int
+    ) -> Listener:
+        if not target.topic:
+            raise InvalidTarget("a server's target needs a topic")
+        listener = _RabbitListener(self, target, callback, prefetch)
+        listener.start()
+        self._listeners.append(listener)
+        return listener
+
+    def close(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        self._listeners.clear()
+        self.pool.close()

@@ -1,0 +1,260 @@
+"""The serving side: RPCDispatcher picks the endpoint, RPCServer runs it."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+from podium.context import RequestContext
+from podium.exceptions import (
+    InvalidTarget,
+    MalformedMessage,
+    MessagingError,
+    NoSuchMethod,
+    UnsupportedVersion,
+)
+
+from . import _codec
+from ._serializer import NoOpSerializer, Serializer
+from ._target import Target
+from ._transport import IncomingMessage, Listener, Transport
+
+__all__ = ["RPCDispatcher", "RPCServer"]
+
+LOG = logging.getLogger(__name__)
+
+_DEFAULT_TARGET = Target()
+
+
+class RPCDispatcher:
+    """Finds the endpoint method for a message, honouring namespace and version.
+
+    An endpoint serves ``namespace`` (default ``None``) at ``version`` (default
+    ``"1.0"``) as declared by its ``target`` attribute; a message at ``X.Y``
+    goes to an endpoint of the same namespace, major ``X`` and minor ``>= Y``.
+    Only public methods (no leading underscore) are reachable.
+    """
+
+    def __init__(self, endpoints: Iterable[Any], serializer: Serializer | None = None) -> None:
+        self.endpoints = list(endpoints)
+        self.serializer: Serializer = serializer or NoOpSerializer()
+
+    def find(self, method: str, namespace: str | None, version: str) -> Any:
+        found_namespace = False
+        for endpoint in self.endpoints:
+            target = getattr(endpoint, "target", None) or _DEFAULT_TARGET
+            if target.namespace != namespace:
+                continue
+            found_namespace = True
+            if not _codec.version_is_compatible(target.version or "1.0", version):
+                continue
+            func = getattr(endpoint, method, None)
+            if func is not None and callable(func):
+                return func
+        if found_namespace and self._has_method(method, namespace):
+            raise UnsupportedVersion(
+                f"Endpoint does not support RPC version {version}. "
+                f"Attempted method: {method!r}, namespace {namespace!r}"
+            )
+        raise NoSuchMethod(
+            f"Endpoint does not support RPC method {method!r} "
+            f"(namespace {namespace!r}, version {version})"
+        )
+
+    def _has_method(self, method: str, namespace: str | None) -> bool:
+        return any(
+            callable(getattr(endpoint, method, None))
+            for endpoint in self.endpoints
+            if (getattr(endpoint, "target", None) or _DEFAULT_TARGET).namespace == namespace
+        )
+
+    def dispatch(self, message: dict[str, Any]) -> tuple[Any, Any]:
+        """Run the method ``message`` asks for; return ``(ctxt, serialized result)``."""
+        raw_ctxt = _codec.unpack_context(message)
+        method = message.get("method")
+        args = message.get("args") or {}
+        namespace = message.get("namespace")
+        version = message.get("version") or "1.0"
+        if not isinstance(method, str) or not isinstance(args, dict):
+            raise MalformedMessage("a request needs a string 'method' and an object 'args'")
+        if namespace is not None and not isinstance(namespace, str):
+            raise MalformedMessage("'namespace' must be a string")
+        if not isinstance(version, str):
+            raise MalformedMessage("'version' must be a string")
+        if method.startswith("_"):
+            raise NoSuchMethod(f"private method {method!r} cannot be called remotely")
+        ctxt = self.serializer.deserialize_context(raw_ctxt)
+        func = self.find(method, namespace, version)
+        kwargs = {
+            str(name): self.serializer.deserialize_entity(ctxt, value)
+            for name, value in args.items()
+        }
+        if isinstance(ctxt, RequestContext):
+            with ctxt.activated():
+                LOG.debug("dispatching %s [%s]", method, ctxt.request_id)
+                result = func(ctxt, **kwargs)
+        else:
+            result = func(ctxt, **kwargs)
+        return ctxt, self.serializer.serialize_entity(ctxt, result)
+
+
+class _SeenIds:
+    """A bounded memory of request ids already taken, to drop redeliveries."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, unique_id: Any) -> bool:
+        if not isinstance(unique_id, str):
+            return True
+        with self._lock:
+            if unique_id in self._ids:
+                return False
+            self._ids[unique_id] = None
+            if len(self._ids) > self.size:
+                self._ids.popitem(last=False)
+            return True
+
+
+class RPCServer:
+    """Consumes a target's queues and runs endpoint methods on a bounded pool.
+
+    ``executor="threading"`` runs up to ``max_workers`` requests at a time;
+    the broker hands over at most that many unacknowledged messages, and each
+    is acknowledged only after its method has run and its reply was sent.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        target: Target,
+        endpoints: Iterable[Any],
+        serializer: Serializer | None = None,
+        executor: str = "threading",
+        max_workers: int = 16,
+        dedup_size: int = 4096,
+    ) -> None:
+        if executor != "threading":
+            raise MessagingError(f"unknown executor {executor!r}; podium runs 'threading'")
+        if not target.topic:
+            raise InvalidTarget("an RPCServer's target needs a topic")
+        if max_workers < 1:
+            raise MessagingError("max_workers must be at least 1")
+        self.transport = transport
+        self.target = target
+        self.dispatcher = RPCDispatcher(endpoints, serializer)
+        self.max_workers = max_workers
+        self._seen = _SeenIds(dedup_size)
+        self._pool: ThreadPoolExecutor | None = None
+        self._listener: Listener | None = None
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._idle = threading.Condition(self._lock)
+        self._stopping = False
+
+    def start(self) -> RPCServer:
+        with self._lock:
+            if self._listener is not None:
+                return self
+            self._stopping = False
+            self._pool = ThreadPoolExecutor(
+                self.max_workers, thread_name_prefix=f"rpc-{self.target.topic}"
+            )
+        self._listener = self.transport.driver.listen(
+            self.target, self._on_message, prefetch=self.max_workers
+        )
+        return self
+
+    def stop(self) -> None:
+        """Stop taking requests; those already running carry on (see :meth:`wait`)."""
+        with self._lock:
+            self._stopping = True
+        if self._listener is not None:
+            self._listener.stop()
+
+    def wait(self) -> None:
+        """Wait for running requests to finish, then release the listener and pool."""
+        with self._idle:
+            while self._inflight:
+                self._idle.wait()
+        listener, self._listener = self._listener, None
+        pool, self._pool = self._pool, None
+        if listener is not None:
+            listener.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> RPCServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        self.wait()
+
+    # Runs on the driver's receiving thread: only hand over, never block.
+    def _on_message(self, incoming: IncomingMessage) -> None:
+        with self._lock:
+            pool = None if self._stopping else self._pool
+            if pool is not None:
+                self._inflight += 1
+        if pool is None:
+            incoming.requeue()
+            return
+        pool.submit(self._process, incoming)
+
+    def _process(self, incoming: IncomingMessage) -> None:
+        try:
+            self._handle(incoming)
+        except Exception:
+            LOG.exception("unexpected error while handling a message")
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                if not self._inflight:
+                    self._idle.notify_all()
+
+    def _handle(self, incoming: IncomingMessage) -> None:
+        message = incoming.message
+        unique_id = message.pop(_codec.UNIQUE_ID, None)
+        if not self._seen.first_time(unique_id):
+            LOG.warning("dropping redelivered message %s: already taken", unique_id)
+            incoming.ack()
+            return
+        msg_id = message.pop("_msg_id", None)
+        message.pop("_reply_q", None)
+        message.pop("_timeout", None)
+        reply: dict[str, Any] = {"result": None, "failure": None, "ending": True}
+        try:
+            _ctxt, reply["result"] = self.dispatcher.dispatch(message)
+        except Exception as exc:
+            if isinstance(exc, NoSuchMethod | UnsupportedVersion | MalformedMessage):
+                LOG.warning("rejected request %s: %s", message.get("method"), exc)
+            elif msg_id:
+                LOG.debug("request %s raised %r", message.get("method"), exc)
+            else:
+                LOG.exception("cast %s raised", message.get("method"))
+            reply["failure"] = _codec.serialize_remote_exception(exc)
+            reply["result"] = None
+        if msg_id:
+            reply["_msg_id"] = msg_id
+            reply[_codec.UNIQUE_ID] = _codec.new_id()
+            try:
+                incoming.reply(reply)
+            except MalformedMessage as exc:
+                # The result itself cannot travel: tell the caller why.
+                reply["result"] = None
+                reply["failure"] = _codec.serialize_remote_exception(exc)
+                incoming.reply(reply)
+        incoming.ack()

@@ -1,0 +1,220 @@
+"""Transports chosen by URL, and the small contract every driver fulfils.
+
+A driver knows how to put an encoded message where a :class:`Target` points
+and how to hand received messages to a callback; everything else (dispatch,
+versions, exceptions, serializers) lives above it, shared by all drivers.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from podium.exceptions import InvalidTransportURL, MessagingTimeout, NoConsumer
+
+from ._codec import DEFAULT_MAX_MESSAGE_BYTES
+from ._target import Target
+
+__all__ = [
+    "Driver",
+    "IncomingMessage",
+    "Listener",
+    "Transport",
+    "TransportHost",
+    "TransportURL",
+    "get_transport",
+]
+
+DEFAULT_EXCHANGE = "openstack"
+DEFAULT_ALLOWED_EXMODS = ("podium.exceptions",)
+
+
+@dataclass(frozen=True)
+class TransportHost:
+    hostname: str
+    port: int | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class TransportURL:
+    """``scheme://user:pass@host:port,user:pass@host2:port/vhost?key=value``."""
+
+    scheme: str
+    hosts: tuple[TransportHost, ...] = ()
+    virtual_host: str | None = None
+    query: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, url: str) -> TransportURL:
+        if not isinstance(url, str) or "://" not in url:
+            raise InvalidTransportURL(f"not a transport URL: {url!r}")
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        hosts = []
+        for chunk in parts.netloc.split(","):
+            if not chunk:
+                continue
+            creds, _, hostport = chunk.rpartition("@")
+            user, _, password = creds.partition(":")
+            host, port = hostport, None
+            if hostport.startswith("["):  # IPv6 literal
+                host, _, rest = hostport[1:].partition("]")
+                port = rest[1:] if rest.startswith(":") else None
+            elif ":" in hostport:
+                host, _, port = hostport.partition(":")
+            try:
+                port_no = int(port) if port else None
+            except ValueError as exc:
+                raise InvalidTransportURL(f"bad port {port!r} in {url!r}") from exc
+            hosts.append(
+                TransportHost(
+                    hostname=unquote(host),
+                    port=port_no,
+                    username=unquote(user) if creds else None,
+                    password=unquote(password) if creds and password else None,
+                )
+            )
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        return cls(
+            scheme=scheme,
+            hosts=tuple(hosts),
+            virtual_host=unquote(path) if parts.path else None,
+            query=dict(parse_qsl(parts.query)),
+        )
+
+
+class IncomingMessage(ABC):
+    """A received request: its decoded inner message, and how to answer it."""
+
+    message: dict[str, Any]
+
+    @abstractmethod
+    def reply(self, reply: dict[str, Any]) -> None:
+        """Send ``reply`` (already a reply message dict) to the caller's reply queue."""
+
+    @abstractmethod
+    def ack(self) -> None:
+        """The request is done with; the broker may forget it."""
+
+    @abstractmethod
+    def requeue(self) -> None:
+        """Give the request back to the broker for another consumer."""
+
+
+class Listener(ABC):
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop taking new messages (in-flight ones may still be acked)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the listener's connection."""
+
+
+class Driver(ABC):
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+
+    @abstractmethod
+    def send(
+        self,
+        target: Target,
+        message: dict[str, Any],
+        *,
+        wait_for_reply: bool,
+        timeout: float | None,
+        retry: int | None,
+    ) -> dict[str, Any] | None:
+        """Publish; for a call, block for the reply message and return it."""
+
+    @abstractmethod
+    def listen(
+        self, target: Target, callback: Callable[[IncomingMessage], None], prefetch: int
+    ) -> Listener: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def timeout_error(target: Target, method: str, timeout: float | None) -> MessagingTimeout:
+    return MessagingTimeout(
+        f"Timed out after {timeout:g}s waiting for a reply to {method!r} "
+        f"on topic {target.topic!r}, server {target.server!r}"
+    )
+
+
+def no_consumer_error(target: Target, method: str, why: str = "") -> NoConsumer:
+    detail = f" ({why})" if why else ""
+    return NoConsumer(
+        f"Nobody consumes topic {target.topic!r}, server {target.server!r}: "
+        f"call to {method!r} not delivered{detail}"
+    )
+
+
+class Transport:
+    """A connection to a message bus, shared by the clients and servers on it."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        url: TransportURL,
+        allowed_remote_exmods: Iterable[str] | None = None,
+    ) -> None:
+        self.driver = driver
+        self.url = url
+        self.allowed_remote_exmods: list[str] = list(
+            DEFAULT_ALLOWED_EXMODS if allowed_remote_exmods is None else allowed_remote_exmods
+        )
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def cleanup(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self.driver.close()
+
+    close = cleanup
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"<Transport {self.url.scheme}://>"
+
+
+def get_transport(
+    url: str,
+    allowed_remote_exmods: Iterable[str] | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> Transport:
+    """A transport for ``memory://[name]`` or ``rabbit://user:pass@host:port[,host2]/vhost``."""
+    parsed = TransportURL.parse(url)
+    driver: Driver
+    if parsed.scheme == "memory":
+        from ._memory import MemoryDriver
+
+        driver = MemoryDriver(parsed)
+    elif parsed.scheme in ("rabbit", "amqp"):
+        from ._rabbit import RabbitDriver
+
+        driver = RabbitDriver(parsed)
+    else:
+        raise InvalidTransportURL(f"unknown transport {parsed.scheme!r} in {url!r}")
+    driver.max_message_bytes = max_message_bytes
+    return Transport(driver, parsed, allowed_remote_exmods)

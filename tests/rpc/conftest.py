@@ -1,0 +1,53 @@
+"""Transports for the RPC suite: every conformance test runs on memory:// and rabbit://."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pytest
+
+from podium.rpc import Transport, get_transport
+
+SERVERS = ("a", "b", "c")
+
+
+def delete_queues(url: str, names: list[str]) -> None:
+    """Remove the durable queues a test left behind (missing ones are fine)."""
+    params = pika.URLParameters(url.replace("rabbit://", "amqp://", 1))
+    with contextlib.closing(pika.BlockingConnection(params)) as conn:
+        for name in names:
+            ch = conn.channel()
+            with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
+                ch.queue_delete(name)
+            if ch.is_open:
+                ch.close()
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=["memory", pytest.param("rabbit", marks=pytest.mark.rabbit)])
+def transport(request: pytest.FixtureRequest, topic: str) -> Iterator[Transport]:
+    if request.param == "memory":
+        url = f"memory://{uuid.uuid4().hex}"
+    else:
+        url = request.getfixturevalue("rabbit_url")
+    t = get_transport(url)
+    try:
+        yield t
+    finally:
+        t.cleanup()
+        if request.param == "rabbit":
+            delete_queues(url, [topic, *(f"{topic}.{s}" for s in SERVERS)])
+
+
+@pytest.fixture
+def memory_transport() -> Iterator[Transport]:
+    t = get_transport(f"memory://{uuid.uuid4().hex}")
+    yield t
+    t.cleanup()
