@@ -1,8 +1,64 @@
 """``podium objects``: commands of this layer."""
 
+from __future__ import annotations
+
+import importlib
+import json
+
 import click
+
+from podium.objects.fixture import ObjectVersionChecker, load_expected
 
 
 @click.group()
 def group() -> None:
     """Commands of the objects layer."""
+
+
+@group.command("versions")
+@click.option(
+    "--module",
+    "-m",
+    "modules",
+    multiple=True,
+    metavar="PKG.MOD",
+    help="Import this module first (it registers objects); repeatable.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print a JSON table (the expected-file format)."
+)
+@click.option(
+    "--check",
+    "expected_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Compare with this expected table; exit 1 on any difference.",
+)
+def versions(modules: tuple[str, ...], as_json: bool, expected_file: str | None) -> None:
+    """Print the version fingerprint of every registered object."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise click.ClickException(f"cannot import {name}: {exc}") from exc
+    checker = ObjectVersionChecker()
+    hashes = checker.get_hashes()
+    if expected_file is not None:
+        try:
+            expected = load_expected(expected_file)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        want, have = checker.test_hashes(expected)
+        if want != have:
+            click.echo(checker.explain(want, have), err=True)
+            raise SystemExit(1)
+        click.echo(f"{len(hashes)} object fingerprints match {expected_file}")
+        return
+    if as_json:
+        click.echo(json.dumps(hashes, indent=4, sort_keys=True))
+        return
+    if not hashes:
+        click.echo("no registered objects (use --module to import the modules defining them)")
+        return
+    width = max(len(name) for name in hashes)
+    for name, fingerprint in hashes.items():
+        click.echo(f"{name:<{width}}  {fingerprint}")

@@ -752,6 +752,8 @@ class Object(FieldType):
 
         if isinstance(value, VersionedObject):
             return self.coerce(obj, attr, value)
+        if not isinstance(value, dict):
+            raise _bad(f"a {self._obj_name} object primitive (a dict)", value)
         if obj is None:
             child = VersionedObject.obj_from_primitive(value)
         else:
