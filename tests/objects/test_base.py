@@ -279,7 +279,7 @@ def test_registry_picks_exact_then_newest_compatible() -> None:
     registry = VersionedObjectRegistry()
     registry.register(Flavor)
     assert registry.obj_class_from_name("Flavor", "1.0") is Flavor, "1.1 reads 1.0"
-    with pytest.raises(IncompatibleObjectVersion, match="newest known is 1.1") as info:
+    with pytest.raises(IncompatibleObjectVersion, match=r"newest known is 1\.1") as info:
         registry.obj_class_from_name("Flavor", "1.2")
     assert info.value.supported == "1.1"
     with pytest.raises(IncompatibleObjectVersion):
