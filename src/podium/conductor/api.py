@@ -14,7 +14,7 @@ from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedOb
 from podium.rpc import RPCClient, Target, Transport
 
 #: History of the conductor RPC API; bump the minor for every compatible addition.
-#:   1.0 - object_action, object_class_action_versions, object_backport_versions
+#:   1.0 - object_action, object_class_action_versions, object_backport_versions, ping
 CONDUCTOR_API_VERSION = "1.0"
 
 
@@ -85,3 +85,9 @@ class ConductorAPI:
             objinst=objinst,
             object_versions=object_versions,
         )
+
+    def ping(self, context: RequestContext, server: str | None = None) -> dict[str, Any]:
+        """``{"host", "served"}`` of one conductor (any, or the one named)."""
+        client = self._client.prepare(server=server) if server else self._client
+        result: dict[str, Any] = client.call(context, "ping")
+        return result

@@ -8,6 +8,7 @@ which the caller re-raises as itself, and a warning here.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -38,9 +39,25 @@ class ConductorManager:
 
     target = Target(version=CONDUCTOR_API_VERSION)
 
-    def __init__(self, database: Database, registry: VersionedObjectRegistry | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        registry: VersionedObjectRegistry | None = None,
+        host: str | None = None,
+    ) -> None:
         self.database = database
         self.registry = registry or default_registry()
+        self.host = host
+        # itertools.count is atomic under the GIL: no lock on the hot path.
+        self._served = itertools.count(1)
+        self._served_total = 0
+
+    def _count(self) -> None:
+        self._served_total = next(self._served)
+
+    def ping(self, ctxt: RequestContext) -> dict[str, Any]:
+        """Which conductor answered and how many object calls it has served."""
+        return {"host": self.host, "served": self._served_total}
 
     def object_action(
         self,
@@ -53,6 +70,7 @@ class ConductorManager:
         if not isinstance(objinst, VersionedObject):
             raise MethodNotRemotable(f"object_action needs an object, got {type(objinst).__name__}")
         method = _dispatchable(objinst, objmethod)
+        self._count()
         before = objinst.obj_clone()
         with use_database(self.database):
             result = method(*args, **kwargs)
@@ -85,6 +103,7 @@ class ConductorManager:
             raise ObjectFormatError(f"object_versions must map {objname!s:.60} to a version")
         objclass = self.registry.obj_class_from_name(objname, object_versions[objname])
         method = _dispatchable(objclass, objmethod)
+        self._count()
         with use_database(self.database):
             result = method(ctxt, *args, **kwargs)
         if isinstance(result, VersionedObject):

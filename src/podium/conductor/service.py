@@ -51,7 +51,7 @@ class ConductorService:
         workers: int = 8,
         registry: VersionedObjectRegistry | None = None,
     ) -> None:
-        self.manager = ConductorManager(database, registry=registry)
+        self.manager = ConductorManager(database, registry=registry, host=host)
         self._server = RPCServer(
             transport,
             Target(topic=topic, server=host),
