@@ -16,6 +16,7 @@ _SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "objects": ("podium.objects.cli", "group"),
     "db": ("podium.db.cli", "group"),
     "conductor": ("podium.conductor.cli", "command"),
+    "demo": ("podium.cloud.demo", "command"),
 }
 
 
