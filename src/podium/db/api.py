@@ -17,13 +17,13 @@ import uuid as uuidlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from podium.context import RequestContext
 from podium.db.engine import Database
 from podium.db.models import Base, ComputeNode, Instance, Service
-from podium.db.query import column_key, model_query, newest_first, soft_delete, update_values
+from podium.db.query import column_key, model_query, newest_first, update_values
 from podium.db.types import utcnow
 from podium.exceptions import DBError, NotFound, UnexpectedTaskStateError
 
@@ -78,31 +78,55 @@ def _get_one(session: Session, context: RequestContext, model: type[M], **keys: 
     return row
 
 
+def _update_returning(
+    session: Session,
+    model: type[M],
+    values: dict[str, Any],
+    where: list[ColumnElement[bool]],
+    identity: list[ColumnElement[bool]],
+) -> M | None:
+    """UPDATE the one row matching ``where``; returns it as stored, or None.
+
+    One round trip with RETURNING (PostgreSQL, SQLite); MariaDB has no
+    UPDATE ... RETURNING, so there the row is read back by ``identity`` (its
+    key, which the update does not change) in the same transaction.
+    """
+    statement = update(model).where(*where).values(**values)
+    options = {"synchronize_session": False}
+    if session.get_bind().dialect.update_returning:
+        return session.scalars(statement.returning(model), execution_options=options).first()
+    if session.execute(statement, execution_options=options).rowcount == 0:  # type: ignore[attr-defined]
+        return None
+    return session.scalars(
+        select(model).where(*identity), execution_options={"populate_existing": True}
+    ).one()
+
+
 def _update_live(session: Session, model: type[M], values: dict[str, Any], **keys: Any) -> M:
     table = model.__table__
-    where = [table.c[name] == value for name, value in keys.items()]
-    result = session.execute(
-        update(model).where(table.c.deleted == 0, *where).values(**values),
-        execution_options={"synchronize_session": False},
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    identity = [table.c.deleted == 0, *(table.c[name] == value for name, value in keys.items())]
+    row = _update_returning(session, model, values, identity, identity)
+    if row is None:
         described = ", ".join(f"{k}={v!r}" for k, v in keys.items())
         raise NotFound(f"No live {model.__tablename__} row with {described}")
-    row = session.scalars(select(model).where(table.c.deleted == 0, *where)).one()
-    session.refresh(row)
     return row
 
 
 def _destroy(session: Session, model: type[M], **keys: Any) -> M:
     table = model.__table__
-    row = session.scalars(
-        select(model).where(table.c.deleted == 0, *(table.c[k] == v for k, v in keys.items()))
-    ).first()
-    if row is None:
+    row_id = session.scalar(
+        select(table.c.id).where(table.c.deleted == 0, *(table.c[k] == v for k, v in keys.items()))
+    )
+    if row_id is None:
         described = ", ".join(f"{k}={v!r}" for k, v in keys.items())
         raise NotFound(f"No live {model.__tablename__} row with {described}")
-    soft_delete(session, model, table.c.id == row.get("id"))  # type: ignore[arg-type]
-    session.refresh(row)
+    # Nova's soft delete: deleted takes the row's id, updated_at keeps its value.
+    values = {"deleted": table.c.id, "deleted_at": utcnow(), "updated_at": table.c.updated_at}
+    by_id = [table.c.id == row_id]
+    row = _update_returning(session, model, values, [*by_id, table.c.deleted == 0], by_id)
+    if row is None:  # soft-deleted by someone else since the SELECT
+        described = ", ".join(f"{k}={v!r}" for k, v in keys.items())
+        raise NotFound(f"No live {model.__tablename__} row with {described}")
     return row
 
 
@@ -208,25 +232,17 @@ def instance_update(
         if None in expected:
             clauses.append(table.c.task_state.is_(None))
         where.append(or_(*clauses))
+    identity = [table.c.uuid == uuid, table.c.deleted == 0]
     with db.session() as session:
-        result = session.execute(
-            update(Instance).where(*where).values(**changes),
-            execution_options={"synchronize_session": False},
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            current = session.execute(
-                select(table.c.task_state).where(table.c.uuid == uuid, table.c.deleted == 0)
-            ).first()
+        row = _update_returning(session, Instance, changes, where, identity)
+        if row is None:
+            current = session.execute(select(table.c.task_state).where(*identity)).first()
             if current is None:
                 raise NotFound(f"No live instances row with uuid={uuid!r}")
             raise UnexpectedTaskStateError(
                 f"Instance {uuid}: expected task_state in {expected!r}, found "
                 f"{current.task_state!r}; not updated"
             )
-        row = session.scalars(
-            select(Instance).where(table.c.uuid == uuid, table.c.deleted == 0)
-        ).one()
-        session.refresh(row)
         return row
 
 
