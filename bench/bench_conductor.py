@@ -1,0 +1,239 @@
+"""Remote ``save()`` through a conductor: podium vs oslo.versionedobjects + oslo.messaging.
+
+Both conductors run as their own process on the local RabbitMQ and write to the
+same PostgreSQL with the same DB function (``podium.db.api.instance_update``),
+so the figures compare the object + messaging stacks and nothing else.
+
+    python bench/run.py conductor
+    PODIUM_BENCH_SEQUENTIAL=300 PODIUM_BENCH_PER_THREAD=60 python bench/run.py conductor
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from podium.cloud.objects import CloudObject, Instance
+from podium.conductor import configure_worker
+from podium.context import RequestContext
+from podium.db import Database
+from podium.db import api as db_api
+from podium.db.migration import sync
+from podium.rpc import get_transport
+
+RABBIT_URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
+POSTGRES_URL = os.environ.get(
+    "PODIUM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SEQUENTIAL = int(os.environ.get("PODIUM_BENCH_SEQUENTIAL", "300"))
+THREADS = 16
+PER_THREAD = int(os.environ.get("PODIUM_BENCH_PER_THREAD", "60"))
+HERE = Path(__file__).parent
+
+
+@contextmanager
+def _bench_database() -> Iterator[str]:
+    schema = f"podium_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    text_url = url.render_as_string(hide_password=False)
+    try:
+        database = Database(text_url)
+        sync(database)
+        database.dispose()
+        yield text_url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _spawn(args: list[str], ready: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **env},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if ready not in line:
+        proc.kill()
+        raise RuntimeError(
+            f"server did not start: {line}{proc.stderr.read() if proc.stderr else ''}"
+        )
+    return proc
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _make_rows(database_url: str, ctx: RequestContext, count: int) -> list[str]:
+    database = Database(database_url)
+    uuids = [
+        db_api.instance_create(database, ctx, {"hostname": f"bench-{n}", "task_state": "x"}).uuid
+        for n in range(count)
+    ]
+    database.dispose()
+    return uuids
+
+
+def _measure(saves: list[Callable[[int], None]], per_caller: int) -> tuple[float, float, float]:
+    """Run each ``save`` callable ``per_caller`` times in its own thread."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(saves) + 1)
+
+    def run(save: Callable[[int], None]) -> None:
+        mine = []
+        barrier.wait()
+        for i in range(per_caller):
+            t0 = time.perf_counter()
+            save(i)
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in saves]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    p50 = statistics.median(latencies) * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    return len(latencies) / elapsed, p50, p99
+
+
+def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> Any:
+    topic = f"bench-conductor-{uuid.uuid4().hex[:6]}"
+    proc = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "podium",
+            "conductor",
+            "--transport-url",
+            RABBIT_URL,
+            "--database-url",
+            database_url,
+            "--host",
+            "bench-c1",
+            "--workers",
+            str(THREADS),
+        ],
+        "podium-conductor ready",
+        {"PODIUM_CONDUCTOR_TOPIC": topic, "PODIUM_LOG_LEVEL": "WARNING"},
+    )
+    transport = get_transport(RABBIT_URL)
+    configure_worker(transport, base=CloudObject, topic=topic, timeout=30)
+    instances = [Instance.get_by_uuid(ctx, u) for u in uuids]
+
+    def saver(inst: Instance) -> Callable[[int], None]:
+        def save(i: int) -> None:
+            inst.task_state = f"t{i}"
+            inst.save()
+
+        return save
+
+    def close() -> None:
+        CloudObject.indirection_api = None
+        transport.cleanup()
+        _stop(proc)
+
+    return [saver(inst) for inst in instances], close
+
+
+def _oslo_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> Any:
+    sys.path.insert(0, str(HERE))
+    import _oslo_conductor as oslo_side
+
+    topic = f"bench-oslo-conductor-{uuid.uuid4().hex[:6]}"
+    proc = _spawn(
+        [sys.executable, str(HERE / "_oslo_conductor.py"), RABBIT_URL, database_url, topic],
+        "oslo-conductor ready",
+        {},
+    )
+    transport = oslo_side.oslo_transport(RABBIT_URL)
+    oslo_side.BenchInstance.indirection_api = oslo_side.OsloConductorAPI(transport, topic)
+    database = Database(database_url)
+    instances = []
+    for u in uuids:
+        row = db_api.instance_get_by_uuid(database, ctx, u)
+        inst = oslo_side.BenchInstance(ctx)
+        for name in inst.fields:
+            value = getattr(row, "metadata_" if name == "metadata" else name)
+            setattr(inst, name, bool(value) if name == "deleted" else value)
+        inst.obj_reset_changes()
+        instances.append(inst)
+    database.dispose()
+
+    def saver(inst: Any) -> Callable[[int], None]:
+        def save(i: int) -> None:
+            inst.task_state = f"t{i}"
+            inst.save()
+
+        return save
+
+    def close() -> None:
+        oslo_side.BenchInstance.indirection_api = None
+        transport.cleanup()
+        _stop(proc)
+
+    return [saver(inst) for inst in instances], close
+
+
+def main() -> None:
+    ctx = RequestContext(user_id="bench", project_id="bench")
+    print(
+        f"remote save() through a conductor, rabbit:// + PostgreSQL; sequential {SEQUENTIAL}, "
+        f"{THREADS} threads x {PER_THREAD}"
+    )
+    results: dict[str, dict[str, tuple[float, float, float]]] = {}
+    with _bench_database() as database_url:
+        for side, make in (("podium", _podium_savers), ("oslo", _oslo_savers)):
+            uuids = _make_rows(database_url, ctx, THREADS)
+            savers, close = make(database_url, ctx, uuids)
+            try:
+                _measure(savers[:1], 30)  # warm up connections and code paths
+                results[side] = {
+                    "sequential": _measure(savers[:1], SEQUENTIAL),
+                    "concurrent": _measure(savers, PER_THREAD),
+                }
+            finally:
+                close()
+    print(f"{'case':12} {'stack':8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for case in ("sequential", "concurrent"):
+        for side in ("podium", "oslo"):
+            rate, p50, p99 = results[side][case]
+            print(f"{case:12} {side:8} {rate:9.0f} {p50:8.2f} {p99:8.2f}")
+        ratio = results["podium"][case][0] / results["oslo"][case][0]
+        print(f"{case:12} podium/oslo = {ratio:.2f}x  (target >= 3x)")
+
+
+if __name__ == "__main__":
+    main()
