@@ -88,7 +88,11 @@ class VersionedObject:
     # Compiled per class by __init_subclass__.
     _obj_coercers: ClassVar[dict[str, obj_fields.Decoder]] = {}
     _obj_decoders: ClassVar[dict[str, obj_fields.Decoder]] = {}
-    _obj_encoders: ClassVar[tuple[tuple[str, obj_fields.Encoder | None], ...]] = ()
+    _obj_encoders: ClassVar[tuple[tuple[str, obj_fields.Encoder], ...]] = ()
+    #: Fields whose values are their own primitives (str, int, bool, ...).
+    _obj_plain_fields: ClassVar[tuple[str, ...]] = ()
+    #: name -> the one type a primitive may have to be taken as is.
+    _obj_exact_types: ClassVar[dict[str, type]] = {}
     _obj_child_fields: ClassVar[tuple[str, ...]] = ()
     _obj_read_only: ClassVar[frozenset[str]] = frozenset()
     _obj_keys: ClassVar[tuple[str, str, str, str, str]] = ("", "", "", "", "")
@@ -131,7 +135,11 @@ class VersionedObject:
             setattr(cls, name, _FieldSlot(name, field))
         cls._obj_coercers = {name: f._coercer(name) for name, f in merged.items()}
         cls._obj_decoders = {name: f._decoder(name) for name, f in merged.items()}
-        cls._obj_encoders = tuple((name, f._encoder(name)) for name, f in merged.items())
+        encoders = {name: f._encoder(name) for name, f in merged.items()}
+        cls._obj_plain_fields = tuple(name for name, enc in encoders.items() if enc is None)
+        cls._obj_encoders = tuple((name, enc) for name, enc in encoders.items() if enc is not None)
+        exact = {name: f._exact_type() for name, f in merged.items()}
+        cls._obj_exact_types = {name: t for name, t in exact.items() if t is not None}
         cls._obj_child_fields = tuple(
             name for name, f in merged.items() if isinstance(f, _CHILD_FIELD_TYPES)
         )
@@ -323,11 +331,11 @@ class VersionedObject:
         own entry in the manifest is the target.
         """
         d = self.__dict__
-        data: dict[str, Any] = {}
+        data: dict[str, Any] = {name: d[name] for name in self._obj_plain_fields if name in d}
         for name, encode in self._obj_encoders:
             if name in d:
                 value = d[name]
-                data[name] = value if encode is None or value is None else encode(self, value)
+                data[name] = None if value is None else encode(self, value)
         version = self.VERSION
         if target_version is None and version_manifest:
             target_version = version_manifest.get(self.obj_name())
@@ -411,9 +419,14 @@ class VersionedObject:
             # As in oslo: the object remembers the version it arrived at.
             d["VERSION"] = objver
         decoders = self._obj_decoders
+        exact = self._obj_exact_types
         name = value = None
         try:
             for name, value in data.items():
+                # Most values already have their exact type: skip the call.
+                if value.__class__ is exact.get(name):
+                    d[name] = value
+                    continue
                 decode = decoders.get(name)
                 if decode is not None:
                     d[name] = decode(self, value)

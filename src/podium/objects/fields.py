@@ -931,7 +931,8 @@ class Field(Generic[T_co]):
         return self._type._encoder(attr)
 
     def _exact_type(self) -> type | None:
-        return None if self._nullable else self._type._exact_type()
+        """A value of exactly this type needs no coercion (None still does)."""
+        return self._type._exact_type() if self._type._is_builtin() else None
 
 
 class _AutoField(Field[T_co]):
