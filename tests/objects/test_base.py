@@ -715,3 +715,70 @@ def test_adding_lists_of_different_classes_is_refused() -> None:
 
     with pytest.raises(ObjectActionError):
         make_list() + OtherList()  # type: ignore[operator]
+
+
+# -- porting helpers -------------------------------------------------------------------
+
+
+def test_shallow_copy_does_not_share_the_change_set() -> None:
+    inst = make_instance()
+    other = copy.copy(inst)
+    other.host = "elsewhere"
+    other.obj_reset_changes()
+    assert inst.obj_what_changed() >= {"host", "uuid"}
+    assert inst.host == "h1"
+
+
+def test_dict_compat_and_timestamped_mixins() -> None:
+    from podium.objects import TimestampedObject, VersionedObjectDictCompat
+
+    registry = VersionedObjectRegistry()
+
+    @registry.register
+    class Row(VersionedObjectDictCompat, TimestampedObject, VersionedObject):
+        fields = {"name": fields.StringField(), "size": fields.IntegerField(nullable=True)}
+
+    assert set(Row.fields) == {"created_at", "updated_at", "name", "size"}
+    row = Row(name="a")
+    assert row["name"] == "a"
+    row["size"] = "3"
+    assert row.size == 3
+    assert dict(row.items()) == {"name": "a", "size": 3}
+    assert row.keys() == ["name", "size"] and row.values() == ["a", 3]
+    assert row.get("created_at", None) is None
+    with pytest.raises(ObjectAttributeNotSet):
+        row.get("created_at")
+    row.update({"created_at": datetime.datetime(2020, 1, 1, tzinfo=UTC)})
+    assert row.created_at.year == 2020
+    with pytest.raises(ObjectAttributeNotSet):
+        row["colour"] = "red"
+    with pytest.raises(ObjectAttributeNotSet):
+        row.get("colour")
+
+
+def test_obj_make_list() -> None:
+    from podium.objects import obj_make_list
+
+    registry = VersionedObjectRegistry()
+
+    @registry.register
+    class Item(VersionedObject):
+        fields = {"id": fields.IntegerField()}
+
+        @staticmethod
+        def _from_db_object(context: Any, obj: Item, row: dict[str, Any], bonus: int = 0) -> Item:
+            obj.id = row["id"] + bonus
+            obj._context = context
+            obj.obj_reset_changes()
+            return obj
+
+    @registry.register
+    class ItemList(ObjectListBase[Item]):
+        fields = {"objects": fields.ListOfObjectsField("Item")}
+
+    ctx = RequestContext()
+    items = obj_make_list(ctx, ItemList(), Item, [{"id": 1}, {"id": 2}], bonus=10)
+    assert [i.id for i in items] == [11, 12]
+    assert items._context is ctx and items.obj_what_changed() == set()
+    with pytest.raises(ObjectActionError, match="_from_db_object"):
+        obj_make_list(ctx, ItemList(), Flavor, [{}])

@@ -9,8 +9,11 @@ from podium.objects import fields
 from podium.objects.base import (
     ComparableVersionedObject,
     ObjectListBase,
+    TimestampedObject,
     VersionedObject,
+    VersionedObjectDictCompat,
     obj_equal_prims,
+    obj_make_list,
     obj_tree_get_versions,
 )
 from podium.objects.indirection import IndirectionAPI
@@ -29,7 +32,9 @@ __all__ = [
     "ComparableVersionedObject",
     "IndirectionAPI",
     "ObjectListBase",
+    "TimestampedObject",
     "VersionedObject",
+    "VersionedObjectDictCompat",
     "VersionedObjectRegistry",
     "VersionedObjectSerializer",
     "apply_updates",
@@ -38,6 +43,7 @@ __all__ = [
     "is_remotable",
     "local_method",
     "obj_equal_prims",
+    "obj_make_list",
     "obj_tree_get_versions",
     "remotable",
     "remotable_classmethod",

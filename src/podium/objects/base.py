@@ -11,7 +11,7 @@ class is created; so do ``obj_to_primitive`` and ``obj_from_primitive``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from podium.exceptions import (
@@ -35,14 +35,18 @@ if TYPE_CHECKING:
 __all__ = [
     "ComparableVersionedObject",
     "ObjectListBase",
+    "TimestampedObject",
     "VersionedObject",
+    "VersionedObjectDictCompat",
     "obj_equal_prims",
+    "obj_make_list",
     "obj_tree_get_versions",
 ]
 
 _IMMUTABLE = obj_fields.IMMUTABLE_TYPES
 _CHILD_FIELD_TYPES = (obj_fields.ObjectField, obj_fields.ListOfObjectsField)
 _VO = TypeVar("_VO", bound="VersionedObject")
+_VOL = TypeVar("_VOL", bound="ObjectListBase[Any]")
 
 
 def _short(value: Any) -> str:
@@ -313,6 +317,14 @@ class VersionedObject:
             else:
                 # Context, registry, indirection API: shared, not copied.
                 nd[key] = value
+        return new
+
+    def __copy__(self) -> Self:
+        cls = type(self)
+        new = cls.__new__(cls)
+        new.__dict__.update(self.__dict__)
+        # The change set must not be shared between the two objects.
+        new.__dict__["_changed_fields"] = set(self._changed_fields)
         return new
 
     def obj_clone(self) -> Self:
@@ -605,6 +617,26 @@ def obj_tree_get_versions(
     return tree
 
 
+def obj_make_list(
+    context: Any,
+    list_obj: _VOL,
+    item_cls: type[VersionedObject],
+    db_list: Iterable[Any],
+    **extra: Any,
+) -> _VOL:
+    """Fill ``list_obj`` with ``item_cls._from_db_object(context, item_cls(), row, **extra)``.
+
+    The usual helper of DB-backed list classes, as in oslo.
+    """
+    from_db = getattr(item_cls, "_from_db_object", None)
+    if from_db is None:
+        raise ObjectActionError(f"{item_cls.obj_name()} has no _from_db_object()")
+    list_obj.objects = [from_db(context, item_cls(), row, **extra) for row in db_list]
+    list_obj._context = context
+    list_obj.obj_reset_changes()
+    return list_obj
+
+
 def obj_equal_prims(obj_1: Any, obj_2: Any, ignore: Sequence[str] | None = None) -> bool:
     """Compare two objects (or primitives) by their primitives, ignoring some fields."""
 
@@ -633,6 +665,58 @@ class ComparableVersionedObject:
     def __ne__(self, other: object) -> bool:
         result = self.__eq__(other)
         return result if result is NotImplemented else not result
+
+
+class VersionedObjectDictCompat:
+    """Mixin: dict-style access to the fields (``obj['name']``), for ported code."""
+
+    def __iter__(self) -> Iterator[str]:
+        obj = _as_object(self)
+        return (name for name in obj.obj_fields if name in obj.__dict__)
+
+    def keys(self) -> list[str]:
+        return list(self)
+
+    def values(self) -> list[Any]:
+        return [getattr(self, name) for name in self]
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(name, getattr(self, name)) for name in self]
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        if name not in _as_object(self).fields:
+            raise ObjectAttributeNotSet(f"{_as_object(self).obj_name()} has no field {name!r}")
+        setattr(self, name, value)
+
+    def get(self, key: str, default: Any = _MISSING) -> Any:
+        obj = _as_object(self)
+        if key not in obj.obj_fields:
+            raise ObjectAttributeNotSet(f"{obj.obj_name()} has no field {key!r}")
+        if default is not _MISSING and not obj.obj_attr_is_set(key):
+            return default
+        return getattr(self, key)
+
+    def update(self, updates: Mapping[str, Any]) -> None:
+        for name, value in updates.items():
+            self[name] = value
+
+
+def _as_object(mixin: object) -> VersionedObject:
+    if not isinstance(mixin, VersionedObject):
+        raise TypeError(f"{type(mixin).__name__} must also be a VersionedObject")
+    return mixin
+
+
+class TimestampedObject:
+    """Mixin: ``created_at`` and ``updated_at`` (nullable datetimes), as in oslo."""
+
+    fields: ClassVar[dict[str, obj_fields.Field[Any]]] = {
+        "created_at": obj_fields.DateTimeField(nullable=True),
+        "updated_at": obj_fields.DateTimeField(nullable=True),
+    }
 
 
 class ObjectListBase(VersionedObject, Generic[_VO]):
