@@ -364,3 +364,61 @@ def test_any_valid_value_survives_primitive_json_primitive(
             assert theirs == mine
     assert back.obj_what_changed() == obj.obj_what_changed()
     assert back.obj_to_primitive() == obj.obj_to_primitive()
+
+
+# -- property-based: garbage in, a podium error out (never a crash) ------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | finite | texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=8,
+)
+field_names = st.sampled_from(sorted(Everything.fields)) | texts
+
+
+def primitive_like() -> Any:
+    def build(name: Any, version: Any, data: Any, changes: Any, drop: Any) -> Any:
+        primitive = {
+            "podium_object.name": name,
+            "podium_object.namespace": "podium",
+            "podium_object.version": version,
+            "podium_object.data": data,
+            "podium_object.changes": changes,
+        }
+        for key in drop:
+            primitive.pop(key, None)
+        return primitive
+
+    return st.builds(
+        build,
+        st.sampled_from(["Everything", "Child"]) | json_values,
+        st.sampled_from(["1.0", "1.1", "2.0", "1.0.1"]) | json_values,
+        st.dictionaries(field_names, json_values, max_size=6) | json_values,
+        st.lists(field_names, max_size=3) | json_values,
+        st.sets(st.sampled_from(["podium_object.name", "podium_object.data"]), max_size=1),
+    )
+
+
+def well_formed_envelope() -> Any:
+    return st.builds(
+        lambda data: {
+            "podium_object.name": "Everything",
+            "podium_object.namespace": "podium",
+            "podium_object.version": "1.0",
+            "podium_object.data": data,
+        },
+        st.dictionaries(st.sampled_from(sorted(Everything.fields)), json_values, max_size=4),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(primitive=st.one_of(well_formed_envelope(), primitive_like(), json_values))
+def test_garbage_primitives_raise_only_podium_errors(primitive: Any) -> None:
+    from podium.exceptions import PodiumError
+
+    try:
+        obj = VersionedObject.obj_from_primitive(primitive, registry=REG)
+    except PodiumError:
+        return
+    # Whatever was accepted is a well-formed object that serialises again.
+    orjson.dumps(obj.obj_to_primitive())

@@ -444,6 +444,8 @@ class VersionedObject:
                     d[name] = decode(self, value)
         except PodiumError:
             raise
+        except RecursionError:
+            raise ObjectFormatError(f"{cls.obj_name()}: primitive nested too deeply") from None
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise ObjectFieldError(
                 f"{cls.obj_name()}.{name}: bad value {_short(value)}: {exc}"

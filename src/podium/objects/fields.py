@@ -555,22 +555,45 @@ class IPV6Network(IPNetwork):
         return ipaddress.IPv6Network(value, strict=False)
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _json_copy(value: Any, depth: int = 0) -> Any:
+    """A copy of a JSON-shaped value; anything else is refused now, not on the wire."""
+    if depth > 64:
+        raise ValueError("value is nested more than 64 levels deep")
+    if isinstance(value, _JSON_SCALARS):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"JSON has no {value!r}")
+        return value
+    if isinstance(value, dict):
+        result = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"dict keys must be strings, not {key!r:.80}")
+            result[key] = _json_copy(item, depth + 1)
+        return result
+    if isinstance(value, (list, tuple)):
+        return [_json_copy(item, depth + 1) for item in value]
+    raise _bad("a JSON value (str, number, bool, None, list, dict)", value)
+
+
 class FlexibleDict(FieldType):
-    """A dict with string keys and any JSON value; copied, not inspected deeper."""
+    """A dict with string keys and JSON values (checked and copied on assignment)."""
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _bad("a dict", value)
-        for key in value:
-            if not isinstance(key, str):
-                raise ValueError(f"dict keys must be strings, not {key!r:.80}")
-        return dict(value)
+        result: dict[str, Any] = _json_copy(value)
+        return result
 
     def to_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> Any:
-        return dict(value)
+        return _json_copy(value)
 
     def _encoder(self, attr: str) -> Encoder | None:
-        return (lambda obj, value: dict(value)) if self._is_builtin() else super()._encoder(attr)
+        return (
+            (lambda obj, value: _json_copy(value)) if self._is_builtin() else super()._encoder(attr)
+        )
 
 
 class _Compound(FieldType):
