@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 import warnings
 from collections.abc import Iterator
 
-import pika
 import pytest
+from rpc_helpers import SERVERS, delete_queues
 
 from podium.rpc import Transport, get_transport
 
@@ -19,20 +18,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import oslo_messaging  # noqa: F401
     from oslo_messaging._drivers import impl_rabbit  # noqa: F401
-
-SERVERS = ("a", "b", "c")
-
-
-def delete_queues(url: str, names: list[str]) -> None:
-    """Remove the durable queues a test left behind (missing ones are fine)."""
-    params = pika.URLParameters(url.replace("rabbit://", "amqp://", 1))
-    with contextlib.closing(pika.BlockingConnection(params)) as conn:
-        for name in names:
-            ch = conn.channel()
-            with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
-                ch.queue_delete(name)
-            if ch.is_open:
-                ch.close()
 
 
 @pytest.fixture

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from multiprocessing.synchronize import Event
 from typing import Any
 
+import pika
+
 from podium.exceptions import NotFound
 from podium.rpc import RPCServer, Target, get_transport
+
+SERVERS = ("a", "b", "c")
+
+
+def delete_queues(url: str, names: list[str]) -> None:
+    """Remove the durable queues a test left behind (missing ones are fine)."""
+    params = pika.URLParameters(url.replace("rabbit://", "amqp://", 1))
+    with contextlib.closing(pika.BlockingConnection(params)) as conn:
+        for name in names:
+            ch = conn.channel()
+            with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
+                ch.queue_delete(name)
+            if ch.is_open:
+                ch.close()
 
 
 class ProcessEndpoint:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from rpc_helpers import serve
+from rpc_helpers import SERVERS, delete_queues, serve
 
 from podium.context import RequestContext
 from podium.exceptions import NotFound
@@ -61,8 +61,6 @@ def servers(rabbit_url: str, topic: str) -> Iterator[Servers]:
 
 @pytest.fixture
 def client_transport(rabbit_url: str, topic: str) -> Iterator[Transport]:
-    from conftest import SERVERS, delete_queues
-
     t = get_transport(rabbit_url)
     yield t
     t.cleanup()
