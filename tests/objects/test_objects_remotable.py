@@ -455,3 +455,20 @@ def test_serializer_uses_the_base_class_api_by_default() -> None:
         assert serializer.indirection_api is recorder
     finally:
         VersionedObject.indirection_api = None
+
+
+def test_indirection_api_set_restores_the_class() -> None:
+    from podium.objects.fixture import indirection_api_set
+
+    recorder = Recorder(result="via fixture")
+    with indirection_api_set(recorder, Server) as api:
+        assert api is recorder
+        assert make_server().save() == "via fixture"
+    assert "indirection_api" not in Server.__dict__
+    assert make_server().save("local") == "ok local"
+    with indirection_api_set(recorder):
+        assert VersionedObject.indirection_api is recorder
+        with indirection_api_set(None, Server):
+            assert make_server().save("x") == "ok x"
+        assert "indirection_api" not in Server.__dict__
+    assert VersionedObject.indirection_api is None

@@ -22,13 +22,15 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
 
 from podium.objects.base import ObjectListBase, VersionedObject
+from podium.objects.indirection import IndirectionAPI
 from podium.objects.registry import VersionedObjectRegistry, default_registry
 from podium.objects.remotable import is_remotable, local_method
 from podium.objects.serializer import VersionedObjectSerializer
@@ -37,6 +39,7 @@ __all__ = [
     "FakeIndirectionAPI",
     "ObjectVersionChecker",
     "compute_updates",
+    "indirection_api_set",
     "load_expected",
     "obj_fingerprint",
 ]
@@ -243,3 +246,26 @@ class FakeIndirectionAPI:
         ctx = self._server_context(context)
         obj = self.server.deserialize_entity(ctx, self._json(objinst))
         return self._json(self.server.serialize_entity(ctx, obj, object_versions))
+
+
+@contextmanager
+def indirection_api_set(
+    api: IndirectionAPI | None, target: type[VersionedObject] = VersionedObject
+) -> Iterator[IndirectionAPI | None]:
+    """Set ``target.indirection_api`` for a block, then restore exactly what was there.
+
+    The counterpart of oslo's ``IndirectionFixture``::
+
+        with indirection_api_set(FakeIndirectionAPI()):
+            instance.save()      # goes through the fake conductor
+    """
+    had_own = "indirection_api" in target.__dict__
+    previous = target.__dict__.get("indirection_api")
+    target.indirection_api = api
+    try:
+        yield api
+    finally:
+        if had_own:
+            target.indirection_api = previous
+        else:
+            del target.indirection_api
