@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -29,6 +31,29 @@ def test_sync_from_empty_reaches_head(empty_url: str) -> None:
         } <= tables
     finally:
         database.dispose()
+
+
+def test_concurrent_syncs_all_succeed(empty_url: str) -> None:
+    """Services starting together may all run sync; one migrates, the others wait."""
+    databases = [Database(empty_url) for _ in range(3)]
+    errors: list[BaseException] = []
+    results: list[str | None] = []
+
+    def run(database: Database) -> None:
+        try:
+            results.append(migration.sync(database))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(database,)) for database in databases]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for database in databases:
+        database.dispose()
+    assert errors == []
+    assert results == ["0001"] * 3
 
 
 def test_migrated_schema_matches_models(empty_url: str) -> None:

@@ -59,11 +59,42 @@ def sync(database: Database, revision: str = "head") -> str | None:
     commits each DDL statement, which is why every migration step is small.
     """
     with database.connection() as connection:
+        _lock_schema(connection)
         try:
             command.upgrade(alembic_config(connection), revision)
         except CommandError as error:
             raise DBError(f"Cannot migrate {database.safe_url} to {revision!r}: {error}") from None
+        finally:
+            _unlock_schema(connection)
     return current_version(database)
+
+
+# Several services may run `sync` as they start; the first migrates, the others
+# wait and then find the schema at head (Alembic reads the version only after
+# the lock is held).
+_LOCK_NAME = "podium_schema_migration"
+_PG_LOCK_KEY = 0x706F6469756D  # "podium"
+
+
+def _lock_schema(connection: sa.Connection) -> None:
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+    elif dialect in ("mysql", "mariadb"):
+        got = connection.execute(
+            sa.text("SELECT GET_LOCK(:name, 300)"), {"name": _LOCK_NAME}
+        ).scalar()
+        if got != 1:
+            raise DBError("Timed out waiting for another `podium db sync` to finish")
+    elif dialect == "sqlite":
+        # Take the write lock now (pysqlite would only BEGIN at the first DML),
+        # so a second process waits on the busy timeout instead of racing.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _unlock_schema(connection: sa.Connection) -> None:
+    if connection.dialect.name in ("mysql", "mariadb"):
+        connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
 
 
 def downgrade(database: Database, revision: str) -> str | None:
