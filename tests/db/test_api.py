@@ -252,3 +252,18 @@ def test_bad_values_are_db_errors(database: Database) -> None:
     row = _instance(database)
     with pytest.raises(DBError, match="expected a datetime"):
         db_api.instance_update(database, CTX, row.uuid, {"terminated_at": 5})
+
+
+def test_service_minimum_version(database: Database) -> None:
+    def make(host: str, binary: str, version: int, **extra: object) -> int:
+        values = {"host": host, "binary": binary, "version": version, **extra}
+        return db_api.service_create(database, CTX, values).id
+
+    make("a", "podium-compute", 7)
+    make("b", "podium-compute", 5)
+    make("c", "podium-compute", 2, forced_down=True)  # down: does not hold the fleet back
+    db_api.service_destroy(database, CTX, make("d", "podium-compute", 1))
+    make("e", "podium-conductor", 9)
+    assert db_api.service_get_minimum_version(
+        database, CTX, ["podium-compute", "podium-conductor", "podium-api"]
+    ) == {"podium-compute": 5, "podium-conductor": 9, "podium-api": None}

@@ -17,7 +17,7 @@ import uuid as uuidlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from podium.context import RequestContext
@@ -45,6 +45,7 @@ __all__ = [
     "service_get",
     "service_get_all",
     "service_get_by_host_and_binary",
+    "service_get_minimum_version",
     "service_update",
 ]
 
@@ -279,6 +280,26 @@ def service_get_all(
         query = query.where(Service.topic == topic)
     with db.session() as session:
         return list(session.scalars(query))
+
+
+def service_get_minimum_version(
+    db: Database, context: RequestContext, binaries: Sequence[str]
+) -> dict[str, int | None]:
+    """The lowest ``version`` among live, not forced-down services of each binary.
+
+    What ``upgrade_levels = auto`` caps RPC clients to; ``None`` for a binary
+    with no such service. Ignores ``read_deleted``: a deleted service runs nothing.
+    """
+    table = Service.__table__
+    query = (
+        select(table.c.binary, func.min(table.c.version))
+        .where(table.c.deleted == 0, table.c.forced_down.is_(False))
+        .where(table.c.binary.in_(list(binaries)))
+        .group_by(table.c.binary)
+    )
+    with db.session() as session:
+        found = {binary: int(version) for binary, version in session.execute(query)}
+    return {binary: found.get(binary) for binary in binaries}
 
 
 def service_update(
