@@ -80,6 +80,7 @@ def test_archive_deleted_rows(database: Database) -> None:
         ("nosuchdb://host/x", "Unsupported database 'nosuchdb'"),
         ("postgresql+nosuchdriver://host/x", "Invalid database URL"),
         ("not a url", "Invalid database URL"),
+        ("postgresql+psycopg://u:secret@host:notaport/db", "Invalid database URL"),
         ("sqlite://", "in-memory SQLite"),
         ("postgresql+psycopg://postgres@127.0.0.1:1/test", "Cannot reach the database"),
         ("mysql+pymysql://root@127.0.0.1:1/test", "Cannot reach the database"),
@@ -91,6 +92,7 @@ def test_friendly_errors(url: str, expected: str) -> None:
         assert code == 1
         assert err.startswith("Error: ") and expected in err
         assert "Traceback" not in err
+        assert "secret" not in err
 
 
 def test_archive_needs_a_schema(empty_url: str) -> None:

@@ -20,6 +20,7 @@ Why the block is enforced twice:
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -129,11 +130,15 @@ def allow_db_access() -> None:
 # -- engines -------------------------------------------------------------------
 
 
+def _mask_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 def _parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
-    except exc.ArgumentError as error:
-        raise InvalidDatabaseURL(f"Invalid database URL {url!r}: {error}") from None
+    except (exc.ArgumentError, ValueError) as error:
+        raise InvalidDatabaseURL(f"Invalid database URL {_mask_password(url)!r}: {error}") from None
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
         raise InvalidDatabaseURL(
