@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -89,3 +90,29 @@ def test_threads_share_one_database(database: Database) -> None:
         thread.join()
     assert errors == []
     assert len(db_api.instance_get_all(database, RequestContext())) == 20
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_forked_child_gets_fresh_connections(database: Database) -> None:
+    with database.session() as session:
+        session.execute(sa.select(1))
+    assert database.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report, never return into pytest
+        code = 1
+        try:
+            fresh = database.engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+            with database.session() as session:
+                works = session.execute(sa.select(1)).scalar() == 1
+            os.write(write, b"ok" if fresh and works else b"bad")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 10) == b"ok"
+    os.close(read)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with database.session() as session:  # the parent's pooled connection still works
+        assert session.execute(sa.select(1)).scalar() == 1

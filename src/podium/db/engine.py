@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -249,14 +250,38 @@ def _duplicate_entry_detail(error: exc.IntegrityError) -> str | None:
     return None
 
 
+_databases: weakref.WeakSet[Database] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child (e.g. a conductor that forks workers) must not share the
+    # parent's pooled sockets: two processes on one connection corrupt the
+    # protocol stream. Drop the pools without closing the parent's sockets.
+    for database in list(_databases):
+        engine = database._engine
+        if engine is not None:
+            engine.dispose(close=False)
+    # The lock may have been held by another thread at fork time.
+    for database in list(_databases):
+        database._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Database:
-    """A database reached by URL; the engine is created lazily, on first use."""
+    """A database reached by URL; the engine is created lazily, on first use.
+
+    Safe to share between threads; after ``os.fork()`` the child starts with
+    empty connection pools.
+    """
 
     def __init__(self, url: str | None = None) -> None:
         self._url_text = url or default_url()
         self._engine: Engine | None = None
         self._sessionmaker: sessionmaker[Session] | None = None
         self._lock = threading.Lock()
+        _databases.add(self)
 
     def __repr__(self) -> str:
         return f"Database({self.safe_url!r})"
