@@ -11,11 +11,13 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
-from tests.conftest import Servers
+
+if TYPE_CHECKING:
+    from tests.conftest import Servers
 
 from podium.cloud.objects import CloudObject, Instance
 from podium.conductor import ConductorAPI, configure_worker
