@@ -162,8 +162,7 @@ def test_unregistered_class_is_never_built(
 def test_use_local_runs_in_process_without_rpc(
     transport: Transport, database: Database, ctx: RequestContext
 ) -> None:
-    assert configure_worker(transport, use_local=True, base=CloudObject) is None
-    set_default_database(database)
+    assert configure_worker(transport, use_local=True, base=CloudObject, database=database) is None
     try:
         inst = Instance(ctx, uuid=str(uuid.uuid4()))
         inst.create()

@@ -6,6 +6,7 @@ import logging
 from types import TracebackType
 
 from podium.db import Database
+from podium.db.current import set_default_database
 from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
 from podium.rpc import RPCServer, Target, Transport
 
@@ -23,13 +24,17 @@ def configure_worker(
     topic: str = "conductor",
     timeout: float = 60.0,
     registry: VersionedObjectRegistry | None = None,
+    database: Database | None = None,
 ) -> ConductorAPI | None:
     """Point ``base`` (and so its subclasses) at the conductor, or run locally.
 
     ``use_local=True`` leaves the indirection API unset: object methods then
-    run in this process against its own database, as on the conductor itself.
+    run in this process against ``database`` (default: ``PODIUM_DATABASE_URL``),
+    as on the conductor itself.
     """
     if use_local:
+        if database is not None:
+            set_default_database(database)
         base.indirection_api = None
         LOG.info("use_local: object methods of %s run in this process", base.__name__)
         return None
