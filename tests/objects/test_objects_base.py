@@ -313,6 +313,16 @@ def test_reregistering_a_version_replaces_it() -> None:
 
 def test_registries_are_separate_and_the_class_form_uses_the_default() -> None:
     from podium.objects import default_registry
+    from podium.objects.fixture import isolated_default_registry
+
+    with isolated_default_registry() as isolated:
+        _check_separate_registries()
+    assert "PodiumTestOnlyDefault" in isolated
+    assert "PodiumTestOnlyDefault" not in default_registry(), "nothing leaked"
+
+
+def _check_separate_registries() -> None:
+    from podium.objects import default_registry
 
     local = VersionedObjectRegistry()
 

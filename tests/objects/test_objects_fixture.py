@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,12 @@ from podium.objects import (
     remotable,
     remotable_classmethod,
 )
-from podium.objects.fixture import ObjectVersionChecker, load_expected, obj_fingerprint
+from podium.objects.fixture import (
+    ObjectVersionChecker,
+    isolated_default_registry,
+    load_expected,
+    obj_fingerprint,
+)
 
 HERE = Path(__file__).parent
 EXPECTED_FILE = HERE / "expected_object_hashes.json"
@@ -156,7 +162,7 @@ def test_load_expected_refuses_a_bad_file(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def objects_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def objects_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     name = "podium_cli_sample_objects"
     (tmp_path / f"{name}.py").write_text(
         textwrap.dedent(
@@ -171,7 +177,8 @@ def objects_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
+    with isolated_default_registry():
+        yield name
     sys.modules.pop(name, None)
 
 

@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import orjson
 
+from podium.objects import registry as _registry_module
 from podium.objects.base import ObjectListBase, VersionedObject
 from podium.objects.indirection import IndirectionAPI
 from podium.objects.registry import VersionedObjectRegistry, default_registry
@@ -40,6 +41,7 @@ __all__ = [
     "ObjectVersionChecker",
     "compute_updates",
     "indirection_api_set",
+    "isolated_default_registry",
     "load_expected",
     "obj_fingerprint",
 ]
@@ -269,3 +271,22 @@ def indirection_api_set(
             target.indirection_api = previous
         else:
             del target.indirection_api
+
+
+@contextmanager
+def isolated_default_registry(
+    registry: VersionedObjectRegistry | None = None,
+) -> Iterator[VersionedObjectRegistry]:
+    """Make ``registry`` (default: a new, empty one) the global registry for a block.
+
+    Classes registered with ``@VersionedObjectRegistry.register`` inside the
+    block land there and vanish with it, so a test does not leak objects into
+    other tests' registry (and their fingerprint tables).
+    """
+    replacement = registry or VersionedObjectRegistry()
+    previous = default_registry()
+    _registry_module._DEFAULT = replacement
+    try:
+        yield replacement
+    finally:
+        _registry_module._DEFAULT = previous
