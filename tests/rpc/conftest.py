@@ -25,18 +25,24 @@ def topic() -> str:
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture(params=["memory", pytest.param("rabbit", marks=pytest.mark.rabbit)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("rabbit", marks=pytest.mark.rabbit),
+        pytest.param("rabbit-reply-queue", marks=pytest.mark.rabbit),
+    ]
+)
 def transport(request: pytest.FixtureRequest, topic: str) -> Iterator[Transport]:
     if request.param == "memory":
         url = f"memory://{uuid.uuid4().hex}"
     else:
         url = request.getfixturevalue("rabbit_url")
-    t = get_transport(url)
+    t = get_transport(url + ("?reply=queue" if request.param == "rabbit-reply-queue" else ""))
     try:
         yield t
     finally:
         t.cleanup()
-        if request.param == "rabbit":
+        if request.param != "memory":
             delete_queues(url, [topic, *(f"{topic}.{s}" for s in SERVERS)])
 
 

@@ -87,8 +87,16 @@ class _Conn:
         self._probe_ch: BlockingChannel | None = None
         self.call_ch = self.connection.channel()
         self.call_ch.add_on_return_callback(self._on_return)
-        self.call_ch.basic_consume(REPLY_TO, self._on_reply, auto_ack=True)
-        self.reply_to = self._discover_reply_address()
+        capabilities = getattr(self.connection._impl, "server_capabilities", None) or {}
+        if driver.reply_mode == "direct" and capabilities.get("direct_reply_to", True):
+            self.call_ch.basic_consume(REPLY_TO, self._on_reply, auto_ack=True)
+            self.reply_to = self._discover_reply_address()
+        else:
+            # oslo.messaging's layout: a reply queue named reply_<uuid>. Ours
+            # is exclusive, so it lives and dies with this connection.
+            self.reply_to = f"reply_{_codec.new_id()}"
+            self.call_ch.queue_declare(self.reply_to, exclusive=True, auto_delete=True)
+            self.call_ch.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
 
     # RabbitMQ rewrites "amq.rabbitmq.reply-to" into this channel's own address
     # only in a message's reply_to property; an oslo.messaging server reads
@@ -507,8 +515,13 @@ class RabbitDriver(Driver):
             self.heartbeat = int(url.query.get("heartbeat", "30"))
             self.max_backoff = float(url.query.get("max_backoff", "5"))
             self.max_retries_at_start = int(url.query.get("connect_retries", "3"))
+            self.reply_mode = url.query.get("reply", "direct")
         except ValueError as exc:
             raise MessagingError(f"bad rabbit:// option: {exc}") from exc
+        if self.reply_mode not in ("direct", "queue"):
+            raise MessagingError(
+                f"rabbit:// reply= must be 'direct' or 'queue', not {self.reply_mode!r}"
+            )
         self.pool = _Pool(self)
         self._probed: dict[str, float] = {}
         self._listeners: list[_RabbitListener] = []
