@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from podium.cloud.objects import TIMESTAMP_FIELDS, Instance
+from podium.cloud.objects import Instance
 from podium.conductor import ConductorAPI, ConductorService
 from podium.context import RequestContext
 from podium.db import Database
@@ -37,7 +37,7 @@ def _old_release() -> tuple[VersionedObjectRegistry, type[VersionedObject], type
 
     class Instance_(OldCloudObject):
         VERSION = "1.0"
-        fields = {**TIMESTAMP_FIELDS, **new_fields}
+        fields = new_fields
 
         @classmethod
         def obj_name(cls) -> str:

@@ -7,7 +7,7 @@ process) and becomes an RPC on a worker whose indirection API is set.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from podium.context import RequestContext
 from podium.db import api as db_api
@@ -16,6 +16,7 @@ from podium.db.models import Instance as InstanceRow
 from podium.exceptions import ObjectActionError
 from podium.objects import (
     ObjectListBase,
+    TimestampedObject,
     VersionedObject,
     VersionedObjectRegistry,
     fields,
@@ -31,13 +32,14 @@ class CloudObject(VersionedObject):
     """Base of the reference app's objects: where a worker sets the indirection API."""
 
 
-#: The columns every table has (podium.db's soft-delete mixin).
-TIMESTAMP_FIELDS: dict[str, fields.Field[Any]] = {
-    "created_at": fields.DateTimeField(nullable=True),
-    "updated_at": fields.DateTimeField(nullable=True),
-    "deleted_at": fields.DateTimeField(nullable=True),
-    "deleted": fields.BooleanField(default=False),
-}
+class SoftDeletedObject(TimestampedObject):
+    """Mixin: the columns every podium.db table has (timestamps and soft delete)."""
+
+    fields: ClassVar[dict[str, fields.Field[Any]]] = {
+        **TimestampedObject.fields,
+        "deleted_at": fields.DateTimeField(nullable=True),
+        "deleted": fields.BooleanField(default=False),
+    }
 
 
 def _load_from_row(obj: VersionedObject, row: Any, context: RequestContext) -> None:
@@ -51,13 +53,12 @@ def _load_from_row(obj: VersionedObject, row: Any, context: RequestContext) -> N
 
 
 @VersionedObjectRegistry.register
-class Instance(CloudObject):
+class Instance(CloudObject, SoftDeletedObject):
     # 1.0: initial
     # 1.1: added node
     VERSION = "1.1"
 
     fields = {
-        **TIMESTAMP_FIELDS,
         "id": fields.IntegerField(read_only=True),
         "uuid": fields.UUIDField(),
         "hostname": fields.StringField(nullable=True),
