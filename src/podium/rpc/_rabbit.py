@@ -274,12 +274,15 @@ class _Pool:
                     continue
                 self.put(conn)
 
-    def close(self) -> None:
-        self._closed.set()
+    def discard_idle(self) -> None:
         with self._lock:
             batch, self._idle = self._idle, []
         for conn in batch:
             conn.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.discard_idle()
 
 
 class _RabbitIncoming(IncomingMessage):
@@ -350,8 +353,13 @@ class _RabbitListener(Listener):
         conn = pika.BlockingConnection(self.driver.connection_parameters())
         ch = conn.channel()
         ch.basic_qos(prefetch_count=self.prefetch)
-        self._connection, self._channel = conn, ch
-        self.generation += 1
+        with self._settle_lock:
+            self._connection, self._channel = conn, ch
+            self.generation += 1
+            # A flush scheduled on the dead connection will never run, and
+            # what it would have settled belongs to the dead channel anyway.
+            self._settlements = []
+            self._flush_scheduled = False
         generation = self.generation
         topic = str(target.topic)
         ch = self._declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
@@ -567,6 +575,9 @@ class RabbitDriver(Driver):
             yield conn
         except RECOVERABLE:
             conn.close()
+            # A broker restart or a forced close takes every connection with
+            # it: drop the idle ones now rather than fail on each in turn.
+            self.pool.discard_idle()
             raise
         finally:
             self.pool.put(conn)
@@ -693,13 +704,13 @@ class RabbitDriver(Driver):
         props = pika.BasicProperties(
             content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
         )
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             try:
                 with self._connection(time.monotonic() + 5, 1) as conn:
                     conn.call_ch.basic_publish("", reply_q, body, props)
                 return
             except _RETRYABLE as exc:
-                if attempt == 2:
+                if attempt == 3:
                     LOG.error("could not send the reply to %s: %s", msg_id, exc)
 
     def listen(

@@ -1,0 +1,172 @@
+"""RabbitMQ misbehaving: garbage on the queue, redeliveries, connections cut under load."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pika
+import pytest
+from rpc_helpers import serve
+
+from podium.exceptions import MessagingError
+from podium.rpc import RPCClient, RPCServer, Target, Transport, get_transport
+from podium.rpc import _codec as codec
+
+pytestmark = pytest.mark.rabbit
+
+VHOST = "podium-rpc-robustness"
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def echo(self, ctxt: Any, value: Any) -> Any:
+        return value
+
+    def record(self, ctxt: Any, value: Any) -> None:
+        self.seen.append(value)
+
+
+def _raw_channel(url: str) -> Any:
+    params = pika.URLParameters(url.replace("rabbit://", "amqp://", 1))
+    return pika.BlockingConnection(params)
+
+
+@pytest.fixture
+def rabbit(rabbit_url: str, topic: str) -> Iterator[Transport]:
+    from rpc_helpers import delete_queues
+
+    t = get_transport(rabbit_url, max_message_bytes=64 * 1024)
+    yield t
+    t.cleanup()
+    delete_queues(rabbit_url, [topic, f"{topic}.a"])
+
+
+def test_garbage_is_rejected_and_the_server_keeps_serving(
+    rabbit: Transport, rabbit_url: str, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="podium.rpc")
+    garbage = [
+        b"\xff\xfe\x00 not json at all",
+        b"[1, 2, 3]",
+        b'{"oslo.version": "9.0", "oslo.message": "{}"}',
+        b'{"oslo.version": "2.0", "oslo.message": "{broken"}',
+        b"{" + b" " * (128 * 1024) + b"}",  # over the 64 KiB limit of this transport
+    ]
+    with RPCServer(rabbit, Target(topic=topic, server="a"), [Sink()], max_workers=2):
+        with contextlib.closing(_raw_channel(rabbit_url)) as conn:
+            ch = conn.channel()
+            for body in garbage:
+                ch.basic_publish("openstack", topic, body)
+            # Well-formed JSON, wrong shape: answered with an error, not a crash.
+            shape = codec.encode({"method": 5, "args": "nope", "_unique_id": "u-shape"})
+            ch.basic_publish("openstack", topic, shape)
+        client = RPCClient(rabbit, Target(topic=topic), timeout=10)
+        assert client.call({}, "echo", value="alive") == "alive"
+    rejected = [r for r in caplog.records if "rejecting a malformed message" in r.getMessage()]
+    assert len(rejected) == len(garbage)  # each once: rejected, never requeued in a loop
+    with contextlib.closing(_raw_channel(rabbit_url)) as conn:
+        assert conn.channel().queue_declare(topic, passive=True).method.message_count == 0
+
+
+def test_redelivered_message_runs_once(rabbit: Transport, rabbit_url: str, topic: str) -> None:
+    sink = Sink()
+    body = codec.encode({"method": "record", "args": {"value": 1}, "_unique_id": "dup-1"})
+    with RPCServer(rabbit, Target(topic=topic, server="a"), [sink], max_workers=1):
+        with contextlib.closing(_raw_channel(rabbit_url)) as conn:
+            ch = conn.channel()
+            ch.basic_publish("openstack", topic, body)
+            ch.basic_publish("openstack", topic, body)
+        # One worker: this call is served after both copies were taken.
+        RPCClient(rabbit, Target(topic=topic), timeout=10).call({}, "echo", value=0)
+    assert sink.seen == [1]
+
+
+def _ctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def vhost_url(rabbit_url: str) -> Iterator[str]:
+    """A vhost of our own, so cutting its connections disturbs nobody else."""
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not available to cut connections")
+    with contextlib.suppress(subprocess.CalledProcessError):
+        _ctl("add_vhost", VHOST)
+    _ctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    yield rabbit_url.rstrip("/") + "/" + VHOST
+    with contextlib.suppress(subprocess.CalledProcessError):
+        _ctl("delete_vhost", VHOST)
+
+
+def test_connections_cut_under_load_fail_cleanly_and_recover(vhost_url: str) -> None:
+    topic = f"cut-{uuid.uuid4().hex[:8]}"
+    spawn = multiprocessing.get_context("spawn")
+    ready, stop, events = spawn.Event(), spawn.Event(), spawn.Queue()
+    server = spawn.Process(target=serve, args=(vhost_url, topic, "a", events, ready, stop))
+    server.start()
+    assert ready.wait(30)
+    transport = get_transport(vhost_url)
+    outcomes: list[str] = []
+    unexpected: list[BaseException] = []
+    progress = threading.Semaphore(0)
+    cut = threading.Event()
+    recovered: set[int] = set()
+    lock = threading.Lock()
+
+    def caller(n: int) -> None:
+        client = RPCClient(transport, Target(topic=topic), timeout=5)
+        deadline = time.monotonic() + 45
+        i = 0
+        while time.monotonic() < deadline:
+            i += 1
+            try:
+                if client.call({}, "echo", value=[n, i]) != [n, i]:
+                    raise AssertionError("a reply went to the wrong caller")
+                outcome = "ok"
+            except MessagingError as exc:
+                outcome = type(exc).__name__
+            except BaseException as exc:
+                unexpected.append(exc)
+                return
+            with lock:
+                outcomes.append(outcome)
+            progress.release()
+            if cut.is_set() and outcome == "ok":
+                with lock:
+                    recovered.add(n)
+                return
+
+    threads = [threading.Thread(target=caller, args=(n,)) for n in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        for _ in range(30):  # the load is running
+            assert progress.acquire(timeout=30)
+        _ctl("close_all_connections", "--vhost", VHOST, "--limit", "1000", "podium test")
+        cut.set()
+        for t in threads:
+            t.join(90)
+        assert not any(t.is_alive() for t in threads), "a caller hung"
+    finally:
+        cut.set()
+        stop.set()
+        server.join(30)
+        if server.is_alive():
+            server.kill()
+        transport.cleanup()
+    assert not unexpected, unexpected
+    # Every caller works again after the cut (none is left with a dead reply path).
+    assert recovered == set(range(6)), outcomes
+    # Every call either completed or failed with a clear podium error.
+    assert set(outcomes) <= {"ok", "TransportError", "NoConsumer", "MessagingTimeout"}
