@@ -1,0 +1,485 @@
+"""podium.rpc vs oslo.messaging vs a raw pika echo, on memory:// and the local RabbitMQ.
+
+    python bench/run.py rpc
+
+Every rabbit:// server runs in its own process (spawned), the callers in this
+one. Figures, each measured in the same run:
+
+- sequential ``call`` round trip: calls/s, p50 and p99 in ms (one caller);
+- ``cast`` throughput: casts/s until the server has run them all;
+- ``call`` carrying a 10-field versioned object, echoed back (podium with
+  ``podium.objects`` and its ``VersionedObjectSerializer``; oslo with
+  ``oslo.versionedobjects`` and its serializer);
+- concurrency: 16 caller threads against 2 server processes, calls/s and p99.
+
+The raw pika echo (direct reply-to, one connection, no envelope) is the
+practical limit of a pika-based client here. Ratios are printed at the end.
+"""
+
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import os
+import statistics
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
+SEQ_CALLS = int(os.environ.get("PODIUM_BENCH_CALLS", "1500"))
+CASTS = int(os.environ.get("PODIUM_BENCH_CASTS", "2000"))
+THREADS = 16
+CALLS_PER_THREAD = int(os.environ.get("PODIUM_BENCH_CALLS_PER_THREAD", "60"))
+SPAWN = multiprocessing.get_context("spawn")
+PAYLOAD = {"name": "x" * 40, "n": 1}
+
+
+# -- objects (built the same way in the caller and in the server processes) ----
+
+
+def podium_objects() -> tuple[Any, Any]:
+    from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
+    from podium.objects import fields as f
+
+    registry = VersionedObjectRegistry()
+
+    @registry.register
+    class BenchRecord(VersionedObject):
+        VERSION = "1.0"
+        fields = {
+            "id": f.IntegerField(),
+            "uuid": f.UUIDField(),
+            "name": f.StringField(),
+            "host": f.StringField(nullable=True),
+            "memory_mb": f.IntegerField(),
+            "vcpus": f.IntegerField(),
+            "created_at": f.DateTimeField(),
+            "tags": f.ListOfStringsField(),
+            "locked": f.BooleanField(),
+            "task_state": f.StringField(nullable=True),
+        }
+
+    return BenchRecord, VersionedObjectSerializer(registry=registry)
+
+
+def oslo_objects() -> tuple[Any, Any]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from oslo_versionedobjects import base as obase
+        from oslo_versionedobjects import fields as f
+
+    @obase.VersionedObjectRegistry.register
+    class BenchRecord(obase.VersionedObject):
+        VERSION = "1.0"
+        fields = {
+            "id": f.IntegerField(),
+            "uuid": f.UUIDField(),
+            "name": f.StringField(),
+            "host": f.StringField(nullable=True),
+            "memory_mb": f.IntegerField(),
+            "vcpus": f.IntegerField(),
+            "created_at": f.DateTimeField(),
+            "tags": f.ListOfStringsField(),
+            "locked": f.BooleanField(),
+            "task_state": f.StringField(nullable=True),
+        }
+
+    return BenchRecord, obase.VersionedObjectSerializer()
+
+
+def record_values() -> dict[str, Any]:
+    return {
+        "id": 7,
+        "uuid": str(uuid.UUID(int=7)),
+        "name": "vm-7",
+        "host": "compute-1",
+        "memory_mb": 2048,
+        "vcpus": 2,
+        "created_at": datetime.datetime(2026, 11, 26, 1, 2, 3, tzinfo=datetime.UTC),
+        "tags": ["web", "prod"],
+        "locked": False,
+        "task_state": None,
+    }
+
+
+# -- endpoints -------------------------------------------------------------------
+
+
+class Endpoint:
+    def __init__(self) -> None:
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def echo(self, ctxt: Any, value: Any) -> Any:
+        return value
+
+    def tick(self, ctxt: Any) -> None:
+        with self.cond:
+            self.count += 1
+            self.cond.notify_all()
+
+    def wait_count(self, ctxt: Any, n: int) -> int:
+        with self.cond:
+            self.cond.wait_for(lambda: self.count >= n, timeout=120)
+            return self.count
+
+    def reset(self, ctxt: Any) -> None:
+        with self.cond:
+            self.count = 0
+
+
+# -- server processes ----------------------------------------------------------
+
+
+def podium_server(url: str, topic: str, server: str, ready: Any, stop: Any) -> None:
+    from podium.rpc import RPCServer, Target, get_transport
+
+    _cls, serializer = podium_objects()
+    transport = get_transport(url)
+    with RPCServer(
+        transport, Target(topic=topic, server=server), [Endpoint()], serializer=serializer
+    ):
+        ready.set()
+        stop.wait()
+    transport.cleanup()
+
+
+def oslo_conf() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from oslo_config import cfg
+        from oslo_messaging._metrics import client as metrics
+        from oslo_messaging._tracing import client as tracing
+
+    conf = cfg.ConfigOpts()
+    conf([], project="podium-bench")
+    conf.register_opts(tracing.oslo_messaging_tracing, group="oslo_messaging_tracing")
+    conf.register_opts(metrics.oslo_messaging_metrics, group="oslo_messaging_metrics")
+    return conf
+
+
+def oslo_transport(url: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import oslo_messaging
+
+    conf = oslo_conf()
+    transport = oslo_messaging.get_rpc_transport(conf, url=url)
+    conf.set_override("amqp_durable_queues", True, group="oslo_messaging_rabbit")
+    return transport
+
+
+def oslo_server(url: str, topic: str, server: str, ready: Any, stop: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import oslo_messaging
+
+        _cls, serializer = oslo_objects()
+        transport = oslo_transport(url)
+        srv = oslo_messaging.get_rpc_server(
+            transport,
+            oslo_messaging.Target(topic=topic, server=server),
+            [Endpoint()],
+            serializer=serializer,
+        )
+        srv.start()
+        ready.set()
+        stop.wait()
+        srv.stop()
+        srv.wait()
+        transport.cleanup()
+
+
+def raw_server(url: str, queue: str, ready: Any, stop: Any) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(url.replace("rabbit://", "amqp://", 1)))
+    ch = conn.channel()
+    ch.queue_declare(queue, auto_delete=True)
+
+    def on_request(ch: Any, method: Any, props: Any, body: bytes) -> None:
+        ch.basic_publish(
+            "", props.reply_to, body, pika.BasicProperties(correlation_id=props.correlation_id)
+        )
+        ch.basic_ack(method.delivery_tag)
+
+    ch.basic_consume(queue, on_request)
+    ready.set()
+    while not stop.is_set():
+        conn.process_data_events(time_limit=0.2)
+    conn.close()
+
+
+@contextmanager
+def processes(target: Callable[..., None], *args: Any, count: int = 1) -> Iterator[None]:
+    procs = []
+    stops = []
+    for i in range(count):
+        ready, stop = SPAWN.Event(), SPAWN.Event()
+        extra = () if target is raw_server else (f"s{i}",)
+        proc = SPAWN.Process(target=target, args=(*args, *extra, ready, stop))
+        proc.start()
+        if not ready.wait(60):
+            raise RuntimeError(f"{target.__name__} did not start")
+        procs.append(proc)
+        stops.append(stop)
+    try:
+        yield
+    finally:
+        for stop in stops:
+            stop.set()
+        for proc in procs:
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+
+
+# -- measuring -----------------------------------------------------------------
+
+
+class Result:
+    def __init__(self, label: str, rate: float, lat: list[float] | None = None) -> None:
+        self.label = label
+        self.rate = rate
+        lat = sorted(lat or [])
+        self.p50 = statistics.median(lat) * 1000 if lat else None
+        self.p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else None
+
+    def row(self) -> str:
+        p50 = f"{self.p50:8.2f}" if self.p50 is not None else "       -"
+        p99 = f"{self.p99:8.2f}" if self.p99 is not None else "       -"
+        return f"  {self.label:<44} {self.rate:10.0f}/s  p50 {p50} ms  p99 {p99} ms"
+
+
+def sequential(label: str, call: Callable[[], Any], n: int = SEQ_CALLS) -> Result:
+    for _ in range(min(50, n)):  # warm up connections and caches
+        call()
+    lat = []
+    start = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        call()
+        lat.append(time.perf_counter() - t0)
+    return Result(label, n / (time.perf_counter() - start), lat)
+
+
+def concurrent(label: str, make_call: Callable[[], Callable[[], Any]]) -> Result:
+    lat: list[float] = []
+    lock = threading.Lock()
+    calls = [make_call() for _ in range(THREADS)]
+    for call in calls:
+        call()
+    barrier = threading.Barrier(THREADS + 1)
+
+    def worker(call: Callable[[], Any]) -> None:
+        mine = []
+        barrier.wait()
+        for _ in range(CALLS_PER_THREAD):
+            t0 = time.perf_counter()
+            call()
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            lat.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    return Result(label, THREADS * CALLS_PER_THREAD / (time.perf_counter() - start), lat)
+
+
+def casts(label: str, cast: Callable[[], None], finish: Callable[[int], Any]) -> Result:
+    start = time.perf_counter()
+    for _ in range(CASTS):
+        cast()
+    finish(CASTS)
+    return Result(label, CASTS / (time.perf_counter() - start))
+
+
+# -- the suites ----------------------------------------------------------------
+
+
+def bench_raw() -> list[Result]:
+    import pika
+
+    queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    with processes(raw_server, URL, queue):
+        conn = pika.BlockingConnection(pika.URLParameters(URL.replace("rabbit://", "amqp://", 1)))
+        ch = conn.channel()
+        got: list[bytes] = []
+        ch.basic_consume(
+            "amq.rabbitmq.reply-to", lambda _c, _m, _p, body: got.append(body), auto_ack=True
+        )
+        body = b'{"method": "echo", "args": {"value": {"name": "' + b"x" * 40 + b'"}}}'
+        props = pika.BasicProperties(reply_to="amq.rabbitmq.reply-to", correlation_id="1")
+
+        def call() -> None:
+            ch.basic_publish("", queue, body, props)
+            while not got:
+                conn.process_data_events(time_limit=None)
+            got.clear()
+
+        result = sequential("raw pika echo, direct reply-to", call)
+        conn.close()
+    return [result]
+
+
+def bench_podium(url: str, label: str, in_process: bool) -> list[Result]:
+    from podium.context import RequestContext
+    from podium.rpc import RPCClient, RPCServer, Target, get_transport
+
+    topic = f"bench-podium-{uuid.uuid4().hex[:8]}"
+    record_cls, serializer = podium_objects()
+    ctxt = RequestContext(user_id="bench", project_id="bench")
+    transport = get_transport(url)
+    results = []
+
+    @contextmanager
+    def servers(count: int) -> Iterator[None]:
+        if in_process:
+            srvs = [
+                RPCServer(
+                    transport,
+                    Target(topic=topic, server=f"s{i}"),
+                    [Endpoint()],
+                    serializer=serializer,
+                ).start()
+                for i in range(count)
+            ]
+            try:
+                yield
+            finally:
+                for s in srvs:
+                    s.stop()
+                    s.wait()
+        else:
+            with processes(podium_server, url, topic, count=count):
+                yield
+
+    try:
+        with servers(1):
+            client = RPCClient(transport, Target(topic=topic), timeout=60, serializer=serializer)
+            results.append(
+                sequential(f"podium {label} call", lambda: client.call(ctxt, "echo", value=PAYLOAD))
+            )
+            record = record_cls(**record_values())
+            results.append(
+                sequential(
+                    f"podium {label} call, 10-field object",
+                    lambda: client.call(ctxt, "echo", value=record),
+                )
+            )
+            client.call(ctxt, "reset")
+            results.append(
+                casts(
+                    f"podium {label} cast",
+                    lambda: client.cast(ctxt, "tick"),
+                    lambda n: client.call(ctxt, "wait_count", n=n),
+                )
+            )
+        with servers(2):
+            results.append(
+                concurrent(
+                    f"podium {label} 16 callers x 2 servers",
+                    lambda: lambda: client.call(ctxt, "echo", value=PAYLOAD),
+                )
+            )
+    finally:
+        transport.cleanup()
+        if url.startswith("rabbit"):
+            _delete_queues([topic, f"{topic}.s0", f"{topic}.s1"])
+    return results
+
+
+def bench_oslo() -> list[Result]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import oslo_messaging
+
+    topic = f"bench-oslo-{uuid.uuid4().hex[:8]}"
+    record_cls, serializer = oslo_objects()
+    transport = oslo_transport(URL)
+    ctxt = {"user_id": "bench", "project_id": "bench"}
+    results = []
+    client = oslo_messaging.get_rpc_client(
+        transport, oslo_messaging.Target(topic=topic), timeout=60, serializer=serializer
+    )
+    try:
+        with processes(oslo_server, URL, topic):
+            results.append(
+                sequential("oslo.messaging call", lambda: client.call(ctxt, "echo", value=PAYLOAD))
+            )
+            record = record_cls(**record_values())
+            results.append(
+                sequential(
+                    "oslo.messaging call, 10-field object",
+                    lambda: client.call(ctxt, "echo", value=record),
+                )
+            )
+            client.call(ctxt, "reset")
+            results.append(
+                casts(
+                    "oslo.messaging cast",
+                    lambda: client.cast(ctxt, "tick"),
+                    lambda n: client.call(ctxt, "wait_count", n=n),
+                )
+            )
+        with processes(oslo_server, URL, topic, count=2):
+            results.append(
+                concurrent(
+                    "oslo.messaging 16 callers x 2 servers",
+                    lambda: lambda: client.call(ctxt, "echo", value=PAYLOAD),
+                )
+            )
+    finally:
+        transport.cleanup()
+        _delete_queues([topic, f"{topic}.s0", f"{topic}.s1"])
+    return results
+
+
+def _delete_queues(names: list[str]) -> None:
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(URL.replace("rabbit://", "amqp://", 1)))
+    for name in names:
+        ch = conn.channel()
+        try:
+            ch.queue_delete(name)
+        except pika.exceptions.ChannelClosedByBroker:
+            continue
+        ch.close()
+    conn.close()
+
+
+def main() -> None:
+    print(
+        f"sequential calls {SEQ_CALLS}, casts {CASTS}, "
+        f"{THREADS} threads x {CALLS_PER_THREAD} calls; rabbit at {URL}"
+    )
+    memory = bench_podium(f"memory://bench-{uuid.uuid4().hex[:6]}", "memory://", in_process=True)
+    for r in memory:
+        print(r.row(), flush=True)
+    rows: dict[str, Result] = {}
+    for result in bench_raw() + bench_podium(URL, "rabbit://", in_process=False) + bench_oslo():
+        rows[result.label] = result
+        print(result.row(), flush=True)
+
+    def ratio(ours: str, theirs: str, target: float) -> None:
+        value = rows[ours].rate / rows[theirs].rate
+        verdict = "meets" if value >= target else "MISSES"
+        print(f"  {ours:<44} / {theirs:<38} {value:5.2f}x  (target {target}x: {verdict})")
+
+    print("ratios on rabbit://")
+    ratio("podium rabbit:// call", "raw pika echo, direct reply-to", 0.8)
+    ratio("podium rabbit:// call", "oslo.messaging call", 1.0)
+    ratio("podium rabbit:// call, 10-field object", "oslo.messaging call, 10-field object", 3.0)
+    ratio("podium rabbit:// cast", "oslo.messaging cast", 2.0)
+    ratio("podium rabbit:// 16 callers x 2 servers", "oslo.messaging 16 callers x 2 servers", 2.0)
