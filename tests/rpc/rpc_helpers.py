@@ -63,7 +63,7 @@ def serve(
     events: Any,
     ready: Event,
     stop: Event,
-    max_workers: int = 8,
+    max_workers: int = 4,
 ) -> None:
     transport = get_transport(url)
     srv = RPCServer(

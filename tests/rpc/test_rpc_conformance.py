@@ -79,6 +79,7 @@ class Recorder:
 def serving(
     transport: Transport, topic: str, endpoints: list[Any], server: str = "a", **kw: Any
 ) -> Iterator[RPCServer]:
+    kw.setdefault("max_workers", 4)  # each rabbit:// worker is a connection: keep tests light
     srv = RPCServer(transport, Target(topic=topic, server=server), endpoints, **kw)
     srv.start()
     try:
@@ -323,7 +324,7 @@ def test_concurrent_callers_each_get_their_own_reply(transport: Transport, topic
 
 def test_stop_lets_running_requests_finish(transport: Transport, topic: str) -> None:
     endpoint = Recorder()
-    srv = RPCServer(transport, Target(topic=topic, server="a"), [endpoint])
+    srv = RPCServer(transport, Target(topic=topic, server="a"), [endpoint], max_workers=2)
     srv.start()
     client = RPCClient(transport, Target(topic=topic), timeout=20)
     result: list[Any] = []

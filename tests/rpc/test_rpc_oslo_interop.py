@@ -112,7 +112,10 @@ def podium_server(
     podium_transport: Transport, topic: str, events: queue.Queue[Any]
 ) -> Iterator[RPCServer]:
     with RPCServer(
-        podium_transport, Target(topic=topic, server="b"), [Endpoint("podium", events)]
+        podium_transport,
+        Target(topic=topic, server="b"),
+        [Endpoint("podium", events)],
+        max_workers=4,
     ) as server:
         yield server
 

@@ -25,6 +25,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -286,12 +287,10 @@ class _Pool:
 
 
 class _RabbitIncoming(IncomingMessage):
-    __slots__ = ("generation", "listener", "message", "reply_q", "tag")
+    __slots__ = ("generation", "message", "reply_q", "tag", "worker")
 
-    def __init__(
-        self, listener: _RabbitListener, generation: int, tag: int, message: dict[str, Any]
-    ) -> None:
-        self.listener = listener
+    def __init__(self, worker: _Worker, generation: int, tag: int, message: dict[str, Any]) -> None:
+        self.worker = worker
         self.generation = generation
         self.tag = tag
         self.message = message
@@ -301,67 +300,68 @@ class _RabbitIncoming(IncomingMessage):
         if not isinstance(self.reply_q, str) or not self.reply_q:
             return
         body = _codec.encode(reply)
-        if len(body) > self.listener.driver.max_message_bytes:
+        if len(body) > self.worker.driver.max_message_bytes:
             raise MalformedMessage(f"reply of {len(body)} bytes exceeds the size limit")
-        self.listener.driver.publish_reply(self.reply_q, str(reply.get("_msg_id")), body)
+        self.worker.publish_reply(self.reply_q, str(reply.get("_msg_id")), body)
 
     def ack(self) -> None:
-        self.listener.settle(self.generation, self.tag, ack=True)
+        self.worker.settle(self.generation, self.tag, ack=True)
 
     def requeue(self) -> None:
-        self.listener.settle(self.generation, self.tag, ack=False)
+        self.worker.settle(self.generation, self.tag, ack=False)
 
 
-class _RabbitListener(Listener):
-    """A server's consumer: one connection and one I/O thread, reconnecting."""
+class _Worker:
+    """One consumer connection, and the thread that drives it and runs the handlers.
 
-    def __init__(
-        self,
-        driver: RabbitDriver,
-        target: Target,
-        callback: Callable[[IncomingMessage], None],
-        prefetch: int,
-    ) -> None:
-        self.driver = driver
-        self.target = target
-        self.callback = callback
-        self.prefetch = prefetch
+    The thread that receives a request also runs it, replies on the same
+    connection and acknowledges it: no hand-off between threads per request.
+    The listener's keeper services the connection's heartbeats while a long
+    handler runs (the connection lock makes that safe).
+    """
+
+    def __init__(self, listener: _RabbitListener, index: int) -> None:
+        self.listener = listener
+        self.driver = listener.driver
+        self.lock = threading.Lock()
+        self.connection: pika.BlockingConnection | None = None
+        self.channel: BlockingChannel | None = None
         self.generation = 0
-        self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
-        self._consumer_tags: list[str] = []
-        self._consuming = True
-        self._closed = threading.Event()
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._settle_lock = threading.Lock()
-        self._settlements: list[tuple[int, int, bool]] = []
-        self._flush_scheduled = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"podium-rabbit-listener-{target.topic}", daemon=True
+        self.backlog: deque[tuple[int, int, bytes]] = deque()
+        self.consumer_tags: list[str] = []
+        self.busy = False
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run,
+            name=f"podium-rabbit-{listener.target.topic}-{index}",
+            daemon=True,
         )
 
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise TransportError(f"could not start consuming: {self._error}") from self._error
+    # -- connection (called with self.lock held) ---------------------------
+
+    def _declare(self, ch: BlockingChannel, kind: str, name: str, **how: Any) -> BlockingChannel:
+        try:
+            if kind == "exchange":
+                ch.exchange_declare(name, **how)
+            else:
+                ch.queue_declare(name, **how)
+        except pex.ChannelClosedByBroker as exc:
+            # oslo.messaging may have declared it non-durable: it routes all
+            # the same, so use it as it is.
+            if exc.reply_code != 406:
+                raise
+            LOG.warning("%s %r exists with other settings (%s); using it", kind, name, exc)
+            assert self.connection is not None
+            ch = self.connection.channel()
+        return ch
 
     def _setup(self) -> None:
-        target = self.target
+        target = self.listener.target
         exchange = target.exchange or DEFAULT_EXCHANGE
-        conn = pika.BlockingConnection(self.driver.connection_parameters())
-        ch = conn.channel()
-        ch.basic_qos(prefetch_count=self.prefetch)
-        with self._settle_lock:
-            self._connection, self._channel = conn, ch
-            self.generation += 1
-            # A flush scheduled on the dead connection will never run, and
-            # what it would have settled belongs to the dead channel anyway.
-            self._settlements = []
-            self._flush_scheduled = False
-        generation = self.generation
         topic = str(target.topic)
+        self.connection = pika.BlockingConnection(self.driver.connection_parameters())
+        ch = self.connection.channel()
         ch = self._declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
         keys = [topic] + ([f"{topic}.{target.server}"] if target.server else [])
         for key in keys:
@@ -371,150 +371,194 @@ class _RabbitListener(Listener):
         ch = self._declare(
             ch, "exchange", fanout, exchange_type="fanout", durable=False, auto_delete=True
         )
-        fanout_q = f"{fanout}_{_codec.new_id()}"
-        ch.queue_declare(fanout_q, exclusive=True, auto_delete=True)
+        # Shared by this server's workers, gone with the last of them.
+        fanout_q = self.listener.fanout_queue
+        ch.queue_declare(fanout_q, auto_delete=True)
         ch.queue_bind(fanout_q, fanout, routing_key=topic)
-        self._channel = ch
-        ch.basic_qos(prefetch_count=self.prefetch)
+        # One unacknowledged request per worker: the broker hands the next one
+        # to a free worker (of this server or another).
+        ch.basic_qos(prefetch_count=1, global_qos=True)
+        self.generation += 1
+        generation = self.generation
+        backlog = self.backlog
+        backlog.clear()
 
-        def on_message(
-            channel: BlockingChannel,
-            method: Any,
-            props: pika.BasicProperties,
-            body: bytes,
-        ) -> None:
-            self._on_message(channel, generation, method.delivery_tag, body)
+        def on_message(_ch: Any, method: Any, _props: Any, body: bytes) -> None:
+            backlog.append((generation, method.delivery_tag, body))
 
-        self._consumer_tags = [ch.basic_consume(queue, on_message) for queue in [*keys, fanout_q]]
+        self.channel = ch
+        self.consumer_tags = [ch.basic_consume(q, on_message) for q in [*keys, fanout_q]]
 
-    def _declare(self, ch: BlockingChannel, kind: str, name: str, **how: Any) -> BlockingChannel:
-        try:
-            if kind == "exchange":
-                ch.exchange_declare(name, **how)
-            else:
-                ch.queue_declare(name, **how)
-        except pex.ChannelClosedByBroker as exc:
-            if exc.reply_code != 406:
-                raise
-            LOG.warning("%s %r exists with other settings (%s); using it", kind, name, exc)
-            assert self._connection is not None
-            ch = self._connection.channel()
-            ch.basic_qos(prefetch_count=self.prefetch)
-        return ch
+    def _drop(self) -> None:
+        conn, self.connection, self.channel = self.connection, None, None
+        self.consumer_tags = []
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                if conn.is_open:
+                    conn.close()
 
-    def _on_message(self, ch: BlockingChannel, generation: int, tag: int, body: bytes) -> None:
-        try:
-            message = _codec.decode(body, self.driver.max_message_bytes)
-        except MalformedMessage as exc:
-            LOG.error("rejecting a malformed message on %s: %s", self.target.topic, exc)
-            ch.basic_reject(tag, requeue=False)
-            return
-        try:
-            self.callback(_RabbitIncoming(self, generation, tag, message))
-        except Exception:
-            LOG.exception("could not hand a message over; requeueing it")
-            ch.basic_reject(tag, requeue=True)
-
-    def settle(self, generation: int, tag: int, ack: bool) -> None:
-        """Ack (or requeue) from any thread; the I/O thread sends it.
-
-        Settlements queue up and one wake-up flushes them all, so a busy
-        server does not pay a cross-thread wake-up per message.
-        """
-        with self._settle_lock:
-            self._settlements.append((generation, tag, ack))
-            if self._flush_scheduled:
-                return
-            self._flush_scheduled = True
-        connection = self._connection
-        if threading.current_thread() is self._thread:
-            self._flush_settlements()
-            return
-        try:
-            if connection is None:
-                raise TransportError("no connection")
-            connection.add_callback_threadsafe(self._flush_settlements)
-        except Exception as exc:
-            # The channel is gone; the broker requeues whatever was unacked.
-            LOG.info("could not settle message %s: %s", tag, exc)
-            with self._settle_lock:
-                self._settlements.clear()
-                self._flush_scheduled = False
-
-    def _flush_settlements(self) -> None:
-        with self._settle_lock:
-            batch, self._settlements = self._settlements, []
-            self._flush_scheduled = False
-        ch = self._channel
-        for generation, tag, ack in batch:
-            if generation != self.generation or ch is None or not ch.is_open:
-                continue  # that channel died: the broker has requeued the message
-            if ack:
-                ch.basic_ack(tag)
-            else:
-                ch.basic_reject(tag, requeue=True)
+    # -- the loop ----------------------------------------------------------
 
     def _run(self) -> None:
+        listener = self.listener
         attempt = 0
-        while not self._closed.is_set():
+        while not listener.closed.is_set():
             try:
-                self._setup()
+                with self.lock:
+                    self._setup()
                 attempt = 0
-                self._ready.set()
-                assert self._connection is not None
-                while not self._closed.is_set():
-                    if not self._consuming and self._consumer_tags:
-                        assert self._channel is not None
-                        for tag in self._consumer_tags:
-                            self._channel.basic_cancel(tag)
-                        self._consumer_tags = []
-                    # No time limit: stop() and settle() wake the loop up, and
-                    # pika's own timers keep the heartbeats going.
-                    self._connection.process_data_events(time_limit=None)
+                self.ready.set()
+                while not listener.closed.is_set():
+                    with self.lock:
+                        assert self.connection is not None
+                        if not listener.consuming and self.consumer_tags:
+                            assert self.channel is not None
+                            for tag in self.consumer_tags:
+                                self.channel.basic_cancel(tag)
+                            self.consumer_tags = []
+                        if not self.backlog:
+                            self.connection.process_data_events(time_limit=0.5)
+                    while self.backlog:
+                        self._handle(*self.backlog.popleft())
             except Exception as exc:
-                if self._closed.is_set():
+                with self.lock:
+                    self._drop()
+                if listener.closed.is_set():
                     break
-                if not self._ready.is_set() and attempt >= self.driver.max_retries_at_start:
-                    self._error = exc
-                    self._ready.set()
+                if not self.ready.is_set() and attempt >= self.driver.max_retries_at_start:
+                    self.error = exc
+                    self.ready.set()
                     return
                 delay = min(self.driver.max_backoff, 0.2 * 2**attempt) * random.uniform(0.8, 1.2)
                 attempt += 1
                 LOG.warning(
-                    "listener on %s lost its connection (%s); reconnecting in %.1fs",
-                    self.target.topic,
+                    "server on %s lost its connection (%s); reconnecting in %.1fs",
+                    listener.target.topic,
                     exc,
                     delay,
                 )
-                self._drop_connection()
-                self._closed.wait(delay)
-        self._drop_connection()
+                listener.closed.wait(delay)
+        with self.lock:
+            self._drop()
 
-    def _drop_connection(self) -> None:
-        conn, self._connection = self._connection, None
-        self._channel = None
-        if conn is not None:
+    def _handle(self, generation: int, tag: int, body: bytes) -> None:
+        if not self.listener.consuming:
+            self.settle(generation, tag, ack=False)
+            return
+        try:
+            message = _codec.decode(body, self.driver.max_message_bytes)
+        except MalformedMessage as exc:
+            LOG.error("rejecting a malformed message on %s: %s", self.listener.target.topic, exc)
+            with self.lock:
+                if generation == self.generation and self.channel is not None:
+                    self.channel.basic_reject(tag, requeue=False)
+            return
+        self.busy = True
+        try:
+            self.listener.callback(_RabbitIncoming(self, generation, tag, message))
+        except Exception:
+            LOG.exception("could not process a message; requeueing it")
+            self.settle(generation, tag, ack=False)
+        finally:
+            self.busy = False
+
+    # -- called by the handler, on this worker's thread ----------------------
+
+    def settle(self, generation: int, tag: int, ack: bool) -> None:
+        with self.lock:
+            ch = self.channel
+            if generation != self.generation or ch is None or not ch.is_open:
+                return  # that channel died: the broker has requeued the message
             try:
-                if conn.is_open:
-                    conn.close()
-            except Exception:
-                pass
+                if ack:
+                    ch.basic_ack(tag)
+                else:
+                    ch.basic_reject(tag, requeue=True)
+            except RECOVERABLE as exc:
+                LOG.info("could not settle message %s: %s", tag, exc)
+
+    def publish_reply(self, reply_q: str, msg_id: str, body: bytes) -> None:
+        props = pika.BasicProperties(
+            content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
+        )
+        with self.lock:
+            ch = self.channel
+            if ch is not None and ch.is_open:
+                try:
+                    ch.basic_publish("", reply_q, body, props)
+                    return
+                except RECOVERABLE as exc:
+                    LOG.info("reply on the consumer connection failed (%s); retrying", exc)
+        self.driver.publish_reply(reply_q, msg_id, body)
+
+    def keep_alive(self) -> None:
+        """Service heartbeats while a long handler holds this worker."""
+        if not self.busy or not self.lock.acquire(blocking=False):
+            return
+        try:
+            if self.connection is not None and self.connection.is_open:
+                self.connection.process_data_events(0)
+        except Exception as exc:
+            LOG.info("busy worker's connection failed: %s", exc)
+        finally:
+            self.lock.release()
+
+
+class _RabbitListener(Listener):
+    """A server's consumers: ``workers`` connections, each with its own thread."""
+
+    def __init__(
+        self,
+        driver: RabbitDriver,
+        target: Target,
+        callback: Callable[[IncomingMessage], None],
+        workers: int,
+    ) -> None:
+        self.driver = driver
+        self.target = target
+        self.callback = callback
+        self.fanout_queue = f"{target.topic}_fanout_{_codec.new_id()}"
+        self.consuming = True
+        self.closed = threading.Event()
+        self.workers = [_Worker(self, i) for i in range(max(1, workers))]
+        self._keeper = threading.Thread(
+            target=self._keep, name=f"podium-rabbit-keeper-{target.topic}", daemon=True
+        )
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.thread.start()
+        for worker in self.workers:
+            worker.ready.wait(60)
+            if worker.error is not None:
+                self.close()
+                raise TransportError(f"could not start consuming: {worker.error}") from (
+                    worker.error
+                )
+        self._keeper.start()
+
+    def _keep(self) -> None:
+        interval = max(1.0, self.driver.heartbeat / 4)
+        while not self.closed.wait(interval):
+            for worker in self.workers:
+                worker.keep_alive()
 
     def stop(self) -> None:
-        self._consuming = False
-        conn = self._connection
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.add_callback_threadsafe(lambda: None)  # wake the loop up
+        self.consuming = False
 
     def close(self) -> None:
-        self._closed.set()
-        self.stop()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(10)
+        self.consuming = False
+        self.closed.set()
+        for worker in self.workers:
+            if worker.thread.is_alive() and threading.current_thread() is not worker.thread:
+                worker.thread.join(10)
+        if self._keeper.is_alive():
+            self._keeper.join(10)
 
 
 class RabbitDriver(Driver):
+    runs_handlers = True
+
     def __init__(self, url: TransportURL) -> None:
         if not url.hosts:
             raise InvalidTarget("rabbit:// needs at least one host")

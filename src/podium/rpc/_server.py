@@ -160,16 +160,17 @@ class RPCServer:
         self._stopping = False
 
     def start(self) -> RPCServer:
+        driver = self.transport.driver
         with self._lock:
             if self._listener is not None:
                 return self
             self._stopping = False
-            self._pool = ThreadPoolExecutor(
-                self.max_workers, thread_name_prefix=f"rpc-{self.target.topic}"
-            )
-        self._listener = self.transport.driver.listen(
-            self.target, self._on_message, prefetch=self.max_workers
-        )
+            if not driver.runs_handlers:
+                self._pool = ThreadPoolExecutor(
+                    self.max_workers, thread_name_prefix=f"rpc-{self.target.topic}"
+                )
+        callback = self._run_inline if driver.runs_handlers else self._on_message
+        self._listener = driver.listen(self.target, callback, prefetch=self.max_workers)
         return self
 
     def stop(self) -> None:
@@ -213,6 +214,17 @@ class RPCServer:
             incoming.requeue()
             return
         pool.submit(self._process, incoming)
+
+    # The driver's worker threads are the pool: run the request right here.
+    def _run_inline(self, incoming: IncomingMessage) -> None:
+        with self._lock:
+            stopping = self._stopping
+            if not stopping:
+                self._inflight += 1
+        if stopping:
+            incoming.requeue()
+            return
+        self._process(incoming)
 
     def _process(self, incoming: IncomingMessage) -> None:
         try:

@@ -120,6 +120,10 @@ class Listener(ABC):
 
 class Driver(ABC):
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    # True when listen() runs the callback on its own bounded set of worker
+    # threads (one request at a time each); False when the callback must only
+    # hand the message over, and the server runs it on its pool.
+    runs_handlers: bool = False
 
     @abstractmethod
     def send(
@@ -136,7 +140,8 @@ class Driver(ABC):
     @abstractmethod
     def listen(
         self, target: Target, callback: Callable[[IncomingMessage], None], prefetch: int
-    ) -> Listener: ...
+    ) -> Listener:
+        """Start consuming; ``prefetch`` bounds the requests taken at once."""
 
     @abstractmethod
     def close(self) -> None: ...
