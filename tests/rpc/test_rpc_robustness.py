@@ -170,3 +170,34 @@ def test_connections_cut_under_load_fail_cleanly_and_recover(vhost_url: str) -> 
     assert recovered == set(range(6)), outcomes
     # Every call either completed or failed with a clear podium error.
     assert set(outcomes) <= {"ok", "TransportError", "NoConsumer", "MessagingTimeout"}
+
+
+class Sleeper:
+    def nap(self, ctxt: Any, seconds: float) -> float:
+        time.sleep(seconds)  # a long handler: its worker's connection must stay alive
+        return seconds
+
+
+def test_heartbeats_survive_long_handlers_and_idle_pools(
+    rabbit_url: str, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rpc_helpers import delete_queues
+
+    caplog.set_level(logging.INFO, logger="podium.rpc")
+    # A 1 s heartbeat: the broker drops a connection silent for about 2 s.
+    transport = get_transport(rabbit_url + "?heartbeat=1")
+    try:
+        with RPCServer(transport, Target(topic=topic, server="a"), [Sleeper()], max_workers=1):
+            client = RPCClient(transport, Target(topic=topic), timeout=30)
+            assert client.call({}, "nap", seconds=0) == 0
+            pooled = list(transport.driver.pool._idle)  # type: ignore[attr-defined]
+            assert client.call({}, "nap", seconds=4) == 4
+            time.sleep(4)  # the pooled connections sit idle
+            assert client.call({}, "nap", seconds=0) == 0
+            still = transport.driver.pool._idle  # type: ignore[attr-defined]
+            assert pooled and all(conn in still and conn.usable for conn in pooled)
+    finally:
+        transport.cleanup()
+        delete_queues(rabbit_url, [topic, f"{topic}.a"])
+    lost = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
+    assert not lost
