@@ -201,3 +201,45 @@ def test_heartbeats_survive_long_handlers_and_idle_pools(
         delete_queues(rabbit_url, [topic, f"{topic}.a"])
     lost = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
     assert not lost
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.values: list[int] = []
+        self.cond = threading.Condition()
+
+    def tick(self, ctxt: Any, i: int) -> None:
+        with self.cond:
+            self.values.append(i)
+            self.cond.notify_all()
+
+
+def test_casts_are_confirmed_before_the_transport_closes(rabbit_url: str, topic: str) -> None:
+    from rpc_helpers import delete_queues
+
+    counter = Counter()
+    server_transport = get_transport(rabbit_url)
+    try:
+        with RPCServer(server_transport, Target(topic=topic, server="a"), [counter], max_workers=2):
+            caster = get_transport(rabbit_url)
+            client = RPCClient(caster, Target(topic=topic))
+            for i in range(500):
+                client.cast({}, "tick", i=i)
+            # Casts return once written; closing waits for the broker's confirms.
+            caster.cleanup()
+            assert not caster.driver.orphans  # type: ignore[attr-defined]
+            with counter.cond:
+                assert counter.cond.wait_for(lambda: len(set(counter.values)) == 500, 30)
+    finally:
+        server_transport.cleanup()
+        delete_queues(rabbit_url, [topic, f"{topic}.a"])
+
+
+def test_unroutable_cast_to_one_server_is_logged(
+    rabbit_url: str, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="podium.rpc")
+    transport = get_transport(rabbit_url)
+    RPCClient(transport, Target(topic=topic, server="nobody")).cast({}, "tick", i=1)
+    transport.cleanup()  # processes the broker's return and confirm
+    assert any(f"{topic}.nobody" in r.getMessage() for r in caplog.records)

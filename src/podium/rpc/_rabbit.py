@@ -52,6 +52,7 @@ LOG = logging.getLogger(__name__)
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 _PROBE_TTL = 2.0
+_CONFIRM_WINDOW = 256
 _JSON = "application/json"
 
 # Errors after which a connection is presumed broken and another is tried.
@@ -65,6 +66,19 @@ RECOVERABLE: tuple[type[Exception], ...] = (
 
 
 _RETRYABLE: tuple[type[Exception], ...] = (TransportError, *RECOVERABLE)
+
+
+class _Cast:
+    __slots__ = ("body", "exchange", "key", "mandatory", "props")
+
+    def __init__(
+        self, exchange: str, key: str, body: bytes, props: pika.BasicProperties, mandatory: bool
+    ) -> None:
+        self.exchange = exchange
+        self.key = key
+        self.body = body
+        self.props = props
+        self.mandatory = mandatory
 
 
 class _Slot:
@@ -85,6 +99,8 @@ class _Conn:
         self.pending: dict[str, _Slot] = {}
         self.declared: set[tuple[str, str]] = set()
         self._cast_ch: BlockingChannel | None = None
+        self._cast_seq = 0
+        self.unconfirmed: dict[int, _Cast] = {}
         self._probe_ch: BlockingChannel | None = None
         self.call_ch = self.connection.channel()
         self.call_ch.add_on_return_callback(self._on_return)
@@ -125,6 +141,7 @@ class _Conn:
         return bool(self.connection.is_open and self.call_ch.is_open)
 
     def close(self) -> None:
+        self.orphan_unconfirmed()
         try:
             if self.connection.is_open:
                 self.connection.close()
@@ -157,10 +174,69 @@ class _Conn:
             slot.returned = True
 
     def channel_for_casts(self) -> BlockingChannel:
+        """The channel casts go out on, in publisher-confirm mode.
+
+        Confirms are taken asynchronously (pika's blocking channel would wait
+        for each one): a cast returns once written, stays in ``unconfirmed``
+        until the broker confirms it, and is published again if the broker
+        nacks it or the connection dies first (the server drops the duplicate
+        by its unique id). ``_CONFIRM_WINDOW`` bounds what may be in flight.
+        """
         if self._cast_ch is None or not self._cast_ch.is_open:
-            self._cast_ch = self.connection.channel()
-            self._cast_ch.confirm_delivery()
+            self.orphan_unconfirmed()
+            ch = self.connection.channel()
+            selected: list[bool] = []
+            ch._impl.confirm_delivery(
+                ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True)
+            )
+            ch._impl.add_on_return_callback(self._on_cast_return)
+            deadline = time.monotonic() + 10
+            while not selected:
+                if time.monotonic() > deadline:
+                    raise TransportError("the broker did not enable publisher confirms")
+                self.connection.process_data_events(time_limit=0.1)
+            self._cast_ch = ch
+            self._cast_seq = 0
         return self._cast_ch
+
+    def publish_cast(self, ch: BlockingChannel, cast: _Cast) -> None:
+        ch.basic_publish(cast.exchange, cast.key, cast.body, cast.props, mandatory=cast.mandatory)
+        self._cast_seq += 1
+        self.unconfirmed[self._cast_seq] = cast
+        if len(self.unconfirmed) >= _CONFIRM_WINDOW:
+            deadline = time.monotonic() + 30
+            while len(self.unconfirmed) >= _CONFIRM_WINDOW // 2:
+                if time.monotonic() > deadline:
+                    raise TransportError("the broker confirms no casts")
+                self.connection.process_data_events(time_limit=1)
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tag = method.delivery_tag
+        tags = [t for t in self.unconfirmed if t <= tag] if method.multiple else [tag]
+        nacked = type(method).__name__ == "Nack"
+        for t in tags:
+            cast = self.unconfirmed.pop(t, None)
+            if cast is not None and nacked:
+                LOG.warning("broker nacked a cast to %s; sending it again", cast.key)
+                self.driver.orphans.append(cast)
+
+    def _on_cast_return(self, _ch: Any, method: Any, _props: Any, _body: bytes) -> None:
+        LOG.error(
+            "cast to %r dropped: nobody consumes it (%s)", method.routing_key, method.reply_text
+        )
+
+    def orphan_unconfirmed(self) -> None:
+        """Hand casts the broker never confirmed back to the driver, to resend."""
+        if self.unconfirmed:
+            LOG.warning("%d unconfirmed casts will be sent again", len(self.unconfirmed))
+            self.driver.orphans.extend(self.unconfirmed.values())
+            self.unconfirmed.clear()
+
+    def flush_casts(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.unconfirmed and time.monotonic() < deadline:
+            self.connection.process_data_events(time_limit=0.1)
 
     def consumer_count(self, queue: str) -> int | None:
         """Consumers on ``queue``; ``None`` when it does not exist."""
@@ -283,7 +359,16 @@ class _Pool:
 
     def close(self) -> None:
         self._closed.set()
+        with self._lock:
+            batch = list(self._idle)
+        for conn in batch:
+            # Let the broker confirm what this process cast before it goes.
+            with contextlib.suppress(Exception):
+                self.driver._resend_orphans(conn)
+                conn.flush_casts(5)
         self.discard_idle()
+        if self.driver.orphans:
+            LOG.error("%d casts were never confirmed by the broker", len(self.driver.orphans))
 
 
 class _RabbitIncoming(IncomingMessage):
@@ -575,6 +660,8 @@ class RabbitDriver(Driver):
                 f"rabbit:// reply= must be 'direct' or 'queue', not {self.reply_mode!r}"
             )
         self.pool = _Pool(self)
+        # Casts never confirmed by the broker, to publish again.
+        self.orphans: deque[_Cast] = deque()
         self._probed: dict[str, float] = {}
         self._listeners: list[_RabbitListener] = []
         self._rotation = 0
@@ -714,6 +801,7 @@ class RabbitDriver(Driver):
     ) -> None:
         body = self._encode(message)
         ch = conn.channel_for_casts()
+        self._resend_orphans(conn)
         props = pika.BasicProperties(content_type=_JSON, content_encoding="utf-8", delivery_mode=2)
         topic = str(target.topic)
         if target.fanout:
@@ -721,14 +809,7 @@ class RabbitDriver(Driver):
             ch = conn.declare(
                 ch, "exchange", fanout, exchange_type="fanout", durable=False, auto_delete=True
             )
-            try:
-                ch.basic_publish(fanout, topic, body, props)
-            except pex.ChannelClosedByBroker as exc:
-                if exc.reply_code != 404:
-                    raise
-                # The auto-delete exchange went away with its last server:
-                # declare it again; nobody listens, so the message goes nowhere.
-                conn.declared.discard(("exchange", fanout))
+            conn.publish_cast(ch, _Cast(fanout, topic, body, props, mandatory=False))
             return
         ch = conn.declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
         if not target.server and ("bound", key) not in conn.declared:
@@ -737,12 +818,16 @@ class RabbitDriver(Driver):
             ch = conn.declare(ch, "queue", key, durable=True)
             ch.queue_bind(key, exchange, routing_key=key)
             conn.declared.add(("bound", key))
-        try:
-            ch.basic_publish(exchange, key, body, props, mandatory=True)
-        except pex.UnroutableError as exc:
-            raise no_consumer_error(target, str(message.get("method")), "unroutable") from exc
-        except pex.NackError as exc:
-            raise TransportError("the broker refused the cast (nack)") from exc
+        # A cast to one server must reach it: unroutable ones are logged.
+        conn.publish_cast(ch, _Cast(exchange, key, body, props, mandatory=bool(target.server)))
+
+    def _resend_orphans(self, conn: _Conn) -> None:
+        while self.orphans:
+            try:
+                cast = self.orphans.popleft()
+            except IndexError:
+                return
+            conn.publish_cast(conn.channel_for_casts(), cast)
 
     def publish_reply(self, reply_q: str, msg_id: str, body: bytes) -> None:
         props = pika.BasicProperties(
