@@ -13,6 +13,7 @@ driver, the in-memory one included, goes through :func:`encode` and
 from __future__ import annotations
 
 import importlib
+import itertools
 import logging
 import sys
 import traceback
@@ -57,8 +58,14 @@ def dumps(value: Any) -> bytes:
         raise MalformedMessage(f"message cannot be encoded: {exc}") from exc
 
 
+# Ids only need to be unique, not unpredictable: a random per-process prefix
+# and a counter cost far less than a uuid4 (a getrandom() call) per message.
+_ID_PREFIX = uuid.uuid4().hex[:20]
+_ID_COUNTER = itertools.count(1)
+
+
 def new_id() -> str:
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
 def encode(message: Mapping[str, Any]) -> bytes:

@@ -372,7 +372,7 @@ class _Pool:
 
 
 class _RabbitIncoming(IncomingMessage):
-    __slots__ = ("generation", "message", "reply_q", "tag", "worker")
+    __slots__ = ("generation", "message", "pending_reply", "reply_q", "tag", "worker")
 
     def __init__(self, worker: _Worker, generation: int, tag: int, message: dict[str, Any]) -> None:
         self.worker = worker
@@ -380,6 +380,7 @@ class _RabbitIncoming(IncomingMessage):
         self.tag = tag
         self.message = message
         self.reply_q = message.get("_reply_q")
+        self.pending_reply: tuple[str, str, bytes] | None = None
 
     def reply(self, reply: dict[str, Any]) -> None:
         if not isinstance(self.reply_q, str) or not self.reply_q:
@@ -387,10 +388,12 @@ class _RabbitIncoming(IncomingMessage):
         body = _codec.encode(reply)
         if len(body) > self.worker.driver.max_message_bytes:
             raise MalformedMessage(f"reply of {len(body)} bytes exceeds the size limit")
-        self.worker.publish_reply(self.reply_q, str(reply.get("_msg_id")), body)
+        # Sent with the ack, in one write: RPCServer always acks after replying.
+        self.pending_reply = (self.reply_q, str(reply.get("_msg_id")), body)
 
     def ack(self) -> None:
-        self.worker.settle(self.generation, self.tag, ack=True)
+        pending, self.pending_reply = self.pending_reply, None
+        self.worker.finish(self.generation, self.tag, pending)
 
     def requeue(self) -> None:
         self.worker.settle(self.generation, self.tag, ack=False)
@@ -561,6 +564,28 @@ class _Worker:
                     ch.basic_reject(tag, requeue=True)
             except RECOVERABLE as exc:
                 LOG.info("could not settle message %s: %s", tag, exc)
+
+    def finish(self, generation: int, tag: int, reply: tuple[str, str, bytes] | None) -> None:
+        """Publish the reply and acknowledge the request, in one write."""
+        with self.lock:
+            ch = self.channel
+            if generation == self.generation and ch is not None and ch.is_open:
+                try:
+                    if reply is not None:
+                        reply_q, msg_id, body = reply
+                        props = pika.BasicProperties(
+                            content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
+                        )
+                        # Queued without a flush; basic_ack flushes both frames.
+                        ch._impl.basic_publish("", reply_q, body, props)
+                        reply = None
+                    ch.basic_ack(tag)
+                    return
+                except RECOVERABLE as exc:
+                    LOG.info("could not finish message %s: %s", tag, exc)
+        # The channel died: the broker requeues the request; still answer it.
+        if reply is not None:
+            self.driver.publish_reply(*reply)
 
     def publish_reply(self, reply_q: str, msg_id: str, body: bytes) -> None:
         props = pika.BasicProperties(
