@@ -185,3 +185,14 @@ def test_malformed_memory_message_does_not_stop_the_server(
         driver.bus.publish("openstack/g", b"\x00garbage", must_route=False)
         driver.bus.publish("openstack/g", codec.encode({"no": "method"}), must_route=False)
         assert RPCClient(memory_transport, Target(topic="g")).call({}, "echo", value=3) == 3
+
+
+def test_the_example_in_the_docs_runs() -> None:
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).parents[2] / "docs" / "rpc.md"
+    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(doc), "exec"), {})
