@@ -14,6 +14,8 @@ one. Figures, each measured in the same run:
 
 The raw pika echo (direct reply-to, one connection, no envelope) is the
 practical limit of a pika-based client here. Ratios are printed at the end.
+Environment knobs: PODIUM_BENCH_RABBIT_URL, PODIUM_BENCH_CALLS, PODIUM_BENCH_CASTS,
+PODIUM_BENCH_CALLS_PER_THREAD, PODIUM_BENCH_WORKERS (podium server max_workers, 16).
 """
 
 from __future__ import annotations
@@ -142,7 +144,11 @@ def podium_server(url: str, topic: str, server: str, ready: Any, stop: Any) -> N
     _cls, serializer = podium_objects()
     transport = get_transport(url)
     with RPCServer(
-        transport, Target(topic=topic, server=server), [Endpoint()], serializer=serializer
+        transport,
+        Target(topic=topic, server=server),
+        [Endpoint()],
+        serializer=serializer,
+        max_workers=int(os.environ.get("PODIUM_BENCH_WORKERS", "16")),
     ):
         ready.set()
         stop.wait()

@@ -410,6 +410,7 @@ class _Worker:
 
     def __init__(self, listener: _RabbitListener, index: int) -> None:
         self.listener = listener
+        self.index = index
         self.driver = listener.driver
         self.lock = threading.Lock()
         self.connection: pika.BlockingConnection | None = None
@@ -475,7 +476,15 @@ class _Worker:
             backlog.append((generation, method.delivery_tag, body))
 
         self.channel = ch
-        self.consumer_tags = [ch.basic_consume(q, on_message) for q in [*keys, fanout_q]]
+        # Consumer priorities: the broker gives a request to the first free
+        # worker in a fixed order, so a lightly loaded server keeps using the
+        # same (warm) few instead of cycling through all of them. The first
+        # worker has the default priority 0, so it still shares the load
+        # evenly with other servers' first workers, oslo.messaging's included.
+        priority = {"x-priority": -self.index}
+        self.consumer_tags = [
+            ch.basic_consume(q, on_message, arguments=priority) for q in [*keys, fanout_q]
+        ]
 
     def _drop(self) -> None:
         conn, self.connection, self.channel = self.connection, None, None
