@@ -243,3 +243,19 @@ def test_unroutable_cast_to_one_server_is_logged(
     RPCClient(transport, Target(topic=topic, server="nobody")).cast({}, "tick", i=1)
     transport.cleanup()  # processes the broker's return and confirm
     assert any(f"{topic}.nobody" in r.getMessage() for r in caplog.records)
+
+
+def test_failover_to_the_next_host_in_the_url(rabbit_url: str, topic: str) -> None:
+    from rpc_helpers import delete_queues
+
+    # Port 1 refuses connections: every connection must fail over to the real broker.
+    dead_first = rabbit_url.replace("@127.0.0.1:5672", "@127.0.0.1:1,guest:guest@127.0.0.1:5672")
+    assert dead_first != rabbit_url
+    transport = get_transport(dead_first)
+    try:
+        with RPCServer(transport, Target(topic=topic, server="a"), [Sink()], max_workers=2):
+            client = RPCClient(transport, Target(topic=topic), timeout=10)
+            assert [client.call({}, "echo", value=i) for i in range(5)] == list(range(5))
+    finally:
+        transport.cleanup()
+        delete_queues(rabbit_url, [topic, f"{topic}.a"])
