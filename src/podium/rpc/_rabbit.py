@@ -514,7 +514,9 @@ class _Worker:
                                 self.channel.basic_cancel(tag)
                             self.consumer_tags = []
                         if not self.backlog:
-                            self.connection.process_data_events(time_limit=0.5)
+                            # Returns on a delivery or a wake() (stop, close);
+                            # pika's timers keep heartbeats going meanwhile.
+                            self.connection.process_data_events(time_limit=None)
                     while self.backlog:
                         self._handle(*self.backlog.popleft())
             except Exception as exc:
@@ -610,6 +612,12 @@ class _Worker:
                     LOG.info("reply on the consumer connection failed (%s); retrying", exc)
         self.driver.publish_reply(reply_q, msg_id, body)
 
+    def wake(self) -> None:
+        conn = self.connection
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.add_callback_threadsafe(lambda: None)
+
     def keep_alive(self) -> None:
         """Service heartbeats while a long handler holds this worker."""
         if not self.busy or not self.lock.acquire(blocking=False):
@@ -664,10 +672,14 @@ class _RabbitListener(Listener):
 
     def stop(self) -> None:
         self.consuming = False
+        for worker in self.workers:
+            worker.wake()
 
     def close(self) -> None:
         self.consuming = False
         self.closed.set()
+        for worker in self.workers:
+            worker.wake()
         for worker in self.workers:
             if worker.thread.is_alive() and threading.current_thread() is not worker.thread:
                 worker.thread.join(10)
