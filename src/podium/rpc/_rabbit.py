@@ -312,6 +312,7 @@ class _Pool:
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._final = False  # set once close() has flushed the idle connections
         self._keeper: threading.Thread | None = None
 
     def get(self) -> _Conn:
@@ -332,7 +333,7 @@ class _Pool:
 
     def put(self, conn: _Conn) -> None:
         with self._lock:
-            if conn.usable and not self._closed.is_set() and len(self._idle) < self.max_idle:
+            if conn.usable and not self._final and len(self._idle) < self.max_idle:
                 self._idle.append(conn)
                 return
         conn.close()
@@ -359,6 +360,9 @@ class _Pool:
 
     def close(self) -> None:
         self._closed.set()
+        keeper = self._keeper
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(10)  # it may hold idle connections (and their unconfirmed casts)
         with self._lock:
             batch = list(self._idle)
         for conn in batch:
@@ -366,6 +370,8 @@ class _Pool:
             with contextlib.suppress(Exception):
                 self.driver._resend_orphans(conn)
                 conn.flush_casts(5)
+        with self._lock:
+            self._final = True
         self.discard_idle()
         if self.driver.orphans:
             LOG.error("%d casts were never confirmed by the broker", len(self.driver.orphans))
