@@ -1,7 +1,9 @@
 """Changing a reference-app object without bumping its VERSION must fail here.
 
-After a deliberate change: bump VERSION, then refresh the table with
-``podium objects versions -m podium.cloud.objects --json > tests/cloud/expected_object_hashes.json``.
+After a deliberate change: bump VERSION, then refresh the table with::
+
+    podium objects versions -m podium.cloud.objects --json \
+        > tests/cloud/expected_object_hashes.json
 """
 
 from pathlib import Path
