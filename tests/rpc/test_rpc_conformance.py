@@ -256,8 +256,9 @@ def test_plain_dict_context_is_accepted(transport: Transport, topic: str) -> Non
 
 
 def test_timeout_names_the_destination_and_late_reply_is_dropped(
-    transport: Transport, topic: str
+    transport: Transport, topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="podium.rpc")
     endpoint = Recorder()
     with serving(transport, topic, [endpoint], max_workers=4):
         client = RPCClient(transport, Target(topic=topic), timeout=0.3)
@@ -269,6 +270,13 @@ def test_timeout_names_the_destination_and_late_reply_is_dropped(
         # The late reply to the first call must not be taken for this one.
         assert client.prepare(timeout=10).call(CTX, "slow", tag="fresh") == "fresh"
         assert client.prepare(timeout=10).call(CTX, "echo", value=1) == 1
+        # The late reply is dropped with a log line (calls drive the connection).
+        for _ in range(50):
+            if any("stopped waiting" in r.getMessage() for r in caplog.records):
+                break
+            assert client.prepare(timeout=10).call(CTX, "echo", value=2) == 2
+            threading.Event().wait(0.1)
+        assert any("stopped waiting" in r.getMessage() for r in caplog.records)
 
 
 def test_call_with_no_consumer_fails_fast(transport: Transport, topic: str) -> None:
