@@ -9,11 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from podium.cloud.objects import CloudObject, Instance, InstanceList
-from podium.conductor import ConductorAPI, configure_worker
+from podium.conductor import ConductorAPI, ConductorManager, configure_worker
 from podium.context import RequestContext
 from podium.db import Database
 from podium.db.current import set_default_database
 from podium.exceptions import (
+    DuplicateEntry,
     MethodNotRemotable,
     NotFound,
     ObjectActionError,
@@ -170,3 +171,36 @@ def test_use_local_runs_in_process_without_rpc(
     finally:
         set_default_database(None)
     assert _rows(database) == [(inst.uuid, None, 0)]
+
+
+def test_replayed_requests_succeed_conflicting_ones_do_not(
+    database: Database, ctx: RequestContext
+) -> None:
+    """At-least-once delivery: a request a dead conductor already ran may run again."""
+    manager = ConductorManager(database)
+    unsaved = Instance(ctx, uuid=str(uuid.uuid4()), hostname="vm", task_state="scheduling")
+    first, replay = unsaved.obj_clone(), unsaved.obj_clone()
+    manager.object_action(ctx, first, "create", [], {})
+    updates, _ = manager.object_action(ctx, replay, "create", [], {})
+    assert updates["id"] == first.id
+    with pytest.raises(DuplicateEntry):
+        clash = Instance(ctx, uuid=unsaved.uuid, hostname="someone-else")
+        manager.object_action(ctx, clash, "create", [], {})
+
+    first.task_state = "spawning"
+    replay = first.obj_clone()
+    manager.object_action(ctx, first, "save", [], {"expected_task_state": "scheduling"})
+    manager.object_action(ctx, replay, "save", [], {"expected_task_state": "scheduling"})
+    with pytest.raises(UnexpectedTaskStateError):
+        late = first.obj_clone()
+        late.task_state = "deleting"
+        manager.object_action(ctx, late, "save", [], {"expected_task_state": "scheduling"})
+
+    replay = first.obj_clone()
+    manager.object_action(ctx, first, "destroy", [], {})
+    manager.object_action(ctx, replay, "destroy", [], {})
+    assert replay.deleted is True
+    with pytest.raises(NotFound):
+        never = Instance(ctx, uuid=str(uuid.uuid4()))
+        manager.object_action(ctx, never, "destroy", [], {})
+    assert _rows(database) == [(unsaved.uuid, "spawning", 1)]

@@ -7,13 +7,21 @@ process) and becomes an RPC on a worker whose indirection API is set.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from podium.context import RequestContext
+from podium.context import ReadDeleted, RequestContext
+from podium.db import Database
 from podium.db import api as db_api
 from podium.db.current import get_database
 from podium.db.models import Instance as InstanceRow
-from podium.exceptions import ObjectActionError
+from podium.exceptions import (
+    DuplicateEntry,
+    NotFound,
+    ObjectActionError,
+    PodiumError,
+    UnexpectedTaskStateError,
+)
 from podium.objects import (
     ObjectListBase,
     TimestampedObject,
@@ -24,8 +32,8 @@ from podium.objects import (
     remotable_classmethod,
 )
 
-#: Columns whose object field has another name.
-_INSTANCE_COLUMN = {"metadata": "metadata_"}
+#: Fields whose model attribute has another name.
+_INSTANCE_ATTRIBUTE = {"metadata": "metadata_"}
 
 
 class CloudObject(VersionedObject):
@@ -44,7 +52,7 @@ class SoftDeletedObject(TimestampedObject):
 
 def _load_from_row(obj: VersionedObject, row: Any, context: RequestContext) -> None:
     for name in obj.fields:
-        value = getattr(row, _INSTANCE_COLUMN.get(name, name))
+        value = getattr(row, _INSTANCE_ATTRIBUTE.get(name, name))
         if name == "deleted":
             value = bool(value)
         setattr(obj, name, value)
@@ -94,12 +102,20 @@ class Instance(CloudObject, SoftDeletedObject):
     def get_by_uuid(cls, context: RequestContext, uuid: str) -> Instance:
         return cls._from_row(context, db_api.instance_get_by_uuid(get_database(), context, uuid))
 
+    # The bus delivers at least once: a conductor that dies after committing
+    # but before acking has its request run again by another. Each write below
+    # therefore treats "the row already is what was asked" as success.
+
     @remotable
     def create(self) -> None:
         if self.obj_attr_is_set("id"):
             raise ObjectActionError(f"Instance {self.uuid} is already created (id {self.id})")
         values = self._column_values(self.obj_get_changes())
-        row = db_api.instance_create(get_database(), self._context, values)
+        database = get_database()
+        try:
+            row = db_api.instance_create(database, self._context, values)
+        except DuplicateEntry as error:
+            row = self._already_stored(error, values, database)
         _load_from_row(self, row, self._context)
 
     @remotable
@@ -108,19 +124,45 @@ class Instance(CloudObject, SoftDeletedObject):
         changes.pop("id", None)
         if not changes:
             return
-        row = db_api.instance_update(
-            get_database(),
-            self._context,
-            self.uuid,
-            self._column_values(changes),
-            expected_task_state=expected_task_state,
-        )
+        values = self._column_values(changes)
+        database = get_database()
+        try:
+            row = db_api.instance_update(
+                database,
+                self._context,
+                self.uuid,
+                values,
+                expected_task_state=expected_task_state,
+            )
+        except UnexpectedTaskStateError as error:
+            row = self._already_stored(error, values, database)
         _load_from_row(self, row, self._context)
 
     @remotable
     def destroy(self) -> None:
-        row = db_api.instance_destroy(get_database(), self._context, self.uuid)
+        database = get_database()
+        try:
+            row = db_api.instance_destroy(database, self._context, self.uuid)
+        except NotFound as error:
+            row = self._already_stored(error, {}, database, read_deleted="only")
         _load_from_row(self, row, self._context)
+
+    def _already_stored(
+        self,
+        error: PodiumError,
+        values: Mapping[str, Any],
+        database: Database,
+        read_deleted: ReadDeleted = "no",
+    ) -> InstanceRow:
+        """The stored row if it already holds ``values`` (a replayed request), else ``error``."""
+        context = replace(self._context, read_deleted=read_deleted)
+        try:
+            row = db_api.instance_get_by_uuid(database, context, self.uuid)
+        except NotFound:
+            raise error from None
+        if not all(getattr(row, column) == value for column, value in values.items()):
+            raise error
+        return row
 
     @remotable
     def refresh(self) -> None:
@@ -129,7 +171,7 @@ class Instance(CloudObject, SoftDeletedObject):
 
     @staticmethod
     def _column_values(changes: Mapping[str, Any]) -> dict[str, Any]:
-        values = {_INSTANCE_COLUMN.get(k, k): v for k, v in changes.items()}
+        values = {_INSTANCE_ATTRIBUTE.get(k, k): v for k, v in changes.items()}
         for stamp in ("created_at", "updated_at", "deleted_at", "deleted"):
             values.pop(stamp, None)
         return values
