@@ -6,9 +6,12 @@ must mean the integration tests really ran.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -40,10 +43,29 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(f"{reason}; start it to run this test")
 
 
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
 @pytest.fixture(scope="session")
-def rabbit_url() -> str:
+def rabbit_url() -> Iterator[str]:
+    """The broker URL, on a throwaway vhost when rabbitmqctl can make one.
+
+    Every queue and exchange the session declares (podium's and oslo's) goes
+    with the vhost at the end, so runs leave nothing behind on a shared broker.
+    """
     require_service("RabbitMQ", "127.0.0.1", 5672)
-    return RABBIT_URL
+    if "PODIUM_TEST_RABBIT_URL" in os.environ or shutil.which("rabbitmqctl") is None:
+        yield RABBIT_URL
+        return
+    vhost = f"podium-test-{secrets.token_hex(4)}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"{RABBIT_URL.rstrip('/')}/{vhost}"
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            _rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")

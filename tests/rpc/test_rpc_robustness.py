@@ -104,7 +104,8 @@ def vhost_url(rabbit_url: str) -> Iterator[str]:
     with contextlib.suppress(subprocess.CalledProcessError):
         _ctl("add_vhost", VHOST)
     _ctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
-    yield rabbit_url.rstrip("/") + "/" + VHOST
+    # rabbit_url may name the session's vhost already: swap it for ours.
+    yield rabbit_url.rsplit("/", 1)[0] + "/" + VHOST
     with contextlib.suppress(subprocess.CalledProcessError):
         _ctl("delete_vhost", VHOST)
 
