@@ -51,7 +51,8 @@ def command(
     setup_logging(config.log_level)
     for module in object_modules:
         importlib.import_module(module)
-    database = Database(config.database_url)
+    # One pooled connection per worker: fewer and every burst opens new ones.
+    database = Database(config.database_url, pool_size=config.rpc_workers)
     if sync_db:
         sync(database)
     with get_transport(config.transport_url) as transport:

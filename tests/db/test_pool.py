@@ -1,0 +1,65 @@
+"""Pool sizing and the idle-only liveness check, on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import sqlalchemy as sa
+
+from podium.db import Database, engine
+from podium.exceptions import DBConnectionError, DBError
+
+if TYPE_CHECKING:
+    from tests.conftest import Servers
+
+pytestmark = pytest.mark.postgres
+
+
+def _backend_pid(database: Database) -> int:
+    with database.connection() as conn:
+        return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _kill(admin_url: str, pid: int) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+    admin.dispose()
+
+
+def test_pool_holds_as_many_connections_as_asked(servers: Servers) -> None:
+    database = Database(servers.new_url("postgresql"), pool_size=16)
+    try:
+        assert database.engine.pool.size() == 16  # type: ignore[attr-defined]
+    finally:
+        database.dispose()
+
+
+def test_idle_dead_connection_is_replaced_before_use(
+    servers: Servers, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "IDLE_PING_SECONDS", 0.0)
+    database = Database(servers.new_url("postgresql"))
+    try:
+        first = _backend_pid(database)
+        _kill(postgres_url, first)
+        assert _backend_pid(database) != first  # checked, found dead, replaced
+    finally:
+        database.dispose()
+
+
+def test_busy_connection_is_trusted_and_a_restart_costs_one_statement(
+    servers: Servers, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "IDLE_PING_SECONDS", 3600.0)
+    database = Database(servers.new_url("postgresql"))
+    try:
+        first = _backend_pid(database)
+        _kill(postgres_url, first)
+        with pytest.raises(DBError) as failure:
+            _backend_pid(database)
+        assert isinstance(failure.value, DBConnectionError) or "terminat" in str(failure.value)
+        assert _backend_pid(database) != first
+    finally:
+        database.dispose()
