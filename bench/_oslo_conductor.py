@@ -122,7 +122,7 @@ def oslo_transport(url: str) -> Any:
 
 def serve(transport_url: str, database_url: str, topic: str) -> None:
     global DATABASE
-    DATABASE = Database(database_url)
+    DATABASE = Database(database_url, pool_size=16)
     transport = oslo_transport(transport_url)
     server = messaging.get_rpc_server(
         transport,

@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from _common import delete_queues
 from podium.cloud.objects import CloudObject, Instance
 from podium.conductor import configure_worker
 from podium.context import RequestContext
@@ -164,6 +165,7 @@ def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> 
         CloudObject.indirection_api = None
         transport.cleanup()
         _stop(proc)
+        delete_queues(RABBIT_URL, [topic, f"{topic}.bench-c1"])
 
     return [saver(inst) for inst in instances], close
 
@@ -203,6 +205,7 @@ def _oslo_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> An
         oslo_side.BenchInstance.indirection_api = None
         transport.cleanup()
         _stop(proc)
+        delete_queues(RABBIT_URL, [topic, f"{topic}.oslo-conductor"])
 
     return [saver(inst) for inst in instances], close
 

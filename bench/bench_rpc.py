@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from _common import delete_queues
+
 URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 SEQ_CALLS = int(os.environ.get("PODIUM_BENCH_CALLS", "1500"))
 CASTS = int(os.environ.get("PODIUM_BENCH_CASTS", "2000"))
@@ -452,17 +454,7 @@ def bench_oslo() -> list[Result]:
 
 
 def _delete_queues(names: list[str]) -> None:
-    import pika
-
-    conn = pika.BlockingConnection(pika.URLParameters(URL.replace("rabbit://", "amqp://", 1)))
-    for name in names:
-        ch = conn.channel()
-        try:
-            ch.queue_delete(name)
-        except pika.exceptions.ChannelClosedByBroker:
-            continue
-        ch.close()
-    conn.close()
+    delete_queues(URL, names)
 
 
 def main() -> None:

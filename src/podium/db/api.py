@@ -103,6 +103,11 @@ def _update_returning(
     ).one()
 
 
+def _returns_updates(db: Database) -> bool:
+    """Whether an update is one ``UPDATE ... RETURNING`` statement on this backend."""
+    return bool(db.engine.dialect.update_returning)
+
+
 def _update_live(session: Session, model: type[M], values: dict[str, Any], **keys: Any) -> M:
     table = model.__table__
     identity = [table.c.deleted == 0, *(table.c[name] == value for name, value in keys.items())]
@@ -234,7 +239,7 @@ def instance_update(
             clauses.append(table.c.task_state.is_(None))
         where.append(or_(*clauses))
     identity = [table.c.uuid == uuid, table.c.deleted == 0]
-    with db.session() as session:
+    with db.session(single_statement=_returns_updates(db)) as session:
         row = _update_returning(session, Instance, changes, where, identity)
         if row is None:
             current = session.execute(select(table.c.task_state).where(*identity)).first()
@@ -305,7 +310,7 @@ def service_get_minimum_version(
 def service_update(
     db: Database, context: RequestContext, service_id: int, values: Mapping[str, Any]
 ) -> Service:
-    with db.session() as session:
+    with db.session(single_statement=_returns_updates(db)) as session:
         return _update_live(session, Service, update_values(Service, values), id=service_id)
 
 
@@ -342,7 +347,7 @@ def compute_node_get_all(db: Database, context: RequestContext) -> list[ComputeN
 def compute_node_update(
     db: Database, context: RequestContext, compute_id: int, values: Mapping[str, Any]
 ) -> ComputeNode:
-    with db.session() as session:
+    with db.session(single_statement=_returns_updates(db)) as session:
         return _update_live(session, ComputeNode, update_values(ComputeNode, values), id=compute_id)
 
 
