@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import statistics
+import threading
+import time
+from collections.abc import Callable
 
 import pika
 
@@ -17,3 +21,39 @@ def delete_queues(url: str, names: list[str]) -> None:
                 channel.queue_delete(name)
             if channel.is_open:
                 channel.close()
+
+
+def run_callers(calls: list[Callable[[int], object]], per_caller: int) -> tuple[float, list[float]]:
+    """Run each callable ``per_caller`` times in a thread of its own, all started together.
+
+    Returns calls per second over the whole run and every call's latency in seconds.
+    """
+    latencies: list[float] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(calls) + 1)
+
+    def run(call: Callable[[int], object]) -> None:
+        mine = []
+        barrier.wait()
+        for i in range(per_caller):
+            t0 = time.perf_counter()
+            call(i)
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return len(calls) * per_caller / (time.perf_counter() - start), latencies
+
+
+def percentiles_ms(latencies: list[float]) -> tuple[float, float]:
+    """p50 and p99 of latencies given in seconds, in milliseconds."""
+    ordered = sorted(latencies)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered) * 1000, p99 * 1000

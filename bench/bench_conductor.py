@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import statistics
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from _common import delete_queues
+from _common import delete_queues, percentiles_ms, run_callers
 from podium.cloud.objects import CloudObject, Instance
 from podium.conductor import configure_worker
 from podium.context import RequestContext
@@ -102,32 +99,8 @@ def _make_rows(database_url: str, ctx: RequestContext, count: int) -> list[str]:
 
 def _measure(saves: list[Callable[[int], None]], per_caller: int) -> tuple[float, float, float]:
     """Run each ``save`` callable ``per_caller`` times in its own thread."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    barrier = threading.Barrier(len(saves) + 1)
-
-    def run(save: Callable[[int], None]) -> None:
-        mine = []
-        barrier.wait()
-        for i in range(per_caller):
-            t0 = time.perf_counter()
-            save(i)
-            mine.append(time.perf_counter() - t0)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=run, args=(s,)) for s in saves]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    return len(latencies) / elapsed, p50, p99
+    rate, latencies = run_callers(list(saves), per_caller)
+    return (rate, *percentiles_ms(latencies))
 
 
 def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> Any:

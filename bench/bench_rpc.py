@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime
 import multiprocessing
 import os
-import statistics
 import threading
 import time
 import uuid
@@ -32,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from _common import delete_queues
+from _common import delete_queues, percentiles_ms, run_callers
 
 URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 SEQ_CALLS = int(os.environ.get("PODIUM_BENCH_CALLS", "1500"))
@@ -254,9 +253,7 @@ class Result:
     def __init__(self, label: str, rate: float, lat: list[float] | None = None) -> None:
         self.label = label
         self.rate = rate
-        lat = sorted(lat or [])
-        self.p50 = statistics.median(lat) * 1000 if lat else None
-        self.p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000 if lat else None
+        self.p50, self.p99 = percentiles_ms(lat) if lat else (None, None)
 
     def row(self) -> str:
         p50 = f"{self.p50:8.2f}" if self.p50 is not None else "       -"
@@ -267,41 +264,16 @@ class Result:
 def sequential(label: str, call: Callable[[], Any], n: int = SEQ_CALLS) -> Result:
     for _ in range(min(50, n)):  # warm up connections and caches
         call()
-    lat = []
-    start = time.perf_counter()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        call()
-        lat.append(time.perf_counter() - t0)
-    return Result(label, n / (time.perf_counter() - start), lat)
+    rate, lat = run_callers([lambda _i: call()], n)
+    return Result(label, rate, lat)
 
 
 def concurrent(label: str, make_call: Callable[[], Callable[[], Any]]) -> Result:
-    lat: list[float] = []
-    lock = threading.Lock()
     calls = [make_call() for _ in range(THREADS)]
     for call in calls:
         call()
-    barrier = threading.Barrier(THREADS + 1)
-
-    def worker(call: Callable[[], Any]) -> None:
-        mine = []
-        barrier.wait()
-        for _ in range(CALLS_PER_THREAD):
-            t0 = time.perf_counter()
-            call()
-            mine.append(time.perf_counter() - t0)
-        with lock:
-            lat.extend(mine)
-
-    threads = [threading.Thread(target=worker, args=(c,)) for c in calls]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    return Result(label, THREADS * CALLS_PER_THREAD / (time.perf_counter() - start), lat)
+    rate, lat = run_callers([lambda _i, c=c: c() for c in calls], CALLS_PER_THREAD)
+    return Result(label, rate, lat)
 
 
 def casts(label: str, cast: Callable[[], None], finish: Callable[[int], Any]) -> Result:
