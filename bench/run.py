@@ -12,10 +12,40 @@ dependencies) and, for ``rabbit://`` figures, the local RabbitMQ.
 from __future__ import annotations
 
 import importlib
+import os
+import secrets
+import shutil
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 SUITES = ["objects", "rpc", "conductor"]
+
+
+@contextmanager
+def _throwaway_vhost() -> Iterator[None]:
+    """Run on a vhost of our own (when rabbitmqctl can make one), deleted at the end,
+    so neither podium's queues nor the ones oslo.messaging leaves behind stay on the
+    broker. The suites read the URL from PODIUM_BENCH_RABBIT_URL at import."""
+    if "PODIUM_BENCH_RABBIT_URL" in os.environ or shutil.which("rabbitmqctl") is None:
+        yield
+        return
+    vhost = f"podium-bench-{secrets.token_hex(4)}"
+
+    def ctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    ctl("add_vhost", vhost)
+    os.environ["PODIUM_BENCH_RABBIT_URL"] = f"rabbit://guest:guest@127.0.0.1:5672/{vhost}"
+    try:
+        ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield
+    finally:
+        del os.environ["PODIUM_BENCH_RABBIT_URL"]
+        with suppress(subprocess.SubprocessError):
+            ctl("delete_vhost", vhost)
 
 
 def main(argv: list[str]) -> int:
@@ -25,9 +55,10 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(SUITES)}")
         return 2
-    for name in wanted:
-        print(f"\n=== {name} ===", flush=True)
-        importlib.import_module(f"bench_{name}").main()
+    with _throwaway_vhost():
+        for name in wanted:
+            print(f"\n=== {name} ===", flush=True)
+            importlib.import_module(f"bench_{name}").main()
     return 0
 
 
