@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -204,3 +205,23 @@ def test_replayed_requests_succeed_conflicting_ones_do_not(
         never = Instance(ctx, uuid=str(uuid.uuid4()))
         manager.object_action(ctx, never, "destroy", [], {})
     assert _rows(database) == [(unsaved.uuid, "spawning", 1)]
+
+
+def test_conductor_command_reports_start_up_errors_without_a_traceback(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from podium.cli import main
+
+    result = CliRunner().invoke(
+        main,
+        [
+            "conductor",
+            "--transport-url",
+            "kafka://user:s3cret@nowhere",
+            "--database-url",
+            f"sqlite:///{tmp_path / 'c.sqlite'}",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "Error: unknown transport 'kafka'" in result.output
+    assert "s3cret" not in result.output and "Traceback" not in result.output

@@ -196,3 +196,15 @@ def test_the_example_in_the_docs_runs() -> None:
     assert blocks
     for block in blocks:
         exec(compile(block, str(doc), "exec"), {})
+
+
+def test_transport_url_errors_and_logs_never_show_passwords() -> None:
+    from podium.exceptions import InvalidTransportURL
+    from podium.rpc import TransportURL, get_transport
+
+    url = "rabbit://u1:s3cret@h1:5672,u2:t0psecret@h2:5672/vh"
+    assert TransportURL.masked(url) == "rabbit://u1:***@h1:5672,u2:***@h2:5672/vh"
+    for bad in ("kafka://u:s3cret@h", "rabbit://u:s3cret@h:notaport/"):
+        with pytest.raises(InvalidTransportURL) as failure:
+            get_transport(bad)
+        assert "s3cret" not in str(failure.value) and "***" in str(failure.value)

@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from podium.exceptions import PodiumError
 from podium.service import ServiceConfig, setup_logging, wait_for_stop_signal
 
 LOG = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def command(
     from podium.conductor.service import ConductorService
     from podium.db import Database
     from podium.db.migration import sync
-    from podium.rpc import get_transport
+    from podium.rpc import TransportURL, get_transport
 
     config = ServiceConfig.from_env(
         transport_url=transport_url,
@@ -53,9 +54,10 @@ def command(
         importlib.import_module(module)
     # One pooled connection per worker: fewer and every burst opens new ones.
     database = Database(config.database_url, pool_size=config.rpc_workers)
-    if sync_db:
-        sync(database)
-    with get_transport(config.transport_url) as transport:
+    try:
+        if sync_db:
+            sync(database)
+        transport = get_transport(config.transport_url)
         service = ConductorService(
             transport,
             database,
@@ -64,11 +66,15 @@ def command(
             workers=config.rpc_workers,
         )
         service.start()
+    except PodiumError as exc:
+        # Start-up problems are the operator's to fix: say what, not where in our code.
+        raise click.ClickException(str(exc)) from None
+    with transport:
         LOG.info(
             "conductor %s serving topic %r on %s, database %s",
             config.host,
             config.conductor_topic,
-            config.transport_url,
+            TransportURL.masked(config.transport_url),
             database.safe_url,
         )
         # Flushed on its own line so a parent process can wait for readiness.

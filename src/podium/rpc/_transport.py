@@ -7,6 +7,7 @@ versions, exceptions, serializers) lives above it, shared by all drivers.
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -34,6 +35,10 @@ DEFAULT_EXCHANGE = "openstack"
 DEFAULT_ALLOWED_EXMODS = ("podium.exceptions",)
 
 
+# "user:secret@" after the scheme or a host separator.
+_PASSWORD = re.compile(r"(//|,)([^:@/,]*):[^@/,]*@")
+
+
 @dataclass(frozen=True)
 class TransportHost:
     hostname: str
@@ -51,10 +56,16 @@ class TransportURL:
     virtual_host: str | None = None
     query: dict[str, str] = field(default_factory=dict)
 
+    @staticmethod
+    def masked(url: str) -> str:
+        """``url`` with every password replaced by ``***``, for logs and messages."""
+        return _PASSWORD.sub(r"\1\2:***@", url)
+
     @classmethod
     def parse(cls, url: str) -> TransportURL:
         if not isinstance(url, str) or "://" not in url:
-            raise InvalidTransportURL(f"not a transport URL: {url!r}")
+            shown = TransportURL.masked(url) if isinstance(url, str) else url
+            raise InvalidTransportURL(f"not a transport URL: {shown!r}")
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         hosts = []
@@ -72,7 +83,9 @@ class TransportURL:
             try:
                 port_no = int(port) if port else None
             except ValueError as exc:
-                raise InvalidTransportURL(f"bad port {port!r} in {url!r}") from exc
+                raise InvalidTransportURL(
+                    f"bad port {port!r} in {TransportURL.masked(url)!r}"
+                ) from exc
             hosts.append(
                 TransportHost(
                     hostname=unquote(host),
@@ -220,6 +233,9 @@ def get_transport(
 
         driver = RabbitDriver(parsed)
     else:
-        raise InvalidTransportURL(f"unknown transport {parsed.scheme!r} in {url!r}")
+        raise InvalidTransportURL(
+            f"unknown transport {parsed.scheme!r} in {TransportURL.masked(url)!r}; "
+            "use memory:// or rabbit://user:pass@host:5672/vhost"
+        )
     driver.max_message_bytes = max_message_bytes
     return Transport(driver, parsed, allowed_remote_exmods)

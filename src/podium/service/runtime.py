@@ -20,8 +20,11 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # pika logs every connection step at INFO; operators want ours, not its.
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika logs every connection step, and every failure with a traceback at
+    # ERROR; podium's rabbit driver reports each failure itself, translated
+    # and once ("cannot connect to RabbitMQ (...); retrying"), so keep only
+    # pika's last-resort messages.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 def wait_for_stop_signal(on_stop: Callable[[], None] | None = None) -> int:
