@@ -260,3 +260,20 @@ def test_failover_to_the_next_host_in_the_url(rabbit_url: str, topic: str) -> No
     finally:
         transport.cleanup()
         delete_queues(rabbit_url, [topic, f"{topic}.a"])
+
+
+@pytest.mark.rabbit
+def test_refused_credentials_fail_at_once_instead_of_retrying(
+    rabbit_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from podium.exceptions import TransportError
+
+    wrong = rabbit_url.replace("guest:guest@", "guest:wrong-password@", 1)
+    assert wrong != rabbit_url
+    with get_transport(wrong) as transport:
+        with pytest.raises(TransportError, match="ACCESS_REFUSED"):
+            RPCClient(transport, Target(topic="nobody"), timeout=30).call({}, "echo", value=1)
+        server = RPCServer(transport, Target(topic="nobody", server="a"), [object()])
+        with pytest.raises(TransportError, match="ACCESS_REFUSED"):
+            server.start()
+    assert not [r for r in caplog.records if "retrying" in r.getMessage()]

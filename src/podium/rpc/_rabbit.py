@@ -55,7 +55,18 @@ _PROBE_TTL = 2.0
 _CONFIRM_WINDOW = 256
 _JSON = "application/json"
 
+
 # Errors after which a connection is presumed broken and another is tried.
+def refused_by_broker(exc: BaseException) -> bool:
+    """Bad credentials or a vhost we may not use: retrying cannot help."""
+    if isinstance(
+        exc,
+        (pex.ProbableAuthenticationError, pex.ProbableAccessDeniedError, pex.AuthenticationError),
+    ):
+        return True
+    return isinstance(exc, pex.ConnectionClosedByBroker) and exc.reply_code in (403, 530)
+
+
 RECOVERABLE: tuple[type[Exception], ...] = (
     pex.AMQPConnectionError,
     pex.ChannelWrongStateError,
@@ -530,7 +541,9 @@ class _Worker:
                     self._drop()
                 if listener.closed.is_set():
                     break
-                if not self.ready.is_set() and attempt >= self.driver.max_retries_at_start:
+                if not self.ready.is_set() and (
+                    attempt >= self.driver.max_retries_at_start or refused_by_broker(exc)
+                ):
                     self.error = exc
                     self.ready.set()
                     return
@@ -750,7 +763,11 @@ class RabbitDriver(Driver):
             except RECOVERABLE as exc:
                 attempt += 1
                 delay = min(self.max_backoff, 0.1 * 2**attempt)
-                if (retry is not None and attempt > retry) or time.monotonic() + delay > deadline:
+                if (
+                    refused_by_broker(exc)
+                    or (retry is not None and attempt > retry)
+                    or time.monotonic() + delay > deadline
+                ):
                     raise TransportError(f"cannot connect to RabbitMQ: {exc}") from exc
                 LOG.warning("cannot connect to RabbitMQ (%s); retrying in %.1fs", exc, delay)
                 time.sleep(delay)
