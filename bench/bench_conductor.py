@@ -103,6 +103,16 @@ def _measure(saves: list[Callable[[int], None]], per_caller: int) -> tuple[float
     return (rate, *percentiles_ms(latencies))
 
 
+def _saver(inst: Any) -> Callable[[int], None]:
+    """A callable that changes ``inst`` and saves it remotely (either stack's objects)."""
+
+    def save(i: int) -> None:
+        inst.task_state = f"t{i}"
+        inst.save()
+
+    return save
+
+
 def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> Any:
     topic = f"bench-conductor-{uuid.uuid4().hex[:6]}"
     proc = _spawn(
@@ -127,20 +137,13 @@ def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> 
     configure_worker(transport, base=CloudObject, topic=topic, timeout=30)
     instances = [Instance.get_by_uuid(ctx, u) for u in uuids]
 
-    def saver(inst: Instance) -> Callable[[int], None]:
-        def save(i: int) -> None:
-            inst.task_state = f"t{i}"
-            inst.save()
-
-        return save
-
     def close() -> None:
         CloudObject.indirection_api = None
         transport.cleanup()
         _stop(proc)
         delete_queues(RABBIT_URL, [topic, f"{topic}.bench-c1"])
 
-    return [saver(inst) for inst in instances], close
+    return [_saver(inst) for inst in instances], close
 
 
 def _oslo_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> Any:
@@ -167,20 +170,13 @@ def _oslo_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> An
         instances.append(inst)
     database.dispose()
 
-    def saver(inst: Any) -> Callable[[int], None]:
-        def save(i: int) -> None:
-            inst.task_state = f"t{i}"
-            inst.save()
-
-        return save
-
     def close() -> None:
         oslo_side.BenchInstance.indirection_api = None
         transport.cleanup()
         _stop(proc)
         delete_queues(RABBIT_URL, [topic, f"{topic}.oslo-conductor"])
 
-    return [saver(inst) for inst in instances], close
+    return [_saver(inst) for inst in instances], close
 
 
 def main() -> None:
