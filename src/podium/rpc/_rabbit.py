@@ -53,6 +53,9 @@ LOG = logging.getLogger(__name__)
 REPLY_TO = "amq.rabbitmq.reply-to"
 _PROBE_TTL = 2.0
 _CONFIRM_WINDOW = 256
+# Callbacks set on pika's underlying channel (publisher confirms) do not end a
+# BlockingConnection wait early: a wait for them polls in slices this long.
+_CONFIRM_POLL = 0.002
 _JSON = "application/json"
 
 
@@ -201,11 +204,8 @@ class _Conn:
                 ack_nack_callback=self._on_confirm, callback=lambda _frame: selected.append(True)
             )
             ch._impl.add_on_return_callback(self._on_cast_return)
-            deadline = time.monotonic() + 10
-            while not selected:
-                if time.monotonic() > deadline:
-                    raise TransportError("the broker did not enable publisher confirms")
-                self.connection.process_data_events(time_limit=0.1)
+            if not self._wait_for_confirms(lambda: bool(selected), 10):
+                raise TransportError("the broker did not enable publisher confirms")
             self._cast_ch = ch
             self._cast_seq = 0
         return self._cast_ch
@@ -214,12 +214,18 @@ class _Conn:
         ch.basic_publish(cast.exchange, cast.key, cast.body, cast.props, mandatory=cast.mandatory)
         self._cast_seq += 1
         self.unconfirmed[self._cast_seq] = cast
-        if len(self.unconfirmed) >= _CONFIRM_WINDOW:
-            deadline = time.monotonic() + 30
-            while len(self.unconfirmed) >= _CONFIRM_WINDOW // 2:
-                if time.monotonic() > deadline:
-                    raise TransportError("the broker confirms no casts")
-                self.connection.process_data_events(time_limit=1)
+        if len(self.unconfirmed) >= _CONFIRM_WINDOW and not self._wait_for_confirms(
+            lambda: len(self.unconfirmed) < _CONFIRM_WINDOW // 2, 30
+        ):
+            raise TransportError("the broker confirms no casts")
+
+    def _wait_for_confirms(self, done: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                return False
+            self.connection.process_data_events(time_limit=_CONFIRM_POLL)
+        return True
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -245,9 +251,7 @@ class _Conn:
             self.unconfirmed.clear()
 
     def flush_casts(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self.unconfirmed and time.monotonic() < deadline:
-            self.connection.process_data_events(time_limit=0.1)
+        self._wait_for_confirms(lambda: not self.unconfirmed, timeout)
 
     def consumer_count(self, queue: str) -> int | None:
         """Consumers on ``queue``; ``None`` when it does not exist."""
