@@ -52,6 +52,33 @@ def run_callers(calls: list[Callable[[int], object]], per_caller: int) -> tuple[
     return len(calls) * per_caller / (time.perf_counter() - start), latencies
 
 
+def interleaved(
+    cases: dict[str, list[Callable[[int], object]]], per_caller: int, rounds: int = 5
+) -> dict[str, tuple[float, list[float]]]:
+    """``run_callers`` for several stacks at once, in alternating rounds.
+
+    On a 2-core machine the broker and the database share the CPUs with the
+    stacks under test, and their pace drifts during a run; measuring the stacks
+    one after the other would hand that drift to whichever came first or last.
+    Each round runs every case for ``per_caller / rounds`` calls per caller, the
+    order rotating. Returns per case: calls/s over its rounds, and latencies.
+    """
+    spent = dict.fromkeys(cases, 0.0)
+    done = dict.fromkeys(cases, 0)
+    latencies: dict[str, list[float]] = {label: [] for label in cases}
+    order = list(cases)
+    for index in range(rounds):
+        share = per_caller // rounds + (1 if index < per_caller % rounds else 0)
+        shift = index % len(order)
+        for label in order[shift:] + order[:shift]:
+            calls = cases[label]
+            rate, measured = run_callers(calls, share)
+            spent[label] += len(calls) * share / rate
+            done[label] += len(calls) * share
+            latencies[label].extend(measured)
+    return {label: (done[label] / spent[label], latencies[label]) for label in cases}
+
+
 def percentiles_ms(latencies: list[float]) -> tuple[float, float]:
     """p50 and p99 of latencies given in seconds, in milliseconds."""
     ordered = sorted(latencies)

@@ -3,7 +3,8 @@
     python bench/run.py rpc
 
 Every rabbit:// server runs in its own process (spawned), the callers in this
-one. Figures, each measured in the same run:
+one. Figures, each measured in the same run, the stacks in alternating rounds
+(so drift in the shared broker and CPUs falls on all of them alike):
 
 - sequential ``call`` round trip: calls/s, p50 and p99 in ms (one caller);
 - ``cast`` throughput: casts/s until the server has run them all;
@@ -28,10 +29,10 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from _common import delete_queues, percentiles_ms, run_callers
+from _common import delete_queues, interleaved, percentiles_ms
 
 URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 SEQ_CALLS = int(os.environ.get("PODIUM_BENCH_CALLS", "1500"))
@@ -261,33 +262,85 @@ class Result:
         return f"  {self.label:<44} {self.rate:10.0f}/s  p50 {p50} ms  p99 {p99} ms"
 
 
-def sequential(label: str, call: Callable[[], Any], n: int = SEQ_CALLS) -> Result:
-    for _ in range(min(50, n)):  # warm up connections and caches
-        call()
-    rate, lat = run_callers([lambda _i: call()], n)
-    return Result(label, rate, lat)
+class Stack:
+    """One RPC stack, connected to its echo servers ``s0`` and ``s1``.
+
+    ``call``, ``call_object`` and casts go to ``s0`` (one server); the
+    concurrent callers go to the topic, which both servers share.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        call: Callable[[], Any],
+        call_object: Callable[[], Any] | None = None,
+        cast: Callable[[], Any] | None = None,
+        count_casts: Callable[[int], Any] | None = None,
+        reset: Callable[[], Any] | None = None,
+        call_any: Callable[[], Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.call = call
+        self.call_object = call_object
+        self.cast = cast
+        self.count_casts = count_casts
+        self.reset = reset
+        self.call_any = call_any
 
 
-def concurrent(label: str, make_call: Callable[[], Callable[[], Any]]) -> Result:
-    calls = [make_call() for _ in range(THREADS)]
-    for call in calls:
-        call()
-    rate, lat = run_callers([lambda _i, c=c: c() for c in calls], CALLS_PER_THREAD)
-    return Result(label, rate, lat)
+def measure(stacks: list[Stack]) -> list[Result]:
+    """Every figure for ``stacks``, each case measured in rounds alternating between them."""
+    for stack in stacks:  # warm up connections and caches
+        for _ in range(50):
+            stack.call()
+            if stack.call_object is not None:
+                stack.call_object()
+    results: list[Result] = []
+
+    def add(suffix: str, cases: dict[str, list[Callable[[int], object]]], per: int) -> None:
+        for label, (rate, lat) in interleaved(cases, per).items():
+            results.append(Result(f"{label}{suffix}", rate, lat))
+
+    add("call", {f"{s.name} ": [lambda _i, s=s: s.call()] for s in stacks}, SEQ_CALLS)
+    with_objects = [s for s in stacks if s.call_object is not None]
+    add(
+        ", 10-field object",
+        {f"{s.name} call": [lambda _i, c=s.call_object: c()] for s in with_objects},
+        SEQ_CALLS,
+    )
+    results.extend(cast_throughput([s for s in stacks if s.cast is not None]))
+    concurrent = [s for s in stacks if s.call_any is not None]
+    add(
+        f" {THREADS} callers x 2 servers",
+        {s.name: [lambda _i, c=s.call_any: c() for _ in range(THREADS)] for s in concurrent},
+        CALLS_PER_THREAD,
+    )
+    return results
 
 
-def casts(label: str, cast: Callable[[], None], finish: Callable[[int], Any]) -> Result:
-    start = time.perf_counter()
-    for _ in range(CASTS):
-        cast()
-    finish(CASTS)
-    return Result(label, CASTS / (time.perf_counter() - start))
+def cast_throughput(stacks: list[Stack], rounds: int = 4) -> list[Result]:
+    """Casts/s until the server has run them all, in rounds alternating between stacks."""
+    spent = dict.fromkeys([s.name for s in stacks], 0.0)
+    per_round = CASTS // rounds
+    for index in range(rounds):
+        shift = index % len(stacks) if stacks else 0
+        for stack in stacks[shift:] + stacks[:shift]:
+            assert stack.cast is not None and stack.count_casts is not None
+            assert stack.reset is not None
+            stack.reset()
+            start = time.perf_counter()
+            for _ in range(per_round):
+                stack.cast()
+            stack.count_casts(per_round)
+            spent[stack.name] += time.perf_counter() - start
+    return [Result(f"{name} cast", per_round * rounds / t) for name, t in spent.items()]
 
 
-# -- the suites ----------------------------------------------------------------
+# -- the stacks ----------------------------------------------------------------
 
 
-def bench_raw() -> list[Result]:
+@contextmanager
+def raw_stack() -> Iterator[Stack]:
     import pika
 
     queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
@@ -307,12 +360,14 @@ def bench_raw() -> list[Result]:
                 conn.process_data_events(time_limit=None)
             got.clear()
 
-        result = sequential("raw pika echo, direct reply-to", call)
-        conn.close()
-    return [result]
+        try:
+            yield Stack("raw pika echo (direct reply-to)", call)
+        finally:
+            conn.close()
 
 
-def bench_podium(url: str, label: str, in_process: bool) -> list[Result]:
+@contextmanager
+def podium_stack(url: str, label: str, in_process: bool) -> Iterator[Stack]:
     from podium.context import RequestContext
     from podium.rpc import RPCClient, RPCServer, Target, get_transport
 
@@ -320,66 +375,39 @@ def bench_podium(url: str, label: str, in_process: bool) -> list[Result]:
     record_cls, serializer = podium_objects()
     ctxt = RequestContext(user_id="bench", project_id="bench")
     transport = get_transport(url)
-    results = []
-
-    @contextmanager
-    def servers(count: int) -> Iterator[None]:
-        if in_process:
-            srvs = [
-                RPCServer(
-                    transport,
-                    Target(topic=topic, server=f"s{i}"),
-                    [Endpoint()],
-                    serializer=serializer,
-                ).start()
-                for i in range(count)
-            ]
-            try:
-                yield
-            finally:
-                for s in srvs:
-                    s.stop()
-                    s.wait()
-        else:
-            with processes(podium_server, url, topic, count=count):
-                yield
-
     try:
-        with servers(1):
+        with ExitStack() as servers:
+            if in_process:
+                for i in range(2):
+                    srv = RPCServer(
+                        transport,
+                        Target(topic=topic, server=f"s{i}"),
+                        [Endpoint()],
+                        serializer=serializer,
+                    )
+                    servers.enter_context(srv)
+            else:
+                servers.enter_context(processes(podium_server, url, topic, count=2))
             client = RPCClient(transport, Target(topic=topic), timeout=60, serializer=serializer)
-            results.append(
-                sequential(f"podium {label} call", lambda: client.call(ctxt, "echo", value=PAYLOAD))
-            )
+            one = client.prepare(server="s0")
             record = record_cls(**record_values())
-            results.append(
-                sequential(
-                    f"podium {label} call, 10-field object",
-                    lambda: client.call(ctxt, "echo", value=record),
-                )
-            )
-            client.call(ctxt, "reset")
-            results.append(
-                casts(
-                    f"podium {label} cast",
-                    lambda: client.cast(ctxt, "tick"),
-                    lambda n: client.call(ctxt, "wait_count", n=n),
-                )
-            )
-        with servers(2):
-            results.append(
-                concurrent(
-                    f"podium {label} 16 callers x 2 servers",
-                    lambda: lambda: client.call(ctxt, "echo", value=PAYLOAD),
-                )
+            yield Stack(
+                f"podium {label}",
+                call=lambda: one.call(ctxt, "echo", value=PAYLOAD),
+                call_object=lambda: one.call(ctxt, "echo", value=record),
+                cast=lambda: one.cast(ctxt, "tick"),
+                count_casts=lambda n: one.call(ctxt, "wait_count", n=n),
+                reset=lambda: one.call(ctxt, "reset"),
+                call_any=lambda: client.call(ctxt, "echo", value=PAYLOAD),
             )
     finally:
         transport.cleanup()
         if url.startswith("rabbit"):
             _delete_queues([topic, f"{topic}.s0", f"{topic}.s1"])
-    return results
 
 
-def bench_oslo() -> list[Result]:
+@contextmanager
+def oslo_stack() -> Iterator[Stack]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import oslo_messaging
@@ -388,41 +416,25 @@ def bench_oslo() -> list[Result]:
     record_cls, serializer = oslo_objects()
     transport = oslo_transport(URL)
     ctxt = {"user_id": "bench", "project_id": "bench"}
-    results = []
     client = oslo_messaging.get_rpc_client(
         transport, oslo_messaging.Target(topic=topic), timeout=60, serializer=serializer
     )
+    one = client.prepare(server="s0")
+    record = record_cls(**record_values())
     try:
-        with processes(oslo_server, URL, topic):
-            results.append(
-                sequential("oslo.messaging call", lambda: client.call(ctxt, "echo", value=PAYLOAD))
-            )
-            record = record_cls(**record_values())
-            results.append(
-                sequential(
-                    "oslo.messaging call, 10-field object",
-                    lambda: client.call(ctxt, "echo", value=record),
-                )
-            )
-            client.call(ctxt, "reset")
-            results.append(
-                casts(
-                    "oslo.messaging cast",
-                    lambda: client.cast(ctxt, "tick"),
-                    lambda n: client.call(ctxt, "wait_count", n=n),
-                )
-            )
         with processes(oslo_server, URL, topic, count=2):
-            results.append(
-                concurrent(
-                    "oslo.messaging 16 callers x 2 servers",
-                    lambda: lambda: client.call(ctxt, "echo", value=PAYLOAD),
-                )
+            yield Stack(
+                "oslo.messaging",
+                call=lambda: one.call(ctxt, "echo", value=PAYLOAD),
+                call_object=lambda: one.call(ctxt, "echo", value=record),
+                cast=lambda: one.cast(ctxt, "tick"),
+                count_casts=lambda n: one.call(ctxt, "wait_count", n=n),
+                reset=lambda: one.call(ctxt, "reset"),
+                call_any=lambda: client.call(ctxt, "echo", value=PAYLOAD),
             )
     finally:
         transport.cleanup()
         _delete_queues([topic, f"{topic}.s0", f"{topic}.s1"])
-    return results
 
 
 def _delete_queues(names: list[str]) -> None:
@@ -432,15 +444,17 @@ def _delete_queues(names: list[str]) -> None:
 def main() -> None:
     print(
         f"sequential calls {SEQ_CALLS}, casts {CASTS}, "
-        f"{THREADS} threads x {CALLS_PER_THREAD} calls; rabbit at {URL}"
+        f"{THREADS} threads x {CALLS_PER_THREAD} calls; rabbit at {URL}; "
+        "stacks measured in alternating rounds"
     )
-    memory = bench_podium(f"memory://bench-{uuid.uuid4().hex[:6]}", "memory://", in_process=True)
-    for r in memory:
-        print(r.row(), flush=True)
+    with podium_stack(f"memory://bench-{uuid.uuid4().hex[:6]}", "memory://", True) as memory:
+        for r in measure([memory]):
+            print(r.row(), flush=True)
     rows: dict[str, Result] = {}
-    for result in bench_raw() + bench_podium(URL, "rabbit://", in_process=False) + bench_oslo():
-        rows[result.label] = result
-        print(result.row(), flush=True)
+    with raw_stack() as raw, podium_stack(URL, "rabbit://", False) as ours, oslo_stack() as oslo:
+        for result in measure([raw, ours, oslo]):
+            rows[result.label] = result
+            print(result.row(), flush=True)
 
     def ratio(ours: str, theirs: str, target: float) -> None:
         value = rows[ours].rate / rows[theirs].rate
@@ -448,8 +462,12 @@ def main() -> None:
         print(f"  {ours:<44} / {theirs:<38} {value:5.2f}x  (target {target}x: {verdict})")
 
     print("ratios on rabbit://")
-    ratio("podium rabbit:// call", "raw pika echo, direct reply-to", 0.8)
+    ratio("podium rabbit:// call", "raw pika echo (direct reply-to) call", 0.8)
     ratio("podium rabbit:// call", "oslo.messaging call", 1.0)
     ratio("podium rabbit:// call, 10-field object", "oslo.messaging call, 10-field object", 3.0)
     ratio("podium rabbit:// cast", "oslo.messaging cast", 2.0)
     ratio("podium rabbit:// 16 callers x 2 servers", "oslo.messaging 16 callers x 2 servers", 2.0)
+
+
+if __name__ == "__main__":
+    main()
