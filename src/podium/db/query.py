@@ -56,12 +56,9 @@ def newest_first(model: type[Base]) -> tuple[ColumnElement[Any], ...]:
 
 def column_key(model: type[Base], name: str) -> str:
     """The attribute key of column ``name`` (``metadata`` -> ``metadata_``)."""
-    columns = model.__mapper__.columns
-    for key, column in columns.items():
-        if column.name == name:
-            return key
-    if name in columns:
-        return name
+    key = model._key_for(name)
+    if key in model.__mapper__.columns:
+        return key
     raise DBError(f"{model.__tablename__} has no column {name!r}")
 
 
