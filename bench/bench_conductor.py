@@ -2,7 +2,9 @@
 
 Both conductors run as their own process on the local RabbitMQ and write to the
 same PostgreSQL with the same DB function (``podium.db.api.instance_update``),
-so the figures compare the object + messaging stacks and nothing else.
+so the figures compare the object + messaging stacks and nothing else. Both
+conductors stay up during the run and the cases alternate between them in
+rounds, so drift in the broker or the database falls on both alike.
 
     python bench/run.py conductor
     PODIUM_BENCH_SEQUENTIAL=300 PODIUM_BENCH_PER_THREAD=60 python bench/run.py conductor
@@ -16,13 +18,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from _common import delete_queues, percentiles_ms, run_callers
+from _common import delete_queues, interleaved, percentiles_ms, run_callers
 from podium.cloud.objects import CloudObject, Instance
 from podium.conductor import configure_worker
 from podium.context import RequestContext
@@ -95,12 +97,6 @@ def _make_rows(database_url: str, ctx: RequestContext, count: int) -> list[str]:
     ]
     database.dispose()
     return uuids
-
-
-def _measure(saves: list[Callable[[int], None]], per_caller: int) -> tuple[float, float, float]:
-    """Run each ``save`` callable ``per_caller`` times in its own thread."""
-    rate, latencies = run_callers(list(saves), per_caller)
-    return (rate, *percentiles_ms(latencies))
 
 
 def _saver(inst: Any) -> Callable[[int], None]:
@@ -185,19 +181,22 @@ def main() -> None:
         f"remote save() through a conductor, rabbit:// + PostgreSQL; sequential {SEQUENTIAL}, "
         f"{THREADS} threads x {PER_THREAD}"
     )
-    results: dict[str, dict[str, tuple[float, float, float]]] = {}
-    with _bench_database() as database_url:
+    results: dict[str, dict[str, tuple[float, float, float]]] = {"podium": {}, "oslo": {}}
+    with _bench_database() as database_url, ExitStack() as stacks:
+        savers = {}
         for side, make in (("podium", _podium_savers), ("oslo", _oslo_savers)):
             uuids = _make_rows(database_url, ctx, THREADS)
-            savers, close = make(database_url, ctx, uuids)
-            try:
-                _measure(savers[:1], 30)  # warm up connections and code paths
-                results[side] = {
-                    "sequential": _measure(savers[:1], SEQUENTIAL),
-                    "concurrent": _measure(savers, PER_THREAD),
-                }
-            finally:
-                close()
+            savers[side], close = make(database_url, ctx, uuids)
+            stacks.callback(close)
+            run_callers(savers[side][:1], 30)  # warm up connections and code paths
+        # Both conductors stay up; the cases alternate between them in rounds.
+        for case, callers, per_caller in (
+            ("sequential", 1, SEQUENTIAL),
+            ("concurrent", THREADS, PER_THREAD),
+        ):
+            measured = interleaved({side: s[:callers] for side, s in savers.items()}, per_caller)
+            for side, (rate, latencies) in measured.items():
+                results[side][case] = (rate, *percentiles_ms(latencies))
     print(f"{'case':12} {'stack':8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for case in ("sequential", "concurrent"):
         for side in ("podium", "oslo"):
