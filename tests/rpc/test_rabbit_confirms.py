@@ -1,0 +1,90 @@
+"""Publisher confirms in the rabbit driver, against a stand-in for pika's connection.
+
+pika hands confirms to a callback on its underlying channel; such a callback
+does not end a ``BlockingConnection.process_data_events`` wait early, so any
+wait for confirms that asks pika for a long time limit sits out that limit
+even when the confirms came at once (a full window of casts once stalled a
+second each time). These tests pin that every such wait is a short slice.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pika
+import pytest
+
+from podium.exceptions import TransportError
+from podium.rpc import _rabbit
+
+
+class ConfirmingConnection:
+    """Confirms one outstanding cast per ``process_data_events``, as the broker would."""
+
+    def __init__(self, conn: _rabbit._Conn, confirm: bool = True) -> None:
+        self.conn = conn
+        self.confirm = confirm
+        self.time_limits: list[float | None] = []
+
+    def process_data_events(self, time_limit: float | None = 0) -> None:
+        self.time_limits.append(time_limit)
+        if self.confirm and self.conn.unconfirmed:
+            tag = min(self.conn.unconfirmed)
+            frame = SimpleNamespace(method=pika.spec.Basic.Ack(delivery_tag=tag, multiple=False))
+            self.conn._on_confirm(frame)
+
+
+class Channel:
+    def __init__(self) -> None:
+        self.published = 0
+
+    def basic_publish(self, *_args: Any, **_kwargs: Any) -> None:
+        self.published += 1
+
+
+def make_conn(confirm: bool = True) -> tuple[_rabbit._Conn, ConfirmingConnection]:
+    conn = object.__new__(_rabbit._Conn)
+    conn.driver = SimpleNamespace(orphans=[])  # type: ignore[assignment]
+    conn.unconfirmed = {}
+    conn._cast_seq = 0
+    fake = ConfirmingConnection(conn, confirm)
+    conn.connection = fake  # type: ignore[assignment]
+    return conn, fake
+
+
+def cast() -> _rabbit._Cast:
+    return _rabbit._Cast("openstack", "topic", b"{}", pika.BasicProperties(), mandatory=False)
+
+
+def test_a_full_window_waits_for_confirms_in_short_slices() -> None:
+    conn, fake = make_conn()
+    channel = Channel()
+    for _ in range(_rabbit._CONFIRM_WINDOW * 2):
+        conn.publish_cast(channel, cast())  # type: ignore[arg-type]
+    assert channel.published == _rabbit._CONFIRM_WINDOW * 2
+    assert len(conn.unconfirmed) < _rabbit._CONFIRM_WINDOW
+    assert fake.time_limits, "a full window must wait for confirms"
+    assert all(limit is not None and limit <= _rabbit._CONFIRM_POLL for limit in fake.time_limits)
+
+
+def test_flush_waits_in_short_slices_until_all_are_confirmed() -> None:
+    conn, fake = make_conn()
+    channel = Channel()
+    for _ in range(10):
+        conn.publish_cast(channel, cast())  # type: ignore[arg-type]
+    conn.flush_casts(timeout=5)
+    assert conn.unconfirmed == {}
+    assert all(limit is not None and limit <= _rabbit._CONFIRM_POLL for limit in fake.time_limits)
+
+
+def test_a_broker_that_never_confirms_fails_the_cast_clearly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conn, _fake = make_conn(confirm=False)
+    clock = iter(range(0, 10_000, 5))
+    monkeypatch.setattr(_rabbit.time, "monotonic", lambda: float(next(clock)))
+    channel = Channel()
+    with pytest.raises(TransportError, match="confirms no casts"):
+        for _ in range(_rabbit._CONFIRM_WINDOW):
+            conn.publish_cast(channel, cast())  # type: ignore[arg-type]
