@@ -366,6 +366,20 @@ def raw_stack() -> Iterator[Stack]:
             conn.close()
 
 
+def echo_stack(name: str, client: Any, ctxt: Any, record: Any) -> Stack:
+    """The Stack of an RPC client of the echo servers (podium's and oslo's have one API)."""
+    one = client.prepare(server="s0")
+    return Stack(
+        name,
+        call=lambda: one.call(ctxt, "echo", value=PAYLOAD),
+        call_object=lambda: one.call(ctxt, "echo", value=record),
+        cast=lambda: one.cast(ctxt, "tick"),
+        count_casts=lambda n: one.call(ctxt, "wait_count", n=n),
+        reset=lambda: one.call(ctxt, "reset"),
+        call_any=lambda: client.call(ctxt, "echo", value=PAYLOAD),
+    )
+
+
 @contextmanager
 def podium_stack(url: str, label: str, in_process: bool) -> Iterator[Stack]:
     from podium.context import RequestContext
@@ -389,17 +403,7 @@ def podium_stack(url: str, label: str, in_process: bool) -> Iterator[Stack]:
             else:
                 servers.enter_context(processes(podium_server, url, topic, count=2))
             client = RPCClient(transport, Target(topic=topic), timeout=60, serializer=serializer)
-            one = client.prepare(server="s0")
-            record = record_cls(**record_values())
-            yield Stack(
-                f"podium {label}",
-                call=lambda: one.call(ctxt, "echo", value=PAYLOAD),
-                call_object=lambda: one.call(ctxt, "echo", value=record),
-                cast=lambda: one.cast(ctxt, "tick"),
-                count_casts=lambda n: one.call(ctxt, "wait_count", n=n),
-                reset=lambda: one.call(ctxt, "reset"),
-                call_any=lambda: client.call(ctxt, "echo", value=PAYLOAD),
-            )
+            yield echo_stack(f"podium {label}", client, ctxt, record_cls(**record_values()))
     finally:
         transport.cleanup()
         if url.startswith("rabbit"):
@@ -419,19 +423,9 @@ def oslo_stack() -> Iterator[Stack]:
     client = oslo_messaging.get_rpc_client(
         transport, oslo_messaging.Target(topic=topic), timeout=60, serializer=serializer
     )
-    one = client.prepare(server="s0")
-    record = record_cls(**record_values())
     try:
         with processes(oslo_server, URL, topic, count=2):
-            yield Stack(
-                "oslo.messaging",
-                call=lambda: one.call(ctxt, "echo", value=PAYLOAD),
-                call_object=lambda: one.call(ctxt, "echo", value=record),
-                cast=lambda: one.cast(ctxt, "tick"),
-                count_casts=lambda n: one.call(ctxt, "wait_count", n=n),
-                reset=lambda: one.call(ctxt, "reset"),
-                call_any=lambda: client.call(ctxt, "echo", value=PAYLOAD),
-            )
+            yield echo_stack("oslo.messaging", client, ctxt, record_cls(**record_values()))
     finally:
         transport.cleanup()
         _delete_queues([topic, f"{topic}.s0", f"{topic}.s1"])
