@@ -70,6 +70,22 @@ def refused_by_broker(exc: BaseException) -> bool:
     return isinstance(exc, pex.ConnectionClosedByBroker) and exc.reply_code in (403, 530)
 
 
+def send_as_one_write(connection: pika.BlockingConnection) -> None:
+    """Join the frames queued on ``connection`` so that they leave in one send().
+
+    pika sends every frame with a send() of its own: a message is three
+    (method, header, body), a reply with its ack four, and the broker wakes
+    up for each segment: on a call's path that costs about a tenth of the
+    round trip. The byte count pika keeps does not change.
+    """
+    transport = getattr(connection._impl, "_transport", None)
+    buffers = getattr(transport, "_tx_buffers", None)
+    if isinstance(buffers, deque) and len(buffers) > 1:
+        merged = b"".join(buffers)
+        buffers.clear()
+        buffers.append(merged)
+
+
 RECOVERABLE: tuple[type[Exception], ...] = (
     pex.AMQPConnectionError,
     pex.ChannelWrongStateError,
@@ -304,7 +320,9 @@ class _Conn:
                 # An unanswered request must not run long after its caller gave up.
                 expiration=str(max(1, int(timeout * 1000))),
             )
-            self.call_ch.basic_publish(exchange, routing_key, body, props, mandatory=True)
+            # Queued only: the wait below writes it, in one send().
+            self.call_ch._impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
+            send_as_one_write(self.connection)
             deadline = time.monotonic() + timeout
             while slot.reply is None and not slot.returned:
                 left = deadline - time.monotonic()
@@ -610,10 +628,12 @@ class _Worker:
                         props = pika.BasicProperties(
                             content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
                         )
-                        # Queued without a flush; basic_ack flushes both frames.
                         ch._impl.basic_publish("", reply_q, body, props)
                         reply = None
-                    ch.basic_ack(tag)
+                    ch._impl.basic_ack(tag)
+                    assert self.connection is not None
+                    send_as_one_write(self.connection)
+                    self.connection._flush_output()
                     return
                 except RECOVERABLE as exc:
                     LOG.info("could not finish message %s: %s", tag, exc)
@@ -821,7 +841,11 @@ class RabbitDriver(Driver):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise timeout_error(target, method, timeout)
-                    slot = conn.call(exchange, key, body, msg_id, left)
+                    # Straight to the queue through the default exchange: the
+                    # queue has the routing key's name (oslo's layout too) and
+                    # the probe above saw it consumed; RabbitMQ routes this
+                    # cheaper than a topic exchange, on every call's path.
+                    slot = conn.call("", key, body, msg_id, left)
                     if slot.returned:
                         self._probed.pop(key, None)
                         raise no_consumer_error(target, method, "unroutable")
