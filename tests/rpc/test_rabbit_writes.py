@@ -1,8 +1,8 @@
 """How many writes a call costs on rabbit://: one for the request, one for the reply and its ack.
 
 pika sends every frame with a send() of its own (a message is three frames),
-and the broker wakes up for each; the driver joins what it queued into one
-write. These tests count pika's socket sends on a real broker, so they also
+and the broker wakes up for each; the driver joins what it queued and sends it
+at once. These tests count pika's socket sends on a real broker, so they also
 fail if pika's internals move and the join silently stops happening.
 """
 
@@ -17,7 +17,7 @@ from pika.adapters.utils import io_services_utils
 from rpc_helpers import delete_queues
 
 from podium.rpc import RPCClient, RPCServer, Target, get_transport
-from podium.rpc._rabbit import send_as_one_write
+from podium.rpc._rabbit import write_now
 
 pytestmark = pytest.mark.rabbit
 
@@ -43,20 +43,22 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield sizes
 
 
-def test_queued_frames_are_joined_into_one_buffer(rabbit_url: str) -> None:
+def test_queued_frames_leave_at_once_in_one_send(rabbit_url: str, sends: list[int]) -> None:
     params = pika.URLParameters(rabbit_url.replace("rabbit://", "amqp://", 1))
     connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()
+        sends.clear()
         channel._impl.basic_publish("", "nowhere", b"payload", pika.BasicProperties())
-        buffers = connection._impl._transport._tx_buffers
-        frames = list(buffers)
-        assert len(frames) == 3  # method, header, body
-        send_as_one_write(connection)
-        assert list(buffers) == [b"".join(frames)]
-        assert connection._impl._get_write_buffer_size() == len(b"".join(frames))
-        connection.process_data_events(0)
+        queued = list(connection._impl._transport._tx_buffers)
+        assert len(queued) == 3  # method, header, body
+        write_now(connection)  # no poll of pika's loop in between
+        assert sends == [len(b"".join(queued))]
         assert connection._impl._get_write_buffer_size() == 0
+        write_now(connection)  # nothing queued: nothing sent
+        assert len(sends) == 1
+        connection.process_data_events(0)  # pika's loop agrees nothing is left
+        assert connection.is_open
     finally:
         connection.close()
 

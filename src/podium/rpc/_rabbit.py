@@ -33,6 +33,7 @@ from typing import Any
 import pika
 import pika.exceptions as pex
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport as _PlainTransport
 
 from podium.exceptions import InvalidTarget, MalformedMessage, MessagingError, TransportError
 
@@ -70,20 +71,28 @@ def refused_by_broker(exc: BaseException) -> bool:
     return isinstance(exc, pex.ConnectionClosedByBroker) and exc.reply_code in (403, 530)
 
 
-def send_as_one_write(connection: pika.BlockingConnection) -> None:
-    """Join the frames queued on ``connection`` so that they leave in one send().
+def write_now(connection: pika.BlockingConnection) -> None:
+    """Send what is queued on ``connection`` now, as one write.
 
-    pika sends every frame with a send() of its own: a message is three
-    (method, header, body), a reply with its ack four, and the broker wakes
-    up for each segment: on a call's path that costs about a tenth of the
-    round trip. The byte count pika keeps does not change.
+    pika sends every frame with a send() of its own (a message is three:
+    method, header, body; a reply with its ack four), and only once its loop
+    has polled the socket for writability; the broker wakes up for each
+    segment. On a call's path that costs about a tenth of the round trip.
+    Whatever the socket does not take stays queued for pika's loop, and the
+    byte count pika keeps is unchanged.
     """
     transport = getattr(connection._impl, "_transport", None)
     buffers = getattr(transport, "_tx_buffers", None)
-    if isinstance(buffers, deque) and len(buffers) > 1:
+    if not isinstance(buffers, deque) or not buffers:
+        return
+    if len(buffers) > 1:
         merged = b"".join(buffers)
         buffers.clear()
         buffers.append(merged)
+    if isinstance(transport, _PlainTransport):
+        # What the loop would run on a writable socket: sends, and stops
+        # watching for writability once the queue is empty.
+        transport._on_socket_writable()
 
 
 RECOVERABLE: tuple[type[Exception], ...] = (
@@ -320,9 +329,8 @@ class _Conn:
                 # An unanswered request must not run long after its caller gave up.
                 expiration=str(max(1, int(timeout * 1000))),
             )
-            # Queued only: the wait below writes it, in one send().
             self.call_ch._impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
-            send_as_one_write(self.connection)
+            write_now(self.connection)
             deadline = time.monotonic() + timeout
             while slot.reply is None and not slot.returned:
                 left = deadline - time.monotonic()
@@ -632,8 +640,8 @@ class _Worker:
                         reply = None
                     ch._impl.basic_ack(tag)
                     assert self.connection is not None
-                    send_as_one_write(self.connection)
-                    self.connection._flush_output()
+                    write_now(self.connection)
+                    self.connection._flush_output()  # what the socket did not take
                     return
                 except RECOVERABLE as exc:
                     LOG.info("could not finish message %s: %s", tag, exc)
