@@ -315,9 +315,13 @@ class _Conn:
         self.declared.add(key)
         return ch
 
-    def call(
-        self, exchange: str, routing_key: str, body: bytes, msg_id: str, timeout: float
-    ) -> _Slot:
+    def call(self, queue: str, body: bytes, msg_id: str, timeout: float) -> _Slot:
+        """Publish a request straight to ``queue`` and wait for its reply.
+
+        The default exchange routes by queue name, which in this layout is the
+        routing key (oslo's servers consume the same queues); RabbitMQ routes
+        that more cheaply than the topic exchange, on every call's path.
+        """
         slot = _Slot()
         self.pending[msg_id] = slot
         try:
@@ -329,7 +333,7 @@ class _Conn:
                 # An unanswered request must not run long after its caller gave up.
                 expiration=str(max(1, int(timeout * 1000))),
             )
-            self.call_ch._impl.basic_publish(exchange, routing_key, body, props, mandatory=True)
+            self.call_ch._impl.basic_publish("", queue, body, props, mandatory=True)
             write_now(self.connection)
             deadline = time.monotonic() + timeout
             while slot.reply is None and not slot.returned:
@@ -849,11 +853,7 @@ class RabbitDriver(Driver):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise timeout_error(target, method, timeout)
-                    # Straight to the queue through the default exchange: the
-                    # queue has the routing key's name (oslo's layout too) and
-                    # the probe above saw it consumed; RabbitMQ routes this
-                    # cheaper than a topic exchange, on every call's path.
-                    slot = conn.call("", key, body, msg_id, left)
+                    slot = conn.call(key, body, msg_id, left)
                     if slot.returned:
                         self._probed.pop(key, None)
                         raise no_consumer_error(target, method, "unroutable")
