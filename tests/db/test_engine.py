@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,41 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     database.dispose()
+
+
+def test_new_sqlite_file_waits_for_a_writer_before_switching_to_wal(tmp_path: Path) -> None:
+    """Services starting together on a new file: one migrates, the others must wait.
+
+    Switching a file to WAL needs a lock the writer holds, and SQLite refuses
+    that at once ("database is locked") instead of honouring the busy timeout.
+    """
+    path = tmp_path / "new.sqlite"
+    holding = threading.Event()
+    release = threading.Event()
+
+    def writer() -> None:
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("CREATE TABLE t (x INTEGER)")
+        connection.execute("BEGIN IMMEDIATE")
+        holding.set()
+        release.wait(10)
+        connection.execute("COMMIT")
+        connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert holding.wait(10)
+    threading.Timer(0.3, release.set).start()
+    database = Database(f"sqlite:///{path}")
+    try:
+        started = time.monotonic()
+        with database.connection() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert time.monotonic() - started >= 0.25  # it waited for the writer
+    finally:
+        database.dispose()
+        release.set()
+        thread.join()
 
 
 def test_session_commits_or_rolls_back(database: Database) -> None:
