@@ -116,7 +116,8 @@ class RPCClient:
     def cast(self, ctxt: Context, method: str, **kwargs: Any) -> None:
         """Send without waiting; fanout targets reach every server of the topic."""
         message = self._make_message(ctxt, method, kwargs)
-        LOG.debug("cast %s to %s [%s]", method, self.target.describe(), _request_id(ctxt))
+        if LOG.isEnabledFor(logging.DEBUG):  # describe() builds a string: only when logged
+            LOG.debug("cast %s to %s [%s]", method, self.target.describe(), _request_id(ctxt))
         self.transport.driver.send(
             self.target, message, wait_for_reply=False, timeout=self.timeout, retry=self.retry
         )
@@ -126,7 +127,8 @@ class RPCClient:
         if self.target.fanout:
             raise InvalidTarget("call() cannot be used with a fanout target; use cast()")
         message = self._make_message(ctxt, method, kwargs)
-        LOG.debug("call %s on %s [%s]", method, self.target.describe(), _request_id(ctxt))
+        if LOG.isEnabledFor(logging.DEBUG):  # describe() builds a string: only when logged
+            LOG.debug("call %s on %s [%s]", method, self.target.describe(), _request_id(ctxt))
         reply = self.transport.driver.send(
             self.target, message, wait_for_reply=True, timeout=self.timeout, retry=self.retry
         )

@@ -136,6 +136,9 @@ class _Conn:
         self.driver = driver
         self.connection = pika.BlockingConnection(driver.connection_parameters())
         self.pending: dict[str, _Slot] = {}
+        self._call_props = pika.BasicProperties(
+            content_type=_JSON, content_encoding="utf-8", delivery_mode=1
+        )
         self.declared: set[tuple[str, str]] = set()
         self._cast_ch: BlockingChannel | None = None
         self._cast_seq = 0
@@ -325,14 +328,12 @@ class _Conn:
         slot = _Slot()
         self.pending[msg_id] = slot
         try:
-            props = pika.BasicProperties(
-                content_type=_JSON,
-                content_encoding="utf-8",
-                correlation_id=msg_id,
-                delivery_mode=1,
-                # An unanswered request must not run long after its caller gave up.
-                expiration=str(max(1, int(timeout * 1000))),
-            )
+            # pika encodes the properties as it publishes: one object per
+            # connection serves every call.
+            props = self._call_props
+            props.correlation_id = msg_id
+            # An unanswered request must not run long after its caller gave up.
+            props.expiration = str(max(1, int(timeout * 1000)))
             self.call_ch._impl.basic_publish("", queue, body, props, mandatory=True)
             write_now(self.connection)
             deadline = time.monotonic() + timeout
