@@ -95,6 +95,33 @@ def write_now(connection: pika.BlockingConnection) -> None:
         transport._on_socket_writable()
 
 
+def declare_tolerantly(
+    ch: BlockingChannel,
+    kind: str,
+    name: str,
+    reopen: Callable[[], BlockingChannel],
+    **how: Any,
+) -> BlockingChannel:
+    """Declare an exchange or queue, tolerant of one a peer declared differently.
+
+    oslo.messaging declares with ``durable=False`` unless configured for
+    durable queues; RabbitMQ then refuses our durable declare (406) and closes
+    the channel. The entity exists and routes, so use it as it is, on the
+    channel ``reopen`` gives.
+    """
+    try:
+        if kind == "exchange":
+            ch.exchange_declare(name, **how)
+        else:
+            ch.queue_declare(name, **how)
+    except pex.ChannelClosedByBroker as exc:
+        if exc.reply_code != 406:
+            raise
+        LOG.warning("%s %r exists with other settings (%s); using it", kind, name, exc)
+        ch = reopen()
+    return ch
+
+
 RECOVERABLE: tuple[type[Exception], ...] = (
     pex.AMQPConnectionError,
     pex.ChannelWrongStateError,
@@ -296,25 +323,11 @@ class _Conn:
         return count
 
     def declare(self, ch: BlockingChannel, kind: str, name: str, **how: Any) -> BlockingChannel:
-        """Idempotent declare on the cast channel, tolerant of a differing peer.
-
-        oslo.messaging declares with ``durable=False`` unless configured for
-        durable queues; RabbitMQ then refuses our durable declare (406). The
-        entity exists and routes, so use it as it is.
-        """
+        """:func:`declare_tolerantly` on the cast channel, once per connection."""
         key = (kind, name)
         if key in self.declared:
             return ch
-        try:
-            if kind == "exchange":
-                ch.exchange_declare(name, **how)
-            else:
-                ch.queue_declare(name, **how)
-        except pex.ChannelClosedByBroker as exc:
-            if exc.reply_code != 406:
-                raise
-            LOG.warning("%s %r exists with other settings (%s); using it", kind, name, exc)
-            ch = self.channel_for_casts()
+        ch = declare_tolerantly(ch, kind, name, self.channel_for_casts, **how)
         self.declared.add(key)
         return ch
 
@@ -482,20 +495,9 @@ class _Worker:
     # -- connection (called with self.lock held) ---------------------------
 
     def _declare(self, ch: BlockingChannel, kind: str, name: str, **how: Any) -> BlockingChannel:
-        try:
-            if kind == "exchange":
-                ch.exchange_declare(name, **how)
-            else:
-                ch.queue_declare(name, **how)
-        except pex.ChannelClosedByBroker as exc:
-            # oslo.messaging may have declared it non-durable: it routes all
-            # the same, so use it as it is.
-            if exc.reply_code != 406:
-                raise
-            LOG.warning("%s %r exists with other settings (%s); using it", kind, name, exc)
-            assert self.connection is not None
-            ch = self.connection.channel()
-        return ch
+        connection = self.connection
+        assert connection is not None
+        return declare_tolerantly(ch, kind, name, connection.channel, **how)
 
     def _setup(self) -> None:
         target = self.listener.target
