@@ -46,6 +46,22 @@ PAYLOAD = {"name": "x" * 40, "n": 1}
 # -- objects (built the same way in the caller and in the server processes) ----
 
 
+def record_fields(f: Any) -> dict[str, Any]:
+    """The benchmark object's fields, from either library's ``fields`` module (same names)."""
+    return {
+        "id": f.IntegerField(),
+        "uuid": f.UUIDField(),
+        "name": f.StringField(),
+        "host": f.StringField(nullable=True),
+        "memory_mb": f.IntegerField(),
+        "vcpus": f.IntegerField(),
+        "created_at": f.DateTimeField(),
+        "tags": f.ListOfStringsField(),
+        "locked": f.BooleanField(),
+        "task_state": f.StringField(nullable=True),
+    }
+
+
 def podium_objects() -> tuple[Any, Any]:
     from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
     from podium.objects import fields as f
@@ -55,18 +71,7 @@ def podium_objects() -> tuple[Any, Any]:
     @registry.register
     class BenchRecord(VersionedObject):
         VERSION = "1.0"
-        fields = {
-            "id": f.IntegerField(),
-            "uuid": f.UUIDField(),
-            "name": f.StringField(),
-            "host": f.StringField(nullable=True),
-            "memory_mb": f.IntegerField(),
-            "vcpus": f.IntegerField(),
-            "created_at": f.DateTimeField(),
-            "tags": f.ListOfStringsField(),
-            "locked": f.BooleanField(),
-            "task_state": f.StringField(nullable=True),
-        }
+        fields = record_fields(f)
 
     return BenchRecord, VersionedObjectSerializer(registry=registry)
 
@@ -80,18 +85,7 @@ def oslo_objects() -> tuple[Any, Any]:
     @obase.VersionedObjectRegistry.register
     class BenchRecord(obase.VersionedObject):
         VERSION = "1.0"
-        fields = {
-            "id": f.IntegerField(),
-            "uuid": f.UUIDField(),
-            "name": f.StringField(),
-            "host": f.StringField(nullable=True),
-            "memory_mb": f.IntegerField(),
-            "vcpus": f.IntegerField(),
-            "created_at": f.DateTimeField(),
-            "tags": f.ListOfStringsField(),
-            "locked": f.BooleanField(),
-            "task_state": f.StringField(nullable=True),
-        }
+        fields = record_fields(f)
 
     return BenchRecord, obase.VersionedObjectSerializer()
 
