@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -54,6 +56,27 @@ def test_concurrent_syncs_all_succeed(empty_url: str) -> None:
         database.dispose()
     assert errors == []
     assert results == ["0001"] * 3
+
+
+@pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)])
+def test_mysql_lock_is_released_only_once_the_version_is_committed(empty_url: str) -> None:
+    """MySQL's lock is per session; released before the migration's commit, the
+    next service would read no version and create the tables again."""
+    database = Database(empty_url)
+    observer = Database(empty_url)
+    seen_at_release: list[str | None] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "RELEASE_LOCK" in statement:
+            seen_at_release.append(migration.current_version(observer))
+
+    sa.event.listen(database.engine, "before_cursor_execute", on_execute)
+    try:
+        migration.sync(database)
+    finally:
+        database.dispose()
+        observer.dispose()
+    assert seen_at_release == [migration.head_version()]
 
 
 def test_migrated_schema_matches_models(empty_url: str) -> None:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -58,48 +60,67 @@ def sync(database: Database, revision: str = "head") -> str | None:
     On PostgreSQL and SQLite the whole upgrade is one transaction; MySQL
     commits each DDL statement, which is why every migration step is small.
     """
-    with database.connection() as connection:
-        _lock_schema(connection)
+    with _migrating(database) as connection:
         try:
             command.upgrade(alembic_config(connection), revision)
         except CommandError as error:
             raise DBError(f"Cannot migrate {database.safe_url} to {revision!r}: {error}") from None
-        finally:
-            _unlock_schema(connection)
     return current_version(database)
 
 
 # Several services may run `sync` as they start; the first migrates, the others
 # wait and then find the schema at head (Alembic reads the version only after
-# the lock is held).
+# the lock is held, and the lock is released only once the version is committed).
 _LOCK_NAME = "podium_schema_migration"
 _PG_LOCK_KEY = 0x706F6469756D  # "podium"
 
 
-def _lock_schema(connection: sa.Connection) -> None:
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-    elif dialect in ("mysql", "mariadb"):
-        got = connection.execute(
+@contextmanager
+def _migrating(database: Database) -> Iterator[sa.Connection]:
+    """A connection in one transaction, holding the migration lock until it commits."""
+    with _session_lock(database), database.connection() as connection:
+        _lock_in_transaction(connection)
+        yield connection
+
+
+@contextmanager
+def _session_lock(database: Database) -> Iterator[None]:
+    """MySQL's migration lock, held on a connection of its own.
+
+    GET_LOCK belongs to the session, not the transaction, and MySQL commits
+    the version row only when the migration's transaction ends: released on
+    the migrating connection, the lock would let the next service read the
+    old version and create the tables again ("Table ... already exists").
+    """
+    if database.backend != "mysql":
+        yield
+        return
+    with database.connection() as lock_connection:
+        got = lock_connection.execute(
             sa.text("SELECT GET_LOCK(:name, 300)"), {"name": _LOCK_NAME}
         ).scalar()
         if got != 1:
             raise DBError("Timed out waiting for another `podium db sync` to finish")
+        try:
+            yield
+        finally:
+            lock_connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
+
+
+def _lock_in_transaction(connection: sa.Connection) -> None:
+    """The lock that ends with the migration's own commit (PostgreSQL, SQLite)."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
     elif dialect == "sqlite":
         # Take the write lock now (pysqlite would only BEGIN at the first DML),
         # so a second process waits on the busy timeout instead of racing.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _unlock_schema(connection: sa.Connection) -> None:
-    if connection.dialect.name in ("mysql", "mariadb"):
-        connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
-
-
 def downgrade(database: Database, revision: str) -> str | None:
     """Revert migrations down to ``revision`` (``"base"``: an empty schema). Drops data."""
-    with database.connection() as connection:
+    with _migrating(database) as connection:
         try:
             command.downgrade(alembic_config(connection), revision)
         except CommandError as error:
