@@ -35,8 +35,15 @@ WORKER = Path(__file__).with_name("worker_process.py")
 class Conductor:
     """``podium conductor`` in a child process."""
 
-    def __init__(self, transport_url: str, database_url: str, topic: str, host: str) -> None:
-        env = dict(os.environ, PODIUM_CONDUCTOR_TOPIC=topic, PODIUM_LOG_LEVEL="WARNING")
+    def __init__(
+        self,
+        transport_url: str,
+        database_url: str,
+        topic: str,
+        host: str,
+        log_level: str = "WARNING",
+    ) -> None:
+        env = dict(os.environ, PODIUM_CONDUCTOR_TOPIC=topic, PODIUM_LOG_LEVEL=log_level)
         self.host = host
         self.process = subprocess.Popen(
             [
@@ -121,6 +128,17 @@ def test_worker_without_db_access_works_through_a_conductor_process(
     assert [r[0] for r in rows[3:]] == report["created"][3:]
     assert all(r[3] != 0 and r[1] is None for r in rows[3:])  # soft-deleted, rows kept
     assert len(rows) == 5
+
+
+def test_sigterm_stops_a_conductor_cleanly_and_says_so(
+    rabbit_url: str, database_url: str, topic: str, conductors: list[Conductor]
+) -> None:
+    conductor = Conductor(rabbit_url, database_url, topic, "c-term", log_level="INFO")
+    conductors.append(conductor)
+    err = conductor.stop(signal.SIGTERM)
+    assert conductor.process.returncode == 0, err
+    assert "conductor c-term stopping on SIGTERM" in err
+    assert err.rstrip().endswith("conductor c-term stopped")
 
 
 def test_two_conductors_share_the_load_and_survive_losing_one(

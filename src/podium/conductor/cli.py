@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 
 import click
 
@@ -79,7 +80,13 @@ def command(
         )
         # Flushed on its own line so a parent process can wait for readiness.
         click.echo(f"podium-conductor ready host={config.host}", err=False)
-        wait_for_stop_signal()
+        signum = wait_for_stop_signal()
+        LOG.info(
+            "conductor %s stopping on %s: taking no new requests, finishing those in hand",
+            config.host,
+            signal.Signals(signum).name,
+        )
         service.stop()
         service.wait()
         database.dispose()
+    LOG.info("conductor %s stopped", config.host)
