@@ -22,6 +22,7 @@ PODIUM_BENCH_CALLS_PER_THREAD, PODIUM_BENCH_WORKERS (podium server max_workers, 
 from __future__ import annotations
 
 import datetime
+import logging
 import multiprocessing
 import os
 import threading
@@ -152,6 +153,11 @@ def podium_server(url: str, topic: str, server: str, ready: Any, stop: Any) -> N
 
 
 def oslo_conf() -> Any:
+    # Noise, not figures: oslo.messaging warns of a "leak" once 16 caller threads
+    # wait for replies at once, and py-amqp of consumer cancellations that
+    # arrive while the servers close their channels at the end.
+    logging.getLogger("oslo_messaging._drivers.amqpdriver").setLevel(logging.ERROR)
+    logging.getLogger("amqp").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from oslo_config import cfg
