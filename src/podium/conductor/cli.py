@@ -9,7 +9,7 @@ import signal
 import click
 
 from podium.exceptions import PodiumError
-from podium.service import ServiceConfig, setup_logging, wait_for_stop_signal
+from podium.service import ServiceConfig, StopSignals, setup_logging
 
 LOG = logging.getLogger(__name__)
 
@@ -70,7 +70,9 @@ def command(
     except PodiumError as exc:
         # Start-up problems are the operator's to fix: say what, not where in our code.
         raise click.ClickException(str(exc)) from None
-    with transport:
+    # Stop signals are caught before "ready" is announced; until then (start-up,
+    # connection retries) Ctrl-C and SIGTERM act at once.
+    with transport, StopSignals() as stop_signals:
         LOG.info(
             "conductor %s serving topic %r on %s, database %s",
             config.host,
@@ -80,7 +82,7 @@ def command(
         )
         # Flushed on its own line so a parent process can wait for readiness.
         click.echo(f"podium-conductor ready host={config.host}", err=False)
-        signum = wait_for_stop_signal()
+        signum = stop_signals.wait()
         LOG.info(
             "conductor %s stopping on %s: taking no new requests, finishing those in hand",
             config.host,

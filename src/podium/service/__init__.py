@@ -1,6 +1,6 @@
 """Process runtime: configuration, logging, signal handling, service entry points."""
 
 from podium.service.config import ServiceConfig
-from podium.service.runtime import setup_logging, wait_for_stop_signal
+from podium.service.runtime import StopSignals, setup_logging
 
-__all__ = ["ServiceConfig", "setup_logging", "wait_for_stop_signal"]
+__all__ = ["ServiceConfig", "StopSignals", "setup_logging"]

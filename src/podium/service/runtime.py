@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from types import FrameType
+from typing import Any, Self
 
 from podium.context import RequestIdLogFilter
 
@@ -27,22 +27,36 @@ def setup_logging(level: str = "INFO") -> None:
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
-def wait_for_stop_signal(on_stop: Callable[[], None] | None = None) -> int:
-    """Block until SIGTERM or SIGINT; returns the signal number received."""
-    stopped = threading.Event()
-    received: list[int] = []
+class StopSignals:
+    """SIGTERM and SIGINT, caught from entering the block until leaving it.
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-        stopped.set()
+    Enter before starting the service and announcing readiness: a supervisor
+    may send its stop signal the moment it reads "ready", and a signal that
+    arrives before the handlers are in place kills the process uncleanly.
+    """
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        while not stopped.wait(0.5):
-            pass
-    finally:
-        for sig, old in previous.items():
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self._received: list[int] = []
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, _frame: FrameType | None) -> None:
+        self._received.append(signum)
+        self._event.set()
+
+    def __enter__(self) -> Self:
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
-    if on_stop is not None:
-        on_stop()
-    return received[0]
+
+    def wait(self) -> int:
+        """Block until a stop signal has arrived (maybe already); its number."""
+        # Short waits: the main thread runs Python signal handlers only between them.
+        while not self._event.wait(0.5):
+            pass
+        return self._received[0]
