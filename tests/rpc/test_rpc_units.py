@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import orjson
 import pytest
@@ -16,9 +17,10 @@ from podium.exceptions import (
     MalformedMessage,
     NotFound,
     RemoteError,
+    TransportError,
     UnsupportedVersion,
 )
-from podium.rpc import RPCClient, Target, TransportURL, get_transport
+from podium.rpc import RPCClient, RPCServer, Target, TransportURL, get_transport
 from podium.rpc import _codec as codec
 
 
@@ -208,3 +210,27 @@ def test_transport_url_errors_and_logs_never_show_passwords() -> None:
         with pytest.raises(InvalidTransportURL) as failure:
             get_transport(bad)
         assert "s3cret" not in str(failure.value) and "***" in str(failure.value)
+
+
+def test_an_unreachable_broker_is_named_with_its_reason_and_warned_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pika's connection errors print as ''; a server's workers all fail at once."""
+    transport = get_transport("rabbit://guest:guest@127.0.0.1:1/?connect_retries=2")
+    try:
+        server = RPCServer(transport, Target(topic="t", server="a"), [object()], max_workers=4)
+        with caplog.at_level(logging.DEBUG, logger="podium.rpc"):
+            with pytest.raises(TransportError) as raised:
+                server.start()
+            with pytest.raises(TransportError) as raised_on_caller:
+                RPCClient(transport, Target(topic="t"), retry=0).call({}, "echo")
+    finally:
+        transport.cleanup()
+    for error in (raised.value, raised_on_caller.value):
+        assert "RabbitMQ at 127.0.0.1:1/" in str(error)
+        assert str(error).endswith("Connection refused")
+    reports = [r for r in caplog.records if "no connection to RabbitMQ" in r.getMessage()]
+    assert len(reports) == 4 * 2  # every worker, every retry
+    warned = [r for r in reports if r.levelno >= logging.WARNING]
+    assert len(warned) == 1
+    assert "127.0.0.1:1/ (Connection refused); retrying" in warned[0].getMessage()

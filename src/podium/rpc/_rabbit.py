@@ -71,6 +71,35 @@ def refused_by_broker(exc: BaseException) -> bool:
     return isinstance(exc, pex.ConnectionClosedByBroker) and exc.reply_code in (403, 530)
 
 
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a connection failure.
+
+    pika wraps the cause (a refused or timed-out socket) in exceptions whose
+    str() is empty: "could not start consuming: " tells an operator nothing.
+    """
+    cause = exc
+    for _ in range(4):
+        # pika keeps the cause in args, in .exception (one connector), or in
+        # .exceptions (each host of a failover list: the last one tried).
+        tried = getattr(cause, "exceptions", None) or [None]
+        inner = next(
+            (
+                a
+                for a in (*cause.args, getattr(cause, "exception", None), tried[-1])
+                if isinstance(a, BaseException)
+            ),
+            None,
+        )
+        if inner is None:
+            break
+        cause = inner
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    if isinstance(cause, pex.ConnectionClosedByBroker):
+        return f"closed by the broker: {cause.reply_code} {cause.reply_text}"
+    return str(cause) or str(exc) or type(exc).__name__
+
+
 def write_now(connection: pika.BlockingConnection) -> None:
     """Send what is queued on ``connection`` now, as one write.
 
@@ -406,7 +435,7 @@ class _Pool:
                 try:
                     conn.connection.process_data_events(0)
                 except Exception as exc:
-                    LOG.info("idle connection lost: %s", exc)
+                    LOG.info("idle connection to RabbitMQ lost: %s", describe(exc))
                     conn.close()
                     continue
                 self.put(conn)
@@ -558,6 +587,7 @@ class _Worker:
                 with self.lock:
                     self._setup()
                 attempt = 0
+                listener.report_back()
                 self.ready.set()
                 while not listener.closed.is_set():
                     with self.lock:
@@ -586,12 +616,7 @@ class _Worker:
                     return
                 delay = min(self.driver.max_backoff, 0.2 * 2**attempt) * random.uniform(0.8, 1.2)
                 attempt += 1
-                LOG.warning(
-                    "server on %s lost its connection (%s); reconnecting in %.1fs",
-                    listener.target.topic,
-                    exc,
-                    delay,
-                )
+                listener.report_lost(exc, delay)
                 listener.closed.wait(delay)
         with self.lock:
             self._drop()
@@ -706,6 +731,8 @@ class _RabbitListener(Listener):
         self.consuming = True
         self.closed = threading.Event()
         self.workers = [_Worker(self, i) for i in range(max(1, workers))]
+        self._outage = False
+        self._outage_lock = threading.Lock()
         self._keeper = threading.Thread(
             target=self._keep, name=f"podium-rabbit-keeper-{target.topic}", daemon=True
         )
@@ -717,9 +744,10 @@ class _RabbitListener(Listener):
             worker.ready.wait(60)
             if worker.error is not None:
                 self.close()
-                raise TransportError(f"could not start consuming: {worker.error}") from (
-                    worker.error
-                )
+                raise TransportError(
+                    f"could not start consuming from RabbitMQ at {self.driver.where}: "
+                    f"{describe(worker.error)}"
+                ) from worker.error
         self._keeper.start()
 
     def _keep(self) -> None:
@@ -727,6 +755,28 @@ class _RabbitListener(Listener):
         while not self.closed.wait(interval):
             for worker in self.workers:
                 worker.keep_alive()
+
+    # A broker restart cuts every worker's connection at once: one warning for
+    # the server, not one per worker and retry.
+    def report_lost(self, exc: BaseException, delay: float) -> None:
+        with self._outage_lock:
+            first, self._outage = not self._outage, True
+        LOG.log(
+            logging.WARNING if first else logging.DEBUG,
+            "server on %s: no connection to RabbitMQ at %s (%s); retrying in %.1fs",
+            self.target.topic,
+            self.driver.where,
+            describe(exc),
+            delay,
+        )
+
+    def report_back(self) -> None:
+        with self._outage_lock:
+            was, self._outage = self._outage, False
+        if was:
+            LOG.info(
+                "server on %s: connected to RabbitMQ at %s", self.target.topic, self.driver.where
+            )
 
     def stop(self) -> None:
         self.consuming = False
@@ -763,6 +813,10 @@ class RabbitDriver(Driver):
             raise MessagingError(
                 f"rabbit:// reply= must be 'direct' or 'queue', not {self.reply_mode!r}"
             )
+        # For messages: hosts and vhost, never the credentials.
+        self.where = ",".join(f"{h.hostname}:{h.port or 5672}" for h in url.hosts) + (
+            f"/{url.virtual_host or ''}"
+        )
         self.pool = _Pool(self)
         # Casts never confirmed by the broker, to publish again.
         self.orphans: deque[_Cast] = deque()
@@ -807,8 +861,15 @@ class RabbitDriver(Driver):
                     or (retry is not None and attempt > retry)
                     or time.monotonic() + delay > deadline
                 ):
-                    raise TransportError(f"cannot connect to RabbitMQ: {exc}") from exc
-                LOG.warning("cannot connect to RabbitMQ (%s); retrying in %.1fs", exc, delay)
+                    raise TransportError(
+                        f"cannot connect to RabbitMQ at {self.where}: {describe(exc)}"
+                    ) from exc
+                LOG.warning(
+                    "cannot connect to RabbitMQ at %s (%s); retrying in %.1fs",
+                    self.where,
+                    describe(exc),
+                    delay,
+                )
                 time.sleep(delay)
         try:
             yield conn
