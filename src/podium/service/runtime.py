@@ -22,7 +22,8 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # pika logs every connection step, and every failure with a traceback at
     # ERROR; podium's rabbit driver reports each failure itself, translated
-    # and once ("cannot connect to RabbitMQ (...); retrying"), so keep only
+    # and once ("no connection to RabbitMQ at host:port/ (Connection refused);
+    # retrying"), so keep only
     # pika's last-resort messages.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
