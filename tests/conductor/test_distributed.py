@@ -141,6 +141,38 @@ def test_sigterm_stops_a_conductor_cleanly_and_says_so(
     assert err.rstrip().endswith("conductor c-term stopped")
 
 
+def test_a_conductor_refuses_an_unmigrated_database(
+    rabbit_url: str, servers: Servers, topic: str
+) -> None:
+    """Started "fine", it would fail every request; it says what to run instead."""
+    empty = servers.new_url("postgresql")
+    out = subprocess.run(
+        [
+            *(sys.executable, "-m", "podium", "conductor"),
+            *("--transport-url", rabbit_url, "--database-url", empty, "--host", "c-empty"),
+        ],
+        env=dict(os.environ, PODIUM_CONDUCTOR_TOPIC=topic),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 1
+    assert "is at schema none (empty); this code needs 0001: run `podium db sync`" in out.stderr
+    assert "Traceback" not in out.stderr and "ready" not in out.stdout
+
+
+def test_a_conductor_serves_a_schema_newer_than_its_own_and_says_so(
+    rabbit_url: str, database_url: str, topic: str, conductors: list[Conductor]
+) -> None:
+    _query(database_url, "UPDATE alembic_version SET version_num = '0002' RETURNING 1")
+    conductor = Conductor(rabbit_url, database_url, topic, "c-old", log_level="INFO")
+    conductors.append(conductor)
+    err = conductor.stop(signal.SIGTERM)
+    assert "at schema 0002" in err
+    assert "schema 0002 is newer than this conductor's 0001: serving it" in err
+
+
 def test_two_conductors_share_the_load_and_survive_losing_one(
     rabbit_url: str, database_url: str, topic: str, conductors: list[Conductor]
 ) -> None:

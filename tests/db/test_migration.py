@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 
 from podium.db import Database, migration
 from podium.db.models import Base
+from podium.exceptions import DBError
 
 
 def test_sync_from_empty_reaches_head(empty_url: str) -> None:
@@ -125,3 +126,20 @@ def test_migrations_are_package_data() -> None:
     # __init__.py files make setuptools ship these as packages; Alembic skips them.
     assert (migration.MIGRATIONS_DIR / "__init__.py").is_file()
     assert (versions / "__init__.py").is_file()
+
+
+def test_check_schema_refuses_an_unmigrated_database_and_serves_a_newer_one(
+    empty_url: str,
+) -> None:
+    database = Database(empty_url)
+    try:
+        with pytest.raises(DBError, match=r"schema none \(empty\); this code needs 0001: run"):
+            migration.check_schema(database)
+        migration.sync(database)
+        assert migration.check_schema(database) == "0001"
+        # A newer release migrated first (rolling upgrade): still served.
+        with database.connection() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+        assert migration.check_schema(database) == "9999"
+    finally:
+        database.dispose()

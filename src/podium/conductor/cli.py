@@ -41,7 +41,7 @@ def command(
     """Serve object calls for workers that hold no database credentials."""
     from podium.conductor.service import ConductorService
     from podium.db import Database
-    from podium.db.migration import sync
+    from podium.db.migration import check_schema, head_version, sync
     from podium.rpc import TransportURL, get_transport
 
     config = ServiceConfig.from_env(
@@ -56,9 +56,11 @@ def command(
     # One pooled connection per worker: fewer and every burst opens new ones.
     database = Database(config.database_url, pool_size=config.rpc_workers)
     try:
+        # Parsing the transport URL opens nothing: its mistakes come first.
+        transport = get_transport(config.transport_url)
         if sync_db:
             sync(database)
-        transport = get_transport(config.transport_url)
+        schema = check_schema(database)
         service = ConductorService(
             transport,
             database,
@@ -74,12 +76,20 @@ def command(
     # connection retries) Ctrl-C and SIGTERM act at once.
     with transport, StopSignals() as stop_signals:
         LOG.info(
-            "conductor %s serving topic %r on %s, database %s",
+            "conductor %s serving topic %r on %s, database %s at schema %s",
             config.host,
             config.conductor_topic,
             TransportURL.masked(config.transport_url),
             database.safe_url,
+            schema,
         )
+        if schema != head_version():
+            LOG.warning(
+                "database schema %s is newer than this conductor's %s: serving it "
+                "(a rolling upgrade); upgrade this conductor next",
+                schema,
+                head_version(),
+            )
         # Flushed on its own line so a parent process can wait for readiness.
         click.echo(f"podium-conductor ready host={config.host}", err=False)
         signum = stop_signals.wait()

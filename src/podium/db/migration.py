@@ -23,6 +23,7 @@ from podium.exceptions import DBError
 __all__ = [
     "MIGRATIONS_DIR",
     "alembic_config",
+    "check_schema",
     "current_version",
     "downgrade",
     "head_version",
@@ -52,6 +53,29 @@ def current_version(database: Database) -> str | None:
     """The revision the database is at, or None if it was never migrated."""
     with database.connection() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def check_schema(database: Database) -> str:
+    """The database's schema version, if this code can serve it; DBError otherwise.
+
+    A service that starts on a database it cannot reach, or one not yet
+    migrated, would otherwise start "fine" and fail every request. A schema
+    newer than this code knows is served: during a rolling upgrade the new
+    code migrates first and the old services keep running (migrations only
+    add, so the old queries still work).
+    """
+    current = current_version(database)
+    head = head_version()
+    if current == head:
+        return current
+    scripts = ScriptDirectory.from_config(alembic_config())
+    known = {script.revision for script in scripts.walk_revisions()}
+    if current is None or current in known:
+        raise DBError(
+            f"The database at {database.safe_url} is at schema {current or 'none (empty)'}; "
+            f"this code needs {head}: run `podium db sync`"
+        )
+    return current
 
 
 def sync(database: Database, revision: str = "head") -> str | None:
