@@ -41,7 +41,7 @@ def command(
     """Serve object calls for workers that hold no database credentials."""
     from podium.conductor.service import ConductorService
     from podium.db import Database
-    from podium.db.migration import check_schema, head_version, sync
+    from podium.db.migration import check_schema, current_version, head_version, sync
     from podium.rpc import TransportURL, get_transport
 
     config = ServiceConfig.from_env(
@@ -59,7 +59,9 @@ def command(
         # Parsing the transport URL opens nothing: its mistakes come first.
         transport = get_transport(config.transport_url)
         if sync_db:
-            sync(database)
+            before = current_version(database)
+            if sync(database) != before:
+                LOG.info("database migrated from schema %s to %s", before or "none", head_version())
         schema = check_schema(database)
         service = ConductorService(
             transport,

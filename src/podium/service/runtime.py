@@ -26,6 +26,9 @@ def setup_logging(level: str = "INFO") -> None:
     # retrying"), so keep only
     # pika's last-resort messages.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
+    # Alembic announces its dialect on every version check; a service logs the
+    # schema it serves and what a sync changed instead.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class StopSignals:
