@@ -298,6 +298,21 @@ def test_call_to_a_stopped_server_fails_fast(transport: Transport, topic: str) -
         client.call(CTX, "echo", value=1)
 
 
+def test_cast_to_a_server_nobody_runs_fails_fast_but_waits_for_a_stopped_one(
+    transport: Transport, topic: str
+) -> None:
+    with pytest.raises(NoConsumer, match=rf"queue '{topic}.zz' does not exist"):
+        RPCClient(transport, Target(topic=topic, server="zz")).cast(CTX, "record", value=0)
+    recorder = Recorder()
+    with serving(transport, topic, [recorder], server="a"):
+        pass
+    # Server "a" is down; its queue keeps the cast until it is back.
+    RPCClient(transport, Target(topic=topic, server="a")).cast(CTX, "record", value=1)
+    with serving(transport, topic, [recorder], server="a"):
+        assert recorder.cast_done.wait(10)
+    assert recorder.seen == [("record", 1)]
+
+
 def test_unencodable_arguments_fail_on_the_caller(transport: Transport, topic: str) -> None:
     with serving(transport, topic, [Recorder()]):
         client = RPCClient(transport, Target(topic=topic), timeout=10)

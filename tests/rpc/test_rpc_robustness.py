@@ -236,14 +236,24 @@ def test_casts_are_confirmed_before_the_transport_closes(rabbit_url: str, topic:
         delete_queues(rabbit_url, [topic, f"{topic}.a"])
 
 
-def test_unroutable_cast_to_one_server_is_logged(
+def test_cast_whose_queue_vanished_since_it_was_checked_is_logged(
     rabbit_url: str, topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from rpc_helpers import delete_queues
+
     caplog.set_level(logging.ERROR, logger="podium.rpc")
+    server_transport = get_transport(rabbit_url)
+    with RPCServer(server_transport, Target(topic=topic, server="a"), [Counter()]):
+        pass
+    server_transport.cleanup()
     transport = get_transport(rabbit_url)
-    RPCClient(transport, Target(topic=topic, server="nobody")).cast({}, "tick", i=1)
+    client = RPCClient(transport, Target(topic=topic, server="a"))
+    client.cast({}, "tick", i=1)  # the queue exists: checked, and cached for a while
+    delete_queues(rabbit_url, [f"{topic}.a"])
+    client.cast({}, "tick", i=2)  # within the cache: published, returned unroutable
     transport.cleanup()  # processes the broker's return and confirm
-    assert any(f"{topic}.nobody" in r.getMessage() for r in caplog.records)
+    delete_queues(rabbit_url, [topic])
+    assert any(f"{topic}.a" in r.getMessage() for r in caplog.records)
 
 
 def test_failover_to_the_next_host_in_the_url(rabbit_url: str, topic: str) -> None:

@@ -81,14 +81,18 @@ class _Bus:
             queue = self.queues[name] = _Queue()
         return queue
 
+    def exists(self, name: str) -> bool:
+        with self.lock:
+            return name in self.queues
+
     def publish(self, name: str, body: bytes, *, must_route: bool) -> bool:
         with self.lock:
-            queue = self.queue(name)
-            consumer = queue.pick()
+            queue = self.queues.get(name)
+            consumer = queue.pick() if queue is not None else None
             if consumer is None:
                 if must_route:
                     return False
-                queue.backlog.append(body)
+                self.queue(name).backlog.append(body)
                 return True
         consumer.deliver(body)
         return True
@@ -228,6 +232,12 @@ class MemoryDriver(Driver):
                 self.bus.publish_fanout(topic_q, body)
                 return None
             name = server_q if target.server else topic_q
+            if target.server and not wait_for_reply and not self.bus.exists(name):
+                # As on RabbitMQ: only a server makes its own queue.
+                key = f"{target.topic}.{target.server}"
+                raise no_consumer_error(
+                    target, str(message.get("method")), f"queue {key!r} does not exist"
+                )
             if not self.bus.publish(name, body, must_route=wait_for_reply):
                 raise no_consumer_error(target, str(message.get("method")))
             if waiter is None:

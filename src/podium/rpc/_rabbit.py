@@ -821,6 +821,7 @@ class RabbitDriver(Driver):
         # Casts never confirmed by the broker, to publish again.
         self.orphans: deque[_Cast] = deque()
         self._probed: dict[str, float] = {}
+        self._queue_seen: dict[str, float] = {}
         self._listeners: list[_RabbitListener] = []
         self._rotation = 0
 
@@ -906,6 +907,8 @@ class RabbitDriver(Driver):
             try:
                 with self._connection(deadline, retry) as conn:
                     if not wait_for_reply:
+                        if target.server and not target.fanout:
+                            self._check_queue(conn, target, key, method)
                         self._cast(conn, target, exchange, key, message)
                         return None
                     msg_id = _codec.new_id()
@@ -964,6 +967,17 @@ class RabbitDriver(Driver):
         if count == 0:
             raise no_consumer_error(target, method, f"queue {key!r} has no consumer")
         self._probed[key] = now + _PROBE_TTL
+
+    def _check_queue(self, conn: _Conn, target: Target, key: str, method: str) -> None:
+        # A cast to one server waits in its durable queue while the server
+        # restarts; but a queue no server ever made (a host misspelt or gone)
+        # would drop it unseen. Asked of the broker, cached like consumers.
+        now = time.monotonic()
+        if max(self._probed.get(key, 0.0), self._queue_seen.get(key, 0.0)) > now:
+            return
+        if conn.consumer_count(key) is None:
+            raise no_consumer_error(target, method, f"queue {key!r} does not exist")
+        self._queue_seen[key] = now + _PROBE_TTL
 
     def _cast(
         self, conn: _Conn, target: Target, exchange: str, key: str, message: dict[str, Any]

@@ -171,7 +171,7 @@ def no_consumer_error(target: Target, method: str, why: str = "") -> NoConsumer:
     detail = f" ({why})" if why else ""
     return NoConsumer(
         f"Nobody consumes topic {target.topic!r}, server {target.server!r}: "
-        f"call to {method!r} not delivered{detail}"
+        f"{method!r} not delivered{detail}"
     )
 
 
