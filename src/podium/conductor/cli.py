@@ -60,9 +60,11 @@ def command(
         transport = get_transport(config.transport_url)
         if sync_db:
             before = current_version(database)
-            if sync(database) != before:
-                LOG.info("database migrated from schema %s to %s", before or "none", head_version())
+            after = sync(database)
+            if after != before:
+                LOG.info("database migrated from schema %s to %s", before or "none", after)
         schema = check_schema(database)
+        head = head_version()
         service = ConductorService(
             transport,
             database,
@@ -85,12 +87,12 @@ def command(
             database.safe_url,
             schema,
         )
-        if schema != head_version():
+        if schema != head:
             LOG.warning(
                 "database schema %s is newer than this conductor's %s: serving it "
                 "(a rolling upgrade); upgrade this conductor next",
                 schema,
-                head_version(),
+                head,
             )
         # Flushed on its own line so a parent process can wait for readiness.
         click.echo(f"podium-conductor ready host={config.host}", err=False)

@@ -655,7 +655,7 @@ class _Worker:
                 else:
                     ch.basic_reject(tag, requeue=True)
             except RECOVERABLE as exc:
-                LOG.info("could not settle message %s: %s", tag, exc)
+                LOG.info("could not settle message %s: %s", tag, describe(exc))
 
     def finish(self, generation: int, tag: int, reply: tuple[str, str, bytes] | None) -> None:
         """Publish the reply and acknowledge the request, in one write."""
@@ -676,7 +676,7 @@ class _Worker:
                     self.connection._flush_output()  # what the socket did not take
                     return
                 except RECOVERABLE as exc:
-                    LOG.info("could not finish message %s: %s", tag, exc)
+                    LOG.info("could not finish message %s: %s", tag, describe(exc))
         # The channel died: the broker requeues the request; still answer it.
         if reply is not None:
             self.driver.publish_reply(*reply)
@@ -944,8 +944,10 @@ class RabbitDriver(Driver):
                         f"{target.topic!r}, server {target.server!r}; it may or may not have run"
                     ) from exc
                 if (retry is not None and attempt > retry) or time.monotonic() >= deadline:
-                    raise TransportError(f"cannot publish to RabbitMQ: {exc}") from exc
-                LOG.warning("publish failed (%s); retrying on a new connection", exc)
+                    raise TransportError(
+                        f"cannot publish to RabbitMQ at {self.where}: {describe(exc)}"
+                    ) from exc
+                LOG.warning("publish failed (%s); retrying on a new connection", describe(exc))
 
     def _encode(self, message: dict[str, Any]) -> bytes:
         body = _codec.encode(message)

@@ -23,8 +23,7 @@ def setup_logging(level: str = "INFO") -> None:
     # pika logs every connection step, and every failure with a traceback at
     # ERROR; podium's rabbit driver reports each failure itself, translated
     # and once ("no connection to RabbitMQ at host:port/ (Connection refused);
-    # retrying"), so keep only
-    # pika's last-resort messages.
+    # retrying"), so keep only pika's last-resort messages.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     # Alembic announces its dialect on every version check; a service logs the
     # schema it serves and what a sync changed instead.
