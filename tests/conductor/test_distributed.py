@@ -32,6 +32,13 @@ pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 WORKER = Path(__file__).with_name("worker_process.py")
 
 
+def conductor_argv(transport_url: str, database_url: str, host: str) -> list[str]:
+    return [
+        *(sys.executable, "-m", "podium", "conductor", "--workers", "4"),
+        *("--transport-url", transport_url, "--database-url", database_url, "--host", host),
+    ]
+
+
 class Conductor:
     """``podium conductor`` in a child process."""
 
@@ -46,20 +53,7 @@ class Conductor:
         env = dict(os.environ, PODIUM_CONDUCTOR_TOPIC=topic, PODIUM_LOG_LEVEL=log_level)
         self.host = host
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "podium",
-                "conductor",
-                "--transport-url",
-                transport_url,
-                "--database-url",
-                database_url,
-                "--host",
-                host,
-                "--workers",
-                "4",
-            ],
+            conductor_argv(transport_url, database_url, host),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -147,10 +141,7 @@ def test_a_conductor_refuses_an_unmigrated_database(
     """Started "fine", it would fail every request; it says what to run instead."""
     empty = servers.new_url("postgresql")
     out = subprocess.run(
-        [
-            *(sys.executable, "-m", "podium", "conductor"),
-            *("--transport-url", rabbit_url, "--database-url", empty, "--host", "c-empty"),
-        ],
+        conductor_argv(rabbit_url, empty, "c-empty"),
         env=dict(os.environ, PODIUM_CONDUCTOR_TOPIC=topic),
         capture_output=True,
         text=True,
