@@ -1,9 +1,10 @@
 """How many writes a call costs on rabbit://: one for the request, one for the reply and its ack.
 
 pika sends every frame with a send() of its own (a message is three frames),
-and the broker wakes up for each; the driver joins what it queued and sends it
-at once. These tests count pika's socket sends on a real broker, so they also
-fail if pika's internals move and the join silently stops happening.
+and the broker wakes up for each; the driver marshals a message's frames (a
+reply's with its ack) and sends them at once. These tests count pika's socket
+sends on a real broker, so they also fail if pika's internals move and the
+single write silently stops happening.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pika.adapters.utils import io_services_utils
 from rpc_helpers import delete_queues
 
 from podium.rpc import RPCClient, RPCServer, Target, get_transport
-from podium.rpc._rabbit import write_now
+from podium.rpc._rabbit import publish_frames, send_now
 
 pytestmark = pytest.mark.rabbit
 
@@ -43,24 +44,67 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield sizes
 
 
-def test_queued_frames_leave_at_once_in_one_send(rabbit_url: str, sends: list[int]) -> None:
-    params = pika.URLParameters(rabbit_url.replace("rabbit://", "amqp://", 1))
-    connection = pika.BlockingConnection(params)
+def _connect(rabbit_url: str) -> pika.BlockingConnection:
+    return pika.BlockingConnection(
+        pika.URLParameters(rabbit_url.replace("rabbit://", "amqp://", 1))
+    )
+
+
+def test_a_message_leaves_in_one_send(rabbit_url: str, topic: str, sends: list[int]) -> None:
+    connection = _connect(rabbit_url)
     try:
         channel = connection.channel()
+        channel.queue_declare(topic, auto_delete=True)
         sends.clear()
-        channel._impl.basic_publish("", "nowhere", b"payload", pika.BasicProperties())
-        queued = list(connection._impl._transport._tx_buffers)
-        assert len(queued) == 3  # method, header, body
-        write_now(connection)  # no poll of pika's loop in between
-        assert sends == [len(b"".join(queued))]
+        frames = publish_frames(channel, "", topic, b"payload", pika.BasicProperties())
+        assert len(frames) == 3  # method, header, body
+        send_now(connection, frames)  # no poll of pika's loop in between
+        assert sends == [len(b"".join(frames))]
         assert connection._impl._get_write_buffer_size() == 0
-        write_now(connection)  # nothing queued: nothing sent
-        assert len(sends) == 1
-        connection.process_data_events(0)  # pika's loop agrees nothing is left
-        assert connection.is_open
+        assert _get(channel, topic)[2] == b"payload"
     finally:
         connection.close()
+
+
+def test_a_body_larger_than_a_frame_is_split_and_arrives_whole(
+    rabbit_url: str, topic: str, sends: list[int]
+) -> None:
+    connection = _connect(rabbit_url)
+    try:
+        channel = connection.channel()
+        channel.queue_declare(topic, auto_delete=True)
+        payload = bytes(range(256)) * 2000  # 512 kB, several frames, more than one send may take
+        frames = publish_frames(channel, "", topic, payload, pika.BasicProperties())
+        assert len(frames) > 3
+        send_now(connection, frames)
+        _method, _props, body = _get(channel, topic)
+        assert body == payload
+    finally:
+        connection.close()
+
+
+def test_frames_queued_in_pika_go_first(rabbit_url: str, topic: str, sends: list[int]) -> None:
+    connection = _connect(rabbit_url)
+    try:
+        channel = connection.channel()
+        channel.queue_declare(topic, auto_delete=True)
+        sends.clear()
+        channel._impl.basic_publish("", topic, b"first", pika.BasicProperties())  # queued only
+        send_now(connection, publish_frames(channel, "", topic, b"second", pika.BasicProperties()))
+        assert sends == []  # behind pika's queue, not beside it
+        connection.process_data_events(0)
+        assert [_get(channel, topic)[2] for _ in range(2)] == [b"first", b"second"]
+    finally:
+        connection.close()
+
+
+def _get(channel: Any, queue: str) -> tuple[Any, Any, bytes]:
+    for _ in range(200):
+        method, props, body = channel.basic_get(queue, auto_ack=True)
+        if method is not None:
+            return method, props, body
+        channel.connection.sleep(0.01)
+    raise AssertionError(f"nothing arrived on {queue}")
 
 
 def test_a_call_costs_one_send_each_way(rabbit_url: str, topic: str, sends: list[int]) -> None:

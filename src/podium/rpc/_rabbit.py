@@ -14,8 +14,12 @@ Threads: pika connections are not thread-safe, so each one is used by one
 thread at a time. Callers check a connection out of a pool and drive its I/O
 themselves while waiting for their reply (no hand-off between threads on
 the hot path); a keeper thread services idle pooled connections so their
-heartbeats never starve. Each server listener owns a connection and a thread;
-workers acknowledge through ``add_callback_threadsafe``.
+heartbeats never starve. Each server worker owns a connection and a thread
+that receives a request, runs it, and replies and acknowledges in one write.
+
+Hot path: requests and replies are marshalled with pika's codec and written
+in one send (:func:`send_now`); deliveries reach their consumer from pika's
+frame handling (:func:`run_until`), not through the blocking channel's queue.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 import pika
 import pika.exceptions as pex
+from pika import frame, spec
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport as _PlainTransport
 
@@ -100,28 +105,87 @@ def describe(exc: BaseException) -> str:
     return str(cause) or str(exc) or type(exc).__name__
 
 
-def write_now(connection: pika.BlockingConnection) -> None:
-    """Send what is queued on ``connection`` now, as one write.
+def publish_frames(
+    channel: BlockingChannel,
+    exchange: str,
+    key: str,
+    body: bytes,
+    props: pika.BasicProperties,
+    *,
+    mandatory: bool = False,
+) -> list[bytes]:
+    """A ``Basic.Publish`` marshalled as pika's channel would, for :func:`send_now`.
+
+    Only for channels not in publisher-confirm mode (pika counts delivery
+    tags for those as it publishes).
+    """
+    if not channel.is_open:
+        raise pex.ChannelWrongStateError("Channel is closed.")
+    number = channel.channel_number
+    publish = spec.Basic.Publish(exchange=exchange, routing_key=key, mandatory=mandatory)
+    frames = [
+        frame.Method(number, publish).marshal(),
+        frame.Header(number, len(body), props).marshal(),
+    ]
+    step = channel.connection._impl._body_max_length
+    frames.extend(
+        frame.Body(number, body[i : i + step]).marshal() for i in range(0, len(body), step)
+    )
+    return frames
+
+
+def ack_frame(channel: BlockingChannel, delivery_tag: int) -> bytes:
+    ack = spec.Basic.Ack(delivery_tag=delivery_tag)
+    marshalled: bytes = frame.Method(channel.channel_number, ack).marshal()
+    return marshalled
+
+
+def send_now(connection: pika.BlockingConnection, frames: list[bytes]) -> None:
+    """Write ``frames`` to the broker now, in one send().
 
     pika sends every frame with a send() of its own (a message is three:
     method, header, body; a reply with its ack four), and only once its loop
-    has polled the socket for writability; the broker wakes up for each
-    segment. On a call's path that costs about a tenth of the round trip.
-    Whatever the socket does not take stays queued for pika's loop, and the
-    byte count pika keeps is unchanged.
+    has polled the socket for writability, turning the watch for it on and
+    off around every message; the broker wakes up for each segment. On a
+    call's path that is the larger part of pika's cost. What the socket does
+    not take, or anything when frames are already waiting in pika's queue (or
+    on TLS), goes through pika's queue and loop as usual, in order.
     """
-    transport = getattr(connection._impl, "_transport", None)
-    buffers = getattr(transport, "_tx_buffers", None)
-    if not isinstance(buffers, deque) or not buffers:
-        return
-    if len(buffers) > 1:
-        merged = b"".join(buffers)
-        buffers.clear()
-        buffers.append(merged)
-    if isinstance(transport, _PlainTransport):
-        # What the loop would run on a writable socket: sends, and stops
-        # watching for writability once the queue is empty.
-        transport._on_socket_writable()
+    impl = connection._impl
+    data = b"".join(frames)
+    impl.bytes_sent += len(data)
+    impl.frames_sent += len(frames)
+    transport = impl._transport
+    if (
+        isinstance(transport, _PlainTransport)
+        and not transport._tx_buffers
+        and transport._state == transport._STATE_ACTIVE
+    ):
+        try:
+            sent = transport._sigint_safe_send(transport._sock, data)
+        except OSError:
+            sent = 0  # a full buffer or a failing socket: pika's own write handles both
+        data = data[sent:]
+        if not data:
+            return
+    if transport is None:
+        raise pex.ConnectionWrongStateError("Connection is closed.")
+    impl._adapter_emit_data(data)
+
+
+def run_until(connection: pika.BlockingConnection, done: Callable[[], bool]) -> None:
+    """Drive ``connection``'s I/O (heartbeats included) until ``done()``.
+
+    Also returns when another thread's ``add_callback_threadsafe`` is due,
+    after running it. Consumers on the hot path are handed their deliveries
+    by pika's channel underneath the blocking one (``channel._impl``), inside
+    its frame handling: the blocking channel would queue each delivery as an
+    event and dispatch it later, a good part of pika's cost per message, and
+    ``process_data_events`` only returns for events it queued itself.
+    """
+    connection._flush_output(done, lambda: bool(connection._ready_events))
+    if connection._ready_events:
+        connection._dispatch_connection_events()
 
 
 def declare_tolerantly(
@@ -376,8 +440,10 @@ class _Conn:
             props.correlation_id = msg_id
             # An unanswered request must not run long after its caller gave up.
             props.expiration = str(max(1, int(timeout * 1000)))
-            self.call_ch._impl.basic_publish("", queue, body, props, mandatory=True)
-            write_now(self.connection)
+            send_now(
+                self.connection,
+                publish_frames(self.call_ch, "", queue, body, props, mandatory=True),
+            )
             deadline = time.monotonic() + timeout
             while slot.reply is None and not slot.returned:
                 left = deadline - time.monotonic()
@@ -565,9 +631,14 @@ class _Worker:
         # worker has the default priority 0, so it still shares the load
         # evenly with other servers' first workers, oslo.messaging's included.
         priority = {"x-priority": -self.index}
-        self.consumer_tags = [
-            ch.basic_consume(q, on_message, arguments=priority) for q in [*keys, fanout_q]
-        ]
+        self.consumer_tags = []
+        for queue in [*keys, fanout_q]:
+            tag = ch.basic_consume(queue, on_message, arguments=priority)
+            # Delivered straight from pika's frame handling (see run_until).
+            ch._impl._consumers[tag] = on_message
+            self.consumer_tags.append(tag)
+        # What arrived before the swap waits in the blocking channel: hand it over.
+        self.connection.process_data_events(0)
 
     def _drop(self) -> None:
         conn, self.connection, self.channel = self.connection, None, None
@@ -591,16 +662,20 @@ class _Worker:
                 self.ready.set()
                 while not listener.closed.is_set():
                     with self.lock:
-                        assert self.connection is not None
+                        assert self.connection is not None and self.channel is not None
+                        channel = self.channel
                         if not listener.consuming and self.consumer_tags:
-                            assert self.channel is not None
                             for tag in self.consumer_tags:
-                                self.channel.basic_cancel(tag)
+                                channel.basic_cancel(tag)
                             self.consumer_tags = []
                         if not self.backlog:
-                            # Returns on a delivery or a wake() (stop, close);
-                            # pika's timers keep heartbeats going meanwhile.
-                            self.connection.process_data_events(time_limit=None)
+                            # Returns on a delivery or a wake() (stop, close).
+                            run_until(self.connection, self._has_work)
+                        if channel.is_closed:
+                            raise TransportError(
+                                f"the broker closed the channel of {listener.target.topic!r}'s "
+                                "consumers"
+                            )
                     while self.backlog:
                         self._handle(*self.backlog.popleft())
             except Exception as exc:
@@ -620,6 +695,9 @@ class _Worker:
                 listener.closed.wait(delay)
         with self.lock:
             self._drop()
+
+    def _has_work(self) -> bool:
+        return bool(self.backlog) or self.channel is None or self.channel.is_closed
 
     def _handle(self, generation: int, tag: int, body: bytes) -> None:
         if not self.listener.consuming:
@@ -663,17 +741,20 @@ class _Worker:
             ch = self.channel
             if generation == self.generation and ch is not None and ch.is_open:
                 try:
+                    frames = []
                     if reply is not None:
                         reply_q, msg_id, body = reply
                         props = pika.BasicProperties(
                             content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
                         )
-                        ch._impl.basic_publish("", reply_q, body, props)
-                        reply = None
-                    ch._impl.basic_ack(tag)
-                    assert self.connection is not None
-                    write_now(self.connection)
-                    self.connection._flush_output()  # what the socket did not take
+                        frames = publish_frames(ch, "", reply_q, body, props)
+                    frames.append(ack_frame(ch, tag))
+                    connection = self.connection
+                    assert connection is not None
+                    send_now(connection, frames)
+                    reply = None
+                    if connection._impl._get_write_buffer_size():
+                        connection._flush_output()  # what the socket did not take
                     return
                 except RECOVERABLE as exc:
                     LOG.info("could not finish message %s: %s", tag, describe(exc))
