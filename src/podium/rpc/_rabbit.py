@@ -241,12 +241,20 @@ class _Cast:
 
 
 class _Slot:
-    __slots__ = ("partial", "reply", "returned")
+    __slots__ = ("channel", "expired", "partial", "reply", "returned")
 
-    def __init__(self) -> None:
+    def __init__(self, channel: BlockingChannel) -> None:
+        self.channel = channel
         self.reply: dict[str, Any] | None = None
         self.partial: dict[str, Any] | None = None
         self.returned = False
+        self.expired = False
+
+    def expire(self) -> None:
+        self.expired = True
+
+    def settled(self) -> bool:
+        return self.reply is not None or self.returned or self.expired or not self.channel.is_open
 
 
 class _Conn:
@@ -265,17 +273,20 @@ class _Conn:
         self.unconfirmed: dict[int, _Cast] = {}
         self._probe_ch: BlockingChannel | None = None
         self.call_ch = self.connection.channel()
-        self.call_ch.add_on_return_callback(self._on_return)
+        # Replies and returns reach us from pika's frame handling (see run_until).
+        self.call_ch._impl.add_on_return_callback(self._on_return)
         capabilities = getattr(self.connection._impl, "server_capabilities", None) or {}
         if driver.reply_mode == "direct" and capabilities.get("direct_reply_to", True):
-            self.call_ch.basic_consume(REPLY_TO, self._on_reply, auto_ack=True)
+            tag = self.call_ch.basic_consume(REPLY_TO, self._on_reply, auto_ack=True)
+            self.call_ch._impl._consumers[tag] = self._on_reply
             self.reply_to = self._discover_reply_address()
         else:
             # oslo.messaging's layout: a reply queue named reply_<uuid>. Ours
             # is exclusive, so it lives and dies with this connection.
             self.reply_to = f"reply_{_codec.new_id()}"
             self.call_ch.queue_declare(self.reply_to, exclusive=True, auto_delete=True)
-            self.call_ch.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
+            tag = self.call_ch.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
+            self.call_ch._impl._consumers[tag] = self._on_reply
 
     # RabbitMQ rewrites "amq.rabbitmq.reply-to" into this channel's own address
     # only in a message's reply_to property; an oslo.messaging server reads
@@ -431,7 +442,7 @@ class _Conn:
         routing key (oslo's servers consume the same queues); RabbitMQ routes
         that more cheaply than the topic exchange, on every call's path.
         """
-        slot = _Slot()
+        slot = _Slot(self.call_ch)
         self.pending[msg_id] = slot
         try:
             # pika encodes the properties as it publishes: one object per
@@ -444,14 +455,14 @@ class _Conn:
                 self.connection,
                 publish_frames(self.call_ch, "", queue, body, props, mandatory=True),
             )
-            deadline = time.monotonic() + timeout
-            while slot.reply is None and not slot.returned:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self.connection.process_data_events(time_limit=left)
-                if not self.call_ch.is_open:
-                    raise TransportError("reply channel closed by the broker")
+            impl = self.connection._impl
+            timer = impl._adapter_call_later(timeout, slot.expire)
+            try:
+                run_until(self.connection, slot.settled)
+            finally:
+                impl._adapter_remove_timeout(timer)
+            if not self.call_ch.is_open:
+                raise TransportError("reply channel closed by the broker")
             return slot
         finally:
             self.pending.pop(msg_id, None)
