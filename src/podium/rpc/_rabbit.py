@@ -173,6 +173,21 @@ def send_now(connection: pika.BlockingConnection, frames: list[bytes]) -> None:
     impl._adapter_emit_data(data)
 
 
+def consume_inline(
+    channel: BlockingChannel, queue: str, callback: Callable[..., None], **how: Any
+) -> str:
+    """``basic_consume`` whose deliveries reach ``callback`` from pika's frame handling.
+
+    Drive the connection with :func:`run_until` then; the blocking channel's
+    ``process_data_events`` would not return for them.
+    """
+    tag: str = channel.basic_consume(queue, callback, **how)
+    channel._impl._consumers[tag] = callback
+    # What arrived before the swap waits in the blocking channel: hand it over.
+    channel.connection.process_data_events(0)
+    return tag
+
+
 def run_until(connection: pika.BlockingConnection, done: Callable[[], bool]) -> None:
     """Drive ``connection``'s I/O (heartbeats included) until ``done()``.
 
@@ -277,16 +292,14 @@ class _Conn:
         self.call_ch._impl.add_on_return_callback(self._on_return)
         capabilities = getattr(self.connection._impl, "server_capabilities", None) or {}
         if driver.reply_mode == "direct" and capabilities.get("direct_reply_to", True):
-            tag = self.call_ch.basic_consume(REPLY_TO, self._on_reply, auto_ack=True)
-            self.call_ch._impl._consumers[tag] = self._on_reply
+            consume_inline(self.call_ch, REPLY_TO, self._on_reply, auto_ack=True)
             self.reply_to = self._discover_reply_address()
         else:
             # oslo.messaging's layout: a reply queue named reply_<uuid>. Ours
             # is exclusive, so it lives and dies with this connection.
             self.reply_to = f"reply_{_codec.new_id()}"
             self.call_ch.queue_declare(self.reply_to, exclusive=True, auto_delete=True)
-            tag = self.call_ch.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
-            self.call_ch._impl._consumers[tag] = self._on_reply
+            consume_inline(self.call_ch, self.reply_to, self._on_reply, auto_ack=True)
 
     # RabbitMQ rewrites "amq.rabbitmq.reply-to" into this channel's own address
     # only in a message's reply_to property; an oslo.messaging server reads
@@ -642,14 +655,9 @@ class _Worker:
         # worker has the default priority 0, so it still shares the load
         # evenly with other servers' first workers, oslo.messaging's included.
         priority = {"x-priority": -self.index}
-        self.consumer_tags = []
-        for queue in [*keys, fanout_q]:
-            tag = ch.basic_consume(queue, on_message, arguments=priority)
-            # Delivered straight from pika's frame handling (see run_until).
-            ch._impl._consumers[tag] = on_message
-            self.consumer_tags.append(tag)
-        # What arrived before the swap waits in the blocking channel: hand it over.
-        self.connection.process_data_events(0)
+        self.consumer_tags = [
+            consume_inline(ch, q, on_message, arguments=priority) for q in [*keys, fanout_q]
+        ]
 
     def _drop(self) -> None:
         conn, self.connection, self.channel = self.connection, None, None
@@ -763,7 +771,6 @@ class _Worker:
                     connection = self.connection
                     assert connection is not None
                     send_now(connection, frames)
-                    reply = None
                     if connection._impl._get_write_buffer_size():
                         connection._flush_output()  # what the socket did not take
                     return
