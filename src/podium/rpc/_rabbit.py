@@ -919,8 +919,8 @@ class RabbitDriver(Driver):
         self.pool = _Pool(self)
         # Casts never confirmed by the broker, to publish again.
         self.orphans: deque[_Cast] = deque()
-        self._probed: dict[str, float] = {}
-        self._queue_seen: dict[str, float] = {}
+        # What the broker said of a queue: (believed until, it had consumers).
+        self._probed: dict[str, tuple[float, bool]] = {}
         self._listeners: list[_RabbitListener] = []
         self._rotation = 0
 
@@ -1059,26 +1059,27 @@ class RabbitDriver(Driver):
     def _check_consumers(self, conn: _Conn, target: Target, key: str, method: str) -> None:
         # A durable queue outlives its servers: mandatory publishing alone
         # cannot tell that nobody consumes it, so ask the broker (cached).
-        now = time.monotonic()
-        if self._probed.get(key, 0.0) > now:
-            return
-        count = conn.consumer_count(key)
-        if count is None:
-            raise no_consumer_error(target, method, f"queue {key!r} does not exist")
-        if count == 0:
-            raise no_consumer_error(target, method, f"queue {key!r} has no consumer")
-        self._probed[key] = now + _PROBE_TTL
+        self._probe(conn, target, key, method, need_consumer=True)
 
     def _check_queue(self, conn: _Conn, target: Target, key: str, method: str) -> None:
         # A cast to one server waits in its durable queue while the server
         # restarts; but a queue no server ever made (a host misspelt or gone)
-        # would drop it unseen. Asked of the broker, cached like consumers.
+        # would drop it unseen.
+        self._probe(conn, target, key, method, need_consumer=False)
+
+    def _probe(
+        self, conn: _Conn, target: Target, key: str, method: str, *, need_consumer: bool
+    ) -> None:
         now = time.monotonic()
-        if max(self._probed.get(key, 0.0), self._queue_seen.get(key, 0.0)) > now:
+        until, consumed = self._probed.get(key, (0.0, False))
+        if until > now and (consumed or not need_consumer):
             return
-        if conn.consumer_count(key) is None:
+        count = conn.consumer_count(key)
+        if count is None:
             raise no_consumer_error(target, method, f"queue {key!r} does not exist")
-        self._queue_seen[key] = now + _PROBE_TTL
+        if need_consumer and count == 0:
+            raise no_consumer_error(target, method, f"queue {key!r} has no consumer")
+        self._probed[key] = (now + _PROBE_TTL, count > 0)
 
     def _cast(
         self, conn: _Conn, target: Target, exchange: str, key: str, message: dict[str, Any]
