@@ -44,58 +44,48 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield sizes
 
 
-def _connect(rabbit_url: str) -> pika.BlockingConnection:
-    return pika.BlockingConnection(
-        pika.URLParameters(rabbit_url.replace("rabbit://", "amqp://", 1))
-    )
-
-
-def test_a_message_leaves_in_one_send(rabbit_url: str, topic: str, sends: list[int]) -> None:
-    connection = _connect(rabbit_url)
+@pytest.fixture
+def channel(rabbit_url: str, topic: str) -> Iterator[Any]:
+    """A channel of a fresh connection, with the queue ``topic`` declared."""
+    params = pika.URLParameters(rabbit_url.replace("rabbit://", "amqp://", 1))
+    connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()
         channel.queue_declare(topic, auto_delete=True)
-        sends.clear()
-        frames = publish_frames(channel, "", topic, b"payload", pika.BasicProperties())
-        assert len(frames) == 3  # method, header, body
-        send_now(connection, frames)  # no poll of pika's loop in between
-        assert sends == [len(b"".join(frames))]
-        assert connection._impl._get_write_buffer_size() == 0
-        assert _get(channel, topic)[2] == b"payload"
+        yield channel
     finally:
         connection.close()
+
+
+def test_a_message_leaves_in_one_send(channel: Any, topic: str, sends: list[int]) -> None:
+    sends.clear()
+    frames = publish_frames(channel, "", topic, b"payload", pika.BasicProperties())
+    assert len(frames) == 3  # method, header, body
+    send_now(channel.connection, frames)  # no poll of pika's loop in between
+    assert sends == [len(b"".join(frames))]
+    assert channel.connection._impl._get_write_buffer_size() == 0
+    assert _get(channel, topic)[2] == b"payload"
 
 
 def test_a_body_larger_than_a_frame_is_split_and_arrives_whole(
-    rabbit_url: str, topic: str, sends: list[int]
+    channel: Any, topic: str, sends: list[int]
 ) -> None:
-    connection = _connect(rabbit_url)
-    try:
-        channel = connection.channel()
-        channel.queue_declare(topic, auto_delete=True)
-        payload = bytes(range(256)) * 2000  # 512 kB, several frames, more than one send may take
-        frames = publish_frames(channel, "", topic, payload, pika.BasicProperties())
-        assert len(frames) > 3
-        send_now(connection, frames)
-        _method, _props, body = _get(channel, topic)
-        assert body == payload
-    finally:
-        connection.close()
+    payload = bytes(range(256)) * 2000  # 512 kB, several frames, more than one send may take
+    frames = publish_frames(channel, "", topic, payload, pika.BasicProperties())
+    assert len(frames) > 3
+    send_now(channel.connection, frames)
+    assert _get(channel, topic)[2] == payload
 
 
-def test_frames_queued_in_pika_go_first(rabbit_url: str, topic: str, sends: list[int]) -> None:
-    connection = _connect(rabbit_url)
-    try:
-        channel = connection.channel()
-        channel.queue_declare(topic, auto_delete=True)
-        sends.clear()
-        channel._impl.basic_publish("", topic, b"first", pika.BasicProperties())  # queued only
-        send_now(connection, publish_frames(channel, "", topic, b"second", pika.BasicProperties()))
-        assert sends == []  # behind pika's queue, not beside it
-        connection.process_data_events(0)
-        assert [_get(channel, topic)[2] for _ in range(2)] == [b"first", b"second"]
-    finally:
-        connection.close()
+def test_frames_queued_in_pika_go_first(channel: Any, topic: str, sends: list[int]) -> None:
+    sends.clear()
+    channel._impl.basic_publish("", topic, b"first", pika.BasicProperties())  # queued only
+    send_now(
+        channel.connection, publish_frames(channel, "", topic, b"second", pika.BasicProperties())
+    )
+    assert sends == []  # behind pika's queue, not beside it
+    channel.connection.process_data_events(0)
+    assert [_get(channel, topic)[2] for _ in range(2)] == [b"first", b"second"]
 
 
 def _get(channel: Any, queue: str) -> tuple[Any, Any, bytes]:
