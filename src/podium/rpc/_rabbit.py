@@ -474,7 +474,7 @@ class _Conn:
                 run_until(self.connection, slot.settled)
             finally:
                 impl._adapter_remove_timeout(timer)
-            if not self.call_ch.is_open:
+            if slot.reply is None and not slot.returned and not self.call_ch.is_open:
                 raise TransportError("reply channel closed by the broker")
             return slot
         finally:
