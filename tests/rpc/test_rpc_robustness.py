@@ -236,6 +236,31 @@ def test_casts_are_confirmed_before_the_transport_closes(rabbit_url: str, topic:
         delete_queues(rabbit_url, [topic, f"{topic}.a"])
 
 
+def test_a_server_whose_queues_are_deleted_declares_them_again(
+    rabbit: Transport, rabbit_url: str, topic: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An operator deletes the queues (management UI, a botched clean-up): the
+    # broker cancels the consumers, and the server must not go deaf.
+    from rpc_helpers import delete_queues
+
+    caplog.set_level(logging.WARNING, logger="podium.rpc")
+    with RPCServer(rabbit, Target(topic=topic, server="a"), [Sink()], max_workers=2):
+        client = RPCClient(rabbit, Target(topic=topic, server="a"), timeout=10)
+        assert client.call({}, "echo", value=1) == 1
+        delete_queues(rabbit_url, [topic, f"{topic}.a"])
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert client.call({}, "echo", value=2) == 2
+                break
+            except MessagingError:  # NoConsumer until the queues are back
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert RPCClient(rabbit, Target(topic=topic), timeout=10).call({}, "echo", value=3) == 3
+    assert any("cancelled" in r.getMessage() for r in caplog.records)
+
+
 def test_cast_whose_queue_vanished_since_it_was_checked_is_logged(
     rabbit_url: str, topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:

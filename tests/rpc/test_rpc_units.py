@@ -229,7 +229,7 @@ def test_an_unreachable_broker_is_named_with_its_reason_and_warned_once(
     for error in (raised.value, raised_on_caller.value):
         assert "RabbitMQ at 127.0.0.1:1/" in str(error)
         assert str(error).endswith("Connection refused")
-    reports = [r for r in caplog.records if "no connection to RabbitMQ" in r.getMessage()]
+    reports = [r for r in caplog.records if "not consuming from RabbitMQ" in r.getMessage()]
     assert len(reports) == 4 * 2  # every worker, every retry
     warned = [r for r in reports if r.levelno >= logging.WARNING]
     assert len(warned) == 1

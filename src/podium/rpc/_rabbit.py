@@ -602,6 +602,7 @@ class _Worker:
         self.generation = 0
         self.backlog: deque[tuple[int, int, bytes]] = deque()
         self.consumer_tags: list[str] = []
+        self.cancelled = ""  # a queue whose consumer the broker cancelled
         self.busy = False
         self.ready = threading.Event()
         self.error: BaseException | None = None
@@ -658,6 +659,17 @@ class _Worker:
         self.consumer_tags = [
             consume_inline(ch, q, on_message, arguments=priority) for q in [*keys, fanout_q]
         ]
+        self.cancelled = ""
+        queues = dict(zip(self.consumer_tags, [*keys, fanout_q], strict=True))
+
+        def on_cancel(frame: Any) -> None:
+            # The broker cancels a consumer whose queue was deleted: declare
+            # everything again on a new connection rather than go deaf.
+            queue = queues.get(frame.method.consumer_tag)
+            if queue is not None:
+                self.cancelled = queue
+
+        ch._impl.add_on_cancel_callback(on_cancel)
 
     def _drop(self) -> None:
         conn, self.connection, self.channel = self.connection, None, None
@@ -695,6 +707,11 @@ class _Worker:
                                 f"the broker closed the channel of {listener.target.topic!r}'s "
                                 "consumers"
                             )
+                        if self.cancelled:
+                            raise TransportError(
+                                f"the broker cancelled the consumer of queue {self.cancelled!r}"
+                                " (was it deleted?)"
+                            )
                     while self.backlog:
                         self._handle(*self.backlog.popleft())
             except Exception as exc:
@@ -716,7 +733,12 @@ class _Worker:
             self._drop()
 
     def _has_work(self) -> bool:
-        return bool(self.backlog) or self.channel is None or self.channel.is_closed
+        return (
+            bool(self.backlog)
+            or bool(self.cancelled)
+            or self.channel is None
+            or self.channel.is_closed
+        )
 
     def _handle(self, generation: int, tag: int, body: bytes) -> None:
         if not self.listener.consuming:
@@ -862,7 +884,7 @@ class _RabbitListener(Listener):
             first, self._outage = not self._outage, True
         LOG.log(
             logging.WARNING if first else logging.DEBUG,
-            "server on %s: no connection to RabbitMQ at %s (%s); retrying in %.1fs",
+            "server on %s: not consuming from RabbitMQ at %s (%s); retrying in %.1fs",
             self.target.topic,
             self.driver.where,
             describe(exc),
