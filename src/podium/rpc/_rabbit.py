@@ -802,20 +802,6 @@ class _Worker:
         if reply is not None:
             self.driver.publish_reply(*reply)
 
-    def publish_reply(self, reply_q: str, msg_id: str, body: bytes) -> None:
-        props = pika.BasicProperties(
-            content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
-        )
-        with self.lock:
-            ch = self.channel
-            if ch is not None and ch.is_open:
-                try:
-                    ch.basic_publish("", reply_q, body, props)
-                    return
-                except RECOVERABLE as exc:
-                    LOG.info("reply on the consumer connection failed (%s); retrying", exc)
-        self.driver.publish_reply(reply_q, msg_id, body)
-
     def wake(self) -> None:
         conn = self.connection
         if conn is not None:
