@@ -1015,14 +1015,14 @@ class RabbitDriver(Driver):
                 with self._connection(deadline, retry) as conn:
                     if not wait_for_reply:
                         if target.server and not target.fanout:
-                            self._check_queue(conn, target, key, method)
+                            self._probe(conn, target, key, method, need_consumer=False)
                         self._cast(conn, target, exchange, key, message)
                         return None
                     msg_id = _codec.new_id()
                     message["_msg_id"] = msg_id
                     message["_reply_q"] = conn.reply_to
                     body = self._encode(message)
-                    self._check_consumers(conn, target, key, method)
+                    self._probe(conn, target, key, method, need_consumer=True)
                     sent = True
                     left = deadline - time.monotonic()
                     if left <= 0:
@@ -1064,20 +1064,16 @@ class RabbitDriver(Driver):
             )
         return body
 
-    def _check_consumers(self, conn: _Conn, target: Target, key: str, method: str) -> None:
-        # A durable queue outlives its servers: mandatory publishing alone
-        # cannot tell that nobody consumes it, so ask the broker (cached).
-        self._probe(conn, target, key, method, need_consumer=True)
-
-    def _check_queue(self, conn: _Conn, target: Target, key: str, method: str) -> None:
-        # A cast to one server waits in its durable queue while the server
-        # restarts; but a queue no server ever made (a host misspelt or gone)
-        # would drop it unseen.
-        self._probe(conn, target, key, method, need_consumer=False)
-
     def _probe(
         self, conn: _Conn, target: Target, key: str, method: str, *, need_consumer: bool
     ) -> None:
+        """Raise NoConsumer unless ``key``'s queue exists (and, for a call, is consumed).
+
+        A durable queue outlives its servers: mandatory publishing alone cannot
+        tell that nobody consumes it. A cast to one server waits in its queue
+        while the server restarts, but a queue no server ever made (a host
+        misspelt or gone) would drop it unseen. Asked of the broker, cached.
+        """
         now = time.monotonic()
         until, consumed = self._probed.get(key, (0.0, False))
         if until > now and (consumed or not need_consumer):

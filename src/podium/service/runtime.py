@@ -22,7 +22,7 @@ def setup_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # pika logs every connection step, and every failure with a traceback at
     # ERROR; podium's rabbit driver reports each failure itself, translated
-    # and once ("no connection to RabbitMQ at host:port/ (Connection refused);
+    # and once ("cannot connect to RabbitMQ at host:port/ (Connection refused);
     # retrying"), so keep only pika's last-resort messages.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     # Alembic announces its dialect on every version check; a service logs the
