@@ -383,9 +383,20 @@ class _Conn:
         return self._cast_ch
 
     def publish_cast(self, ch: BlockingChannel, cast: _Cast) -> None:
-        ch.basic_publish(cast.exchange, cast.key, cast.body, cast.props, mandatory=cast.mandatory)
+        # Tracked before it is written: pika reads what the broker sent in the
+        # same turn of its loop as it writes, so on a loaded machine the
+        # confirm of this very cast can arrive inside basic_publish.
         self._cast_seq += 1
-        self.unconfirmed[self._cast_seq] = cast
+        tag = self._cast_seq
+        self.unconfirmed[tag] = cast
+        try:
+            ch.basic_publish(
+                cast.exchange, cast.key, cast.body, cast.props, mandatory=cast.mandatory
+            )
+        except BaseException:
+            # The caller retries a failed publish; as an orphan too, it would go twice.
+            self.unconfirmed.pop(tag, None)
+            raise
         if len(self.unconfirmed) >= _CONFIRM_WINDOW and not self._wait_for_confirms(
             lambda: len(self.unconfirmed) < _CONFIRM_WINDOW // 2, 30
         ):
@@ -418,7 +429,8 @@ class _Conn:
     def orphan_unconfirmed(self) -> None:
         """Hand casts the broker never confirmed back to the driver, to resend."""
         if self.unconfirmed:
-            LOG.warning("%d unconfirmed casts will be sent again", len(self.unconfirmed))
+            if not self.driver.pool.final:
+                LOG.warning("%d unconfirmed casts will be sent again", len(self.unconfirmed))
             self.driver.orphans.extend(self.unconfirmed.values())
             self.unconfirmed.clear()
 
@@ -490,7 +502,7 @@ class _Pool:
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._final = False  # set once close() has flushed the idle connections
+        self.final = False  # set once close() has flushed the idle connections
         self._keeper: threading.Thread | None = None
 
     def get(self) -> _Conn:
@@ -511,7 +523,7 @@ class _Pool:
 
     def put(self, conn: _Conn) -> None:
         with self._lock:
-            if conn.usable and not self._final and len(self._idle) < self.max_idle:
+            if conn.usable and not self.final and len(self._idle) < self.max_idle:
                 self._idle.append(conn)
                 return
         conn.close()
@@ -549,7 +561,7 @@ class _Pool:
                 self.driver._resend_orphans(conn)
                 conn.flush_casts(5)
         with self._lock:
-            self._final = True
+            self.final = True
         self.discard_idle()
         if self.driver.orphans:
             LOG.error("%d casts were never confirmed by the broker", len(self.driver.orphans))
