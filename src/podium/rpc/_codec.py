@@ -24,7 +24,13 @@ from typing import Any
 
 import orjson
 
-from podium.exceptions import MalformedMessage, RemoteError
+from podium.exceptions import (
+    MalformedMessage,
+    MessagingTimeout,
+    NoConsumer,
+    RemoteError,
+    TransportError,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -41,6 +47,9 @@ _REMOTE_POSTFIX = "_Remote"
 # ValueError raised remotely is a ValueError here.
 _BUILTINS = frozenset({"builtins", "exceptions"})
 _JSON_OPTS = orjson.OPT_NON_STR_KEYS
+# Raised by a caller's own transport, these mean "not delivered" or "no
+# answer"; coming from the remote side, the request did run.
+_DELIVERY_ERRORS = (TransportError, NoConsumer, MessagingTimeout)
 
 
 def _default(value: Any) -> Any:
@@ -210,6 +219,8 @@ def deserialize_remote_exception(data: str, allowed_remote_exmods: Iterable[str]
         klass = getattr(mod, name)
         if not (isinstance(klass, type) and issubclass(klass, Exception)):
             raise TypeError(f"{module}.{name} is not an Exception class")
+        if issubclass(klass, _DELIVERY_ERRORS):
+            return RemoteError(name, message, trace_text)
         args = failure.get("args") or []
         kwargs = failure.get("kwargs") or {}
         exc: Exception = klass(*args, **kwargs)

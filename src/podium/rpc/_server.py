@@ -7,7 +7,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from types import TracebackType
+from types import FunctionType, TracebackType
 from typing import Any
 
 from podium.context import RequestContext
@@ -31,13 +31,42 @@ LOG = logging.getLogger(__name__)
 _DEFAULT_TARGET = Target()
 
 
+_METHOD_KINDS = (FunctionType, staticmethod, classmethod)
+
+
+_defined: dict[tuple[type, str], bool] = {}
+
+
+def _defines_method(endpoint_class: type, name: str) -> bool:
+    """Is ``name`` a method written on ``endpoint_class`` (or a base other than object)?
+
+    Anything else an endpoint holds is out of a request's reach, callable or
+    not: a ``Target`` in an attribute, a callback set on the instance, what
+    every object inherits from ``object``.
+    """
+    known = _defined.get((endpoint_class, name))
+    if known is not None:
+        return known
+    found = False
+    for klass in endpoint_class.__mro__:
+        if klass is object:
+            break
+        if name in klass.__dict__:
+            found = isinstance(klass.__dict__[name], _METHOD_KINDS)
+            break
+    if len(_defined) < 4096:  # names come from the wire: keep the memory bounded
+        _defined[(endpoint_class, name)] = found
+    return found
+
+
 class RPCDispatcher:
     """Finds the endpoint method for a message, honouring namespace and version.
 
     An endpoint serves ``namespace`` (default ``None``) at ``version`` (default
     ``"1.0"``) as declared by its ``target`` attribute; a message at ``X.Y``
     goes to an endpoint of the same namespace, major ``X`` and minor ``>= Y``.
-    Only public methods (no leading underscore) are reachable.
+    Only public methods (no leading underscore) that the endpoint's class
+    defines are reachable.
     """
 
     def __init__(self, endpoints: Iterable[Any], serializer: Serializer | None = None) -> None:
@@ -53,9 +82,8 @@ class RPCDispatcher:
             found_namespace = True
             if not _codec.version_is_compatible(target.version or "1.0", version):
                 continue
-            func = getattr(endpoint, method, None)
-            if func is not None and callable(func):
-                return func
+            if _defines_method(type(endpoint), method):
+                return getattr(endpoint, method)
         if found_namespace and self._has_method(method, namespace):
             raise UnsupportedVersion(
                 f"Endpoint does not support RPC version {version}. "
@@ -68,7 +96,7 @@ class RPCDispatcher:
 
     def _has_method(self, method: str, namespace: str | None) -> bool:
         return any(
-            callable(getattr(endpoint, method, None))
+            _defines_method(type(endpoint), method)
             for endpoint in self.endpoints
             if (getattr(endpoint, "target", None) or _DEFAULT_TARGET).namespace == namespace
         )
