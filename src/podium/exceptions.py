@@ -22,6 +22,8 @@ boundary of the layer that meets them, into one of these::
     │   ├── MessagingTimeout             a call got no reply in time
     │   ├── NoConsumer                   a call was published where nobody listens
     │   ├── MalformedMessage             undecodable, oversized or ill-shaped message
+    │   │   └── MalformedContext         a request context with an ill-typed, oversized
+    │   │                                or contradictory field (also a ValueError)
     │   ├── NoSuchMethod                 no endpoint has the method
     │   ├── UnsupportedVersion           no endpoint serves that API version
     │   └── RemoteError                  a remote exception not on the allow-list
@@ -127,6 +129,13 @@ class NoConsumer(MessagingError):
 
 
 class MalformedMessage(MessagingError):
+    pass
+
+
+# Under MalformedMessage because a context mostly arrives inside one, where the
+# dispatcher turns this into the caller's reply; also a ValueError because a
+# context built in code with a bad value is a bad argument.
+class MalformedContext(MalformedMessage, ValueError):
     pass
 
 
