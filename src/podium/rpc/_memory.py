@@ -43,7 +43,8 @@ class _Consumer:
         try:
             message = _codec.decode(body, self.limit)
         except Exception as exc:
-            LOG.error("rejecting undecodable message: %s", exc)
+            LOG.error("dead-lettering an undecodable message: %s", exc)
+            self.bus.dead.append((str(exc), body))
             return
         self.callback(_MemoryIncoming(self.bus, message))
 
@@ -74,6 +75,9 @@ class _Bus:
         self.queues: dict[str, _Queue] = {}
         self.fanout: dict[str, list[_Consumer]] = {}
         self.waiters: dict[str, _Waiter] = {}
+        # (reason, message) of requests set aside unrun, oldest first; bounded
+        # so a flood of bad messages cannot grow an embedded process without end.
+        self.dead: deque[tuple[str, Any]] = deque(maxlen=1000)
 
     def queue(self, name: str) -> _Queue:
         queue = self.queues.get(name)
@@ -168,6 +172,14 @@ class _MemoryIncoming(IncomingMessage):
         # The in-process bus hands every message to a consumer at once; a
         # stopping server has nobody to give it back to, so it is dropped.
         LOG.warning("memory:// drops a requeued message %s", self.message.get("_unique_id"))
+
+    # Nothing is delivered again on the in-process bus: a failure is final.
+    def fail(self, reason: str) -> None:
+        self.dead_letter(reason)
+
+    def dead_letter(self, reason: str) -> None:
+        LOG.error("dead-lettering message %.80r: %s", self.message.get("_unique_id"), reason)
+        self.bus.dead.append((reason, self.message))
 
 
 class _MemoryListener(Listener):

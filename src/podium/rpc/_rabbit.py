@@ -63,6 +63,10 @@ _CONFIRM_WINDOW = 256
 # BlockingConnection wait early: a wait for them polls in slices this long.
 _CONFIRM_POLL = 0.002
 _JSON = "application/json"
+# Headers of a request sent again after its handling failed, or set aside.
+ATTEMPTS_HEADER = "x-podium-attempts"
+REASON_HEADER = "x-podium-reason"
+QUEUE_HEADER = "x-podium-queue"
 
 
 # Errors after which a connection is presumed broken and another is tried.
@@ -567,16 +571,37 @@ class _Pool:
             LOG.error("%d casts were never confirmed by the broker", len(self.driver.orphans))
 
 
-class _RabbitIncoming(IncomingMessage):
-    __slots__ = ("generation", "message", "pending_reply", "reply_q", "tag", "worker")
+class _Delivery:
+    """A request as the broker handed it over, before it is decoded."""
 
-    def __init__(self, worker: _Worker, generation: int, tag: int, message: dict[str, Any]) -> None:
-        self.worker = worker
+    __slots__ = ("body", "generation", "headers", "queue", "tag")
+
+    def __init__(
+        self, generation: int, tag: int, body: bytes, queue: str, headers: dict[str, Any]
+    ) -> None:
         self.generation = generation
         self.tag = tag
+        self.body = body
+        self.queue = queue
+        self.headers = headers
+
+    @property
+    def attempts(self) -> int:
+        """How many times handling this request failed before (kept in the message)."""
+        value = self.headers.get(ATTEMPTS_HEADER, 0)
+        return value if isinstance(value, int) and value >= 0 else 0
+
+
+class _RabbitIncoming(IncomingMessage):
+    __slots__ = ("delivery", "message", "pending_reply", "reply_q", "settled", "worker")
+
+    def __init__(self, worker: _Worker, delivery: _Delivery, message: dict[str, Any]) -> None:
+        self.worker = worker
+        self.delivery = delivery
         self.message = message
         self.reply_q = message.get("_reply_q")
         self.pending_reply: tuple[str, str, bytes] | None = None
+        self.settled = False
 
     def reply(self, reply: dict[str, Any]) -> None:
         if not isinstance(self.reply_q, str) or not self.reply_q:
@@ -588,11 +613,29 @@ class _RabbitIncoming(IncomingMessage):
         self.pending_reply = (self.reply_q, str(reply.get("_msg_id")), body)
 
     def ack(self) -> None:
+        if self.settled:
+            return
+        self.settled = True
         pending, self.pending_reply = self.pending_reply, None
-        self.worker.finish(self.generation, self.tag, pending)
+        self.worker.finish(self.delivery, reply=pending)
 
     def requeue(self) -> None:
-        self.worker.settle(self.generation, self.tag, ack=False)
+        if self.settled:
+            return
+        self.settled = True
+        self.worker.settle(self.delivery, ack=False)
+
+    def fail(self, reason: str) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        self.worker.fail(self.delivery, reason)
+
+    def dead_letter(self, reason: str) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        self.worker.dead_letter(self.delivery, reason)
 
 
 class _Worker:
@@ -612,7 +655,7 @@ class _Worker:
         self.connection: pika.BlockingConnection | None = None
         self.channel: BlockingChannel | None = None
         self.generation = 0
-        self.backlog: deque[tuple[int, int, bytes]] = deque()
+        self.backlog: deque[_Delivery] = deque()
         self.consumer_tags: list[str] = []
         self.cancelled = ""  # a queue whose consumer the broker cancelled
         self.busy = False
@@ -650,6 +693,7 @@ class _Worker:
         fanout_q = self.listener.fanout_queue
         ch.queue_declare(fanout_q, auto_delete=True)
         ch.queue_bind(fanout_q, fanout, routing_key=topic)
+        ch = self._declare(ch, "queue", self.listener.dead_queue, durable=True)
         # One unacknowledged request per worker: the broker hands the next one
         # to a free worker (of this server or another).
         ch.basic_qos(prefetch_count=1, global_qos=True)
@@ -658,8 +702,20 @@ class _Worker:
         backlog = self.backlog
         backlog.clear()
 
-        def on_message(_ch: Any, method: Any, _props: Any, body: bytes) -> None:
-            backlog.append((generation, method.delivery_tag, body))
+        # Tags of our choosing, so a delivery names its queue from the start.
+        prefix = f"podium-{self.listener.tag_prefix}-{self.index}-{generation}"
+        queues = {f"{prefix}-{i}": q for i, q in enumerate([*keys, fanout_q])}
+
+        def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
+            backlog.append(
+                _Delivery(
+                    generation,
+                    method.delivery_tag,
+                    body,
+                    queues.get(method.consumer_tag, method.routing_key),
+                    props.headers or {},
+                )
+            )
 
         self.channel = ch
         # Consumer priorities: the broker gives a request to the first free
@@ -669,10 +725,10 @@ class _Worker:
         # evenly with other servers' first workers, oslo.messaging's included.
         priority = {"x-priority": -self.index}
         self.consumer_tags = [
-            consume_inline(ch, q, on_message, arguments=priority) for q in [*keys, fanout_q]
+            consume_inline(ch, q, on_message, arguments=priority, consumer_tag=tag)
+            for tag, q in queues.items()
         ]
         self.cancelled = ""
-        queues = dict(zip(self.consumer_tags, [*keys, fanout_q], strict=True))
 
         def on_cancel(frame: Any) -> None:
             # The broker cancels a consumer whose queue was deleted: declare
@@ -725,7 +781,7 @@ class _Worker:
                                 " (was it deleted?)"
                             )
                     while self.backlog:
-                        self._handle(*self.backlog.popleft())
+                        self._handle(self.backlog.popleft())
             except Exception as exc:
                 with self.lock:
                     self._drop()
@@ -752,67 +808,127 @@ class _Worker:
             or self.channel.is_closed
         )
 
-    def _handle(self, generation: int, tag: int, body: bytes) -> None:
+    def _handle(self, delivery: _Delivery) -> None:
         if not self.listener.consuming:
-            self.settle(generation, tag, ack=False)
+            self.settle(delivery, ack=False)
             return
         try:
-            message = _codec.decode(body, self.driver.max_message_bytes)
+            message = _codec.decode(delivery.body, self.driver.max_message_bytes)
         except MalformedMessage as exc:
-            LOG.error("rejecting a malformed message on %s: %s", self.listener.target.topic, exc)
-            with self.lock:
-                if generation == self.generation and self.channel is not None:
-                    self.channel.basic_reject(tag, requeue=False)
+            self.dead_letter(delivery, f"malformed message: {exc}")
             return
+        incoming = _RabbitIncoming(self, delivery, message)
         self.busy = True
         try:
-            self.listener.callback(_RabbitIncoming(self, generation, tag, message))
-        except Exception:
-            LOG.exception("could not process a message; requeueing it")
-            self.settle(generation, tag, ack=False)
+            self.listener.callback(incoming)
+        except Exception as exc:
+            LOG.exception("could not process a message")
+            incoming.fail(f"{type(exc).__name__}: {exc}")
         finally:
             self.busy = False
+        # Whatever the handler did, the delivery ends here: left unsettled it
+        # would hold this worker's only prefetch slot for ever.
+        if not incoming.settled:
+            incoming.fail("the handler neither acknowledged nor rejected it")
 
     # -- called by the handler, on this worker's thread ----------------------
 
-    def settle(self, generation: int, tag: int, ack: bool) -> None:
+    def settle(self, delivery: _Delivery, ack: bool) -> None:
         with self.lock:
             ch = self.channel
-            if generation != self.generation or ch is None or not ch.is_open:
+            if delivery.generation != self.generation or ch is None or not ch.is_open:
                 return  # that channel died: the broker has requeued the message
             try:
                 if ack:
-                    ch.basic_ack(tag)
+                    ch.basic_ack(delivery.tag)
                 else:
-                    ch.basic_reject(tag, requeue=True)
+                    ch.basic_reject(delivery.tag, requeue=True)
             except RECOVERABLE as exc:
-                LOG.info("could not settle message %s: %s", tag, describe(exc))
+                LOG.info("could not settle message %s: %s", delivery.tag, describe(exc))
 
-    def finish(self, generation: int, tag: int, reply: tuple[str, str, bytes] | None) -> None:
+    def fail(self, delivery: _Delivery, reason: str) -> None:
+        """Send the request to the back of its queue, counting attempts in the message.
+
+        A plain requeue would put it back at the head, for this same worker at
+        once, and would keep no count across restarts of the server.
+        """
+        attempts = delivery.attempts + 1
+        if attempts >= self.driver.max_attempts:
+            self.dead_letter(delivery, reason, attempts)
+            return
+        LOG.warning(
+            "handling a message from %s failed (attempt %d of %d): %s",
+            delivery.queue,
+            attempts,
+            self.driver.max_attempts,
+            reason,
+        )
+        headers = {**delivery.headers, ATTEMPTS_HEADER: attempts}
+        self._forward(delivery, delivery.queue, headers)
+
+    def dead_letter(self, delivery: _Delivery, reason: str, attempts: int | None = None) -> None:
+        """Set the request aside in ``<topic>.dead``, the reason in its headers; log it once."""
+        attempts = delivery.attempts if attempts is None else attempts
+        dead = self.listener.dead_queue
+        LOG.error("dead-lettering a message from %s to %s: %s", delivery.queue, dead, reason)
+        headers = {
+            **delivery.headers,
+            ATTEMPTS_HEADER: attempts,
+            REASON_HEADER: reason[:1000],
+            QUEUE_HEADER: delivery.queue,
+        }
+        self._forward(delivery, dead, headers)
+
+    def _forward(self, delivery: _Delivery, queue: str, headers: dict[str, Any]) -> None:
+        props = pika.BasicProperties(
+            content_type=_JSON, content_encoding="utf-8", delivery_mode=2, headers=headers
+        )
+        self._write(delivery, [(queue, delivery.body, props)])
+
+    def finish(self, delivery: _Delivery, reply: tuple[str, str, bytes] | None) -> None:
         """Publish the reply and acknowledge the request, in one write."""
+        publishes = []
+        if reply is not None:
+            reply_q, msg_id, body = reply
+            props = pika.BasicProperties(
+                content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
+            )
+            publishes.append((reply_q, body, props))
+        if not self._write(delivery, publishes) and reply is not None:
+            # The channel died: the broker requeues the request; still answer it.
+            self.driver.publish_reply(*reply)
+
+    def _write(
+        self, delivery: _Delivery, publishes: list[tuple[str, bytes, pika.BasicProperties]]
+    ) -> bool:
+        """Publish on the default exchange and acknowledge ``delivery``, in one write.
+
+        False when the channel that took the delivery is gone (the broker
+        gives the request to a consumer again).
+        """
         with self.lock:
             ch = self.channel
-            if generation == self.generation and ch is not None and ch.is_open:
+            if delivery.generation != self.generation or ch is None or not ch.is_open:
+                return False
+            frames: list[bytes] = []
+            for queue, body, props in publishes:
                 try:
-                    frames = []
-                    if reply is not None:
-                        reply_q, msg_id, body = reply
-                        props = pika.BasicProperties(
-                            content_type=_JSON, content_encoding="utf-8", correlation_id=msg_id
-                        )
-                        frames = publish_frames(ch, "", reply_q, body, props)
-                    frames.append(ack_frame(ch, tag))
-                    connection = self.connection
-                    assert connection is not None
-                    send_now(connection, frames)
-                    if connection._impl._get_write_buffer_size():
-                        connection._flush_output()  # what the socket did not take
-                    return
-                except RECOVERABLE as exc:
-                    LOG.info("could not finish message %s: %s", tag, describe(exc))
-        # The channel died: the broker requeues the request; still answer it.
-        if reply is not None:
-            self.driver.publish_reply(*reply)
+                    frames += publish_frames(ch, "", queue, body, props)
+                except Exception as exc:
+                    # Never leave the delivery unacknowledged for want of a
+                    # message built from what it carried.
+                    LOG.error("could not publish to %.80r: %s", queue, exc)
+            frames.append(ack_frame(ch, delivery.tag))
+            connection = self.connection
+            assert connection is not None
+            try:
+                send_now(connection, frames)
+                if connection._impl._get_write_buffer_size():
+                    connection._flush_output()  # what the socket did not take
+                return True
+            except RECOVERABLE as exc:
+                LOG.info("could not finish message %s: %s", delivery.tag, describe(exc))
+                return False
 
     def wake(self) -> None:
         conn = self.connection
@@ -847,6 +963,8 @@ class _RabbitListener(Listener):
         self.target = target
         self.callback = callback
         self.fanout_queue = f"{target.topic}_fanout_{_codec.new_id()}"
+        self.dead_queue = f"{target.topic}.dead"
+        self.tag_prefix = _codec.new_id()
         self.consuming = True
         self.closed = threading.Event()
         self.workers = [_Worker(self, i) for i in range(max(1, workers))]
@@ -926,6 +1044,7 @@ class RabbitDriver(Driver):
             self.max_backoff = float(url.query.get("max_backoff", "5"))
             self.max_retries_at_start = int(url.query.get("connect_retries", "3"))
             self.reply_mode = url.query.get("reply", "direct")
+            self.max_attempts = max(1, int(url.query.get("max_attempts", "3")))
         except ValueError as exc:
             raise MessagingError(f"bad rabbit:// option: {exc}") from exc
         if self.reply_mode not in ("direct", "queue"):

@@ -30,6 +30,30 @@ LOG = logging.getLogger(__name__)
 
 _DEFAULT_TARGET = Target()
 
+# Message ids and reply addresses are echoed as AMQP short strings.
+MAX_HEADER_BYTES = 255
+_ECHOED_HEADERS = ("_msg_id", "_reply_q", _codec.UNIQUE_ID)
+
+
+def header_problem(message: dict[str, Any]) -> str | None:
+    """Why a request's ids or reply address cannot be echoed back, or ``None``.
+
+    Checked before the request runs: a reply that cannot be built after the
+    method ran would leave its effect done and the caller waiting.
+    """
+    for key in _ECHOED_HEADERS:
+        value = message.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return f"header {key} is a {type(value).__name__}, not a string"
+        # Four bytes at most per character: short values need no encoding.
+        if len(value) > MAX_HEADER_BYTES // 4 and len(value.encode()) > MAX_HEADER_BYTES:
+            return f"header {key} is longer than {MAX_HEADER_BYTES} bytes"
+        if not value.isprintable():
+            return f"header {key} holds a control character"
+    return None
+
 
 _METHOD_KINDS = (FunctionType, staticmethod, classmethod)
 
@@ -150,6 +174,11 @@ class _SeenIds:
                 self._ids.popitem(last=False)
             return True
 
+    def forget(self, unique_id: Any) -> None:
+        """A request that failed before it was done may be delivered again."""
+        with self._lock:
+            self._ids.pop(unique_id, None)
+
 
 class RPCServer:
     """Consumes a target's queues and runs endpoint methods on a bounded pool.
@@ -255,10 +284,16 @@ class RPCServer:
         self._process(incoming)
 
     def _process(self, incoming: IncomingMessage) -> None:
+        unique_id = incoming.message.get(_codec.UNIQUE_ID)
         try:
             self._handle(incoming)
-        except Exception:
+        except Exception as exc:
             LOG.exception("unexpected error while handling a message")
+            self._seen.forget(unique_id)
+            try:
+                incoming.fail(f"{type(exc).__name__}: {exc}")
+            except Exception:
+                LOG.exception("could not settle a message whose handling failed")
         finally:
             with self._idle:
                 self._inflight -= 1
@@ -267,6 +302,10 @@ class RPCServer:
 
     def _handle(self, incoming: IncomingMessage) -> None:
         message = incoming.message
+        problem = header_problem(message)
+        if problem is not None:
+            incoming.dead_letter(problem)
+            return
         unique_id = message.pop(_codec.UNIQUE_ID, None)
         if not self._seen.first_time(unique_id):
             LOG.warning("dropping redelivered message %s: already taken", unique_id)

@@ -104,7 +104,12 @@ class TransportURL:
 
 
 class IncomingMessage(ABC):
-    """A received request: its decoded inner message, and how to answer it."""
+    """A received request: its decoded inner message, and how to answer it.
+
+    Every delivery ends in exactly one of :meth:`ack`, :meth:`requeue`,
+    :meth:`fail` or :meth:`dead_letter`; one left unsettled would hold its
+    consumer's prefetch slot for ever.
+    """
 
     message: dict[str, Any]
 
@@ -119,6 +124,14 @@ class IncomingMessage(ABC):
     @abstractmethod
     def requeue(self) -> None:
         """Give the request back to the broker for another consumer."""
+
+    @abstractmethod
+    def fail(self, reason: str) -> None:
+        """Handling failed: deliver it again later, or set it aside once it failed too often."""
+
+    @abstractmethod
+    def dead_letter(self, reason: str) -> None:
+        """Set the request aside, unrun, in its topic's dead-letter queue (``<topic>.dead``)."""
 
 
 class Listener(ABC):
