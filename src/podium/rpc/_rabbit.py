@@ -38,6 +38,10 @@ import pika
 import pika.exceptions as pex
 from pika import frame, spec
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectionWorkflowFailed,
+    AMQPConnectorException,
+)
 from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport as _PlainTransport
 
 from podium.exceptions import InvalidTarget, MalformedMessage, MessagingError, TransportError
@@ -63,6 +67,10 @@ _CONFIRM_WINDOW = 256
 # BlockingConnection wait early: a wait for them polls in slices this long.
 _CONFIRM_POLL = 0.002
 _JSON = "application/json"
+_CONNECT_TIMEOUT = 15.0
+# A call's own timer ends its wait for the reply at its deadline; the
+# connection is cut only if a broker operation is still stuck a little later.
+_DEADLINE_GRACE = 0.25
 # Headers of a request sent again after its handling failed, or set aside.
 ATTEMPTS_HEADER = "x-podium-attempts"
 REASON_HEADER = "x-podium-reason"
@@ -236,6 +244,10 @@ def declare_tolerantly(
 
 RECOVERABLE: tuple[type[Exception], ...] = (
     pex.AMQPConnectionError,
+    # What a failed connection attempt raises (a stack timeout among them);
+    # not AMQPConnectionErrors, they would otherwise leave podium raw.
+    AMQPConnectorException,
+    AMQPConnectionWorkflowFailed,
     pex.ChannelWrongStateError,
     pex.ConnectionWrongStateError,
     ConnectionError,
@@ -279,9 +291,17 @@ class _Slot:
 class _Conn:
     """One connection with its channels; used by one thread at a time."""
 
-    def __init__(self, driver: RabbitDriver) -> None:
+    def __init__(self, driver: RabbitDriver, deadline: float) -> None:
         self.driver = driver
-        self.connection = pika.BlockingConnection(driver.connection_parameters())
+        self.connection = pika.BlockingConnection(driver.connection_parameters(deadline))
+        try:
+            with self.bounded_by(deadline):
+                self._open(driver)
+        except BaseException:
+            self.close(grace=0)
+            raise
+
+    def _open(self, driver: RabbitDriver) -> None:
         self.pending: dict[str, _Slot] = {}
         self._call_props = pika.BasicProperties(
             content_type=_JSON, content_encoding="utf-8", delivery_mode=1
@@ -330,11 +350,35 @@ class _Conn:
     def usable(self) -> bool:
         return bool(self.connection.is_open and self.call_ch.is_open)
 
-    def close(self) -> None:
-        self.orphan_unconfirmed()
+    @contextmanager
+    def bounded_by(self, deadline: float) -> Iterator[None]:
+        """Cut the connection if the broker operations inside are not done by ``deadline``.
+
+        pika's blocking operations (opening a channel, a passive declare,
+        waiting for a confirm) have no timeout of their own: with a frozen
+        broker they wait until heartbeats fail, minutes later. Cutting the
+        stream makes the one waiting raise (a StreamLostError) at once.
+        """
+        impl = self.connection._impl
+
+        def cut() -> None:
+            if impl.is_open or impl.is_opening:
+                impl._terminate_stream(pex.StreamLostError("the operation's deadline passed"))
+
+        timer = impl._adapter_call_later(max(0.0, deadline - time.monotonic()), cut)
+        try:
+            yield
+        finally:
+            impl._adapter_remove_timeout(timer)
+
+    def close(self, grace: float = 1.0) -> None:
+        """Close, waiting at most ``grace`` seconds for the broker to agree."""
+        if getattr(self, "unconfirmed", None):
+            self.orphan_unconfirmed()
         try:
             if self.connection.is_open:
-                self.connection.close()
+                with self.bounded_by(time.monotonic() + grace):
+                    self.connection.close()
         except Exception:  # closing a broken connection may fail in many ways
             pass
 
@@ -509,7 +553,7 @@ class _Pool:
         self.final = False  # set once close() has flushed the idle connections
         self._keeper: threading.Thread | None = None
 
-    def get(self) -> _Conn:
+    def get(self, deadline: float) -> _Conn:
         with self._lock:
             while self._idle:
                 conn = self._idle.pop()
@@ -523,7 +567,7 @@ class _Pool:
                     target=self._keep, name="podium-rabbit-keeper", daemon=True
                 )
                 self._keeper.start()
-        return _Conn(self.driver)
+        return _Conn(self.driver, deadline)
 
     def put(self, conn: _Conn) -> None:
         with self._lock:
@@ -546,11 +590,11 @@ class _Pool:
                     continue
                 self.put(conn)
 
-    def discard_idle(self) -> None:
+    def discard_idle(self, grace: float = 1.0) -> None:
         with self._lock:
             batch, self._idle = self._idle, []
         for conn in batch:
-            conn.close()
+            conn.close(grace)
 
     def close(self) -> None:
         self._closed.set()
@@ -1063,7 +1107,12 @@ class RabbitDriver(Driver):
         self._listeners: list[_RabbitListener] = []
         self._rotation = 0
 
-    def connection_parameters(self) -> list[pika.ConnectionParameters]:
+    def connection_parameters(
+        self, deadline: float | None = None
+    ) -> list[pika.ConnectionParameters]:
+        # pika waits 15 s for a connection by default; a caller's deadline may be nearer.
+        left = _CONNECT_TIMEOUT if deadline is None else deadline - time.monotonic()
+        stack_timeout = min(_CONNECT_TIMEOUT, max(0.05, left))
         params = []
         for host in self.url.hosts:
             params.append(
@@ -1077,7 +1126,8 @@ class RabbitDriver(Driver):
                     heartbeat=self.heartbeat,
                     blocked_connection_timeout=60,
                     connection_attempts=1,
-                    socket_timeout=5,
+                    socket_timeout=min(5.0, stack_timeout),
+                    stack_timeout=stack_timeout,
                     client_properties={"connection_name": "podium"},
                 )
             )
@@ -1090,7 +1140,7 @@ class RabbitDriver(Driver):
         attempt = 0
         while True:
             try:
-                conn = self.pool.get()
+                conn = self.pool.get(deadline)
                 break
             except RECOVERABLE as exc:
                 attempt += 1
@@ -1111,12 +1161,13 @@ class RabbitDriver(Driver):
                 )
                 time.sleep(delay)
         try:
-            yield conn
+            with conn.bounded_by(deadline + _DEADLINE_GRACE):
+                yield conn
         except RECOVERABLE:
-            conn.close()
+            conn.close(grace=0)
             # A broker restart or a forced close takes every connection with
             # it: drop the idle ones now rather than fail on each in turn.
-            self.pool.discard_idle()
+            self.pool.discard_idle(grace=0)
             raise
         finally:
             self.pool.put(conn)
@@ -1172,6 +1223,8 @@ class RabbitDriver(Driver):
                     ) from exc
                 raise TransportError(f"broker refused the message: {exc}") from exc
             except _RETRYABLE as exc:
+                if time.monotonic() >= deadline:
+                    raise timeout_error(target, method, timeout, published=sent) from exc
                 if isinstance(exc, TransportError) and exc.__cause__ is not None:
                     raise
                 if sent:

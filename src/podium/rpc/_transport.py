@@ -7,15 +7,15 @@ versions, exceptions, serializers) lives above it, shared by all drivers.
 
 from __future__ import annotations
 
-import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote
 
+from podium._urls import UnreadableURL, mask_url, split_url
 from podium.exceptions import InvalidTransportURL, MessagingTimeout, NoConsumer
 
 from ._codec import DEFAULT_MAX_MESSAGE_BYTES
@@ -35,16 +35,13 @@ DEFAULT_EXCHANGE = "openstack"
 DEFAULT_ALLOWED_EXMODS = ("podium.exceptions",)
 
 
-# "user:secret@" after the scheme or a host separator.
-_PASSWORD = re.compile(r"(//|,)([^:@/,]*):[^@/,]*@")
-
-
 @dataclass(frozen=True)
 class TransportHost:
     hostname: str
     port: int | None = None
     username: str | None = None
-    password: str | None = None
+    # Out of the repr, and so out of TransportURL's: both end up in logs.
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -59,48 +56,54 @@ class TransportURL:
     @staticmethod
     def masked(url: str) -> str:
         """``url`` with every password replaced by ``***``, for logs and messages."""
-        return _PASSWORD.sub(r"\1\2:***@", url)
+        return mask_url(url)
 
     @classmethod
     def parse(cls, url: str) -> TransportURL:
-        if not isinstance(url, str) or "://" not in url:
-            shown = TransportURL.masked(url) if isinstance(url, str) else url
-            raise InvalidTransportURL(f"not a transport URL: {shown!r}")
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
+        """Read ``url``; user names and passwords are percent-decoded.
+
+        :class:`InvalidTransportURL` says what is wrong and where, and never
+        quotes the URL: a piece of a password may be what could not be read.
+        """
+        try:
+            split = split_url(url)
+        except UnreadableURL as exc:
+            raise InvalidTransportURL(f"invalid transport URL: {exc}") from None
         hosts = []
-        for chunk in parts.netloc.split(","):
-            if not chunk:
-                continue
-            creds, _, hostport = chunk.rpartition("@")
-            user, _, password = creds.partition(":")
-            host, port = hostport, None
-            if hostport.startswith("["):  # IPv6 literal
-                host, _, rest = hostport[1:].partition("]")
-                port = rest[1:] if rest.startswith(":") else None
-            elif ":" in hostport:
-                host, _, port = hostport.partition(":")
-            try:
-                port_no = int(port) if port else None
-            except ValueError as exc:
-                raise InvalidTransportURL(
-                    f"bad port {port!r} in {TransportURL.masked(url)!r}"
-                ) from exc
-            hosts.append(
-                TransportHost(
-                    hostname=unquote(host),
-                    port=port_no,
-                    username=unquote(user) if creds else None,
-                    password=unquote(password) if creds and password else None,
-                )
-            )
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        for number, authority in enumerate(split.hosts, 1):
+            hostname, port = _host_and_port(number, authority.hostport)
+            username = password = None
+            if authority.userinfo is not None:
+                user, _, secret = authority.userinfo.partition(":")
+                username = unquote(user)
+                password = unquote(secret) if secret else None
+            hosts.append(TransportHost(hostname, port, username, password))
+        tail, _, _fragment = split.tail.partition("#")
+        path, _, query = tail.partition("?")
         return cls(
-            scheme=scheme,
+            scheme=split.scheme.lower(),
             hosts=tuple(hosts),
-            virtual_host=unquote(path) if parts.path else None,
-            query=dict(parse_qsl(parts.query)),
+            virtual_host=unquote(path[1:]) if path else None,
+            query=dict(parse_qsl(query)),
         )
+
+
+def _host_and_port(number: int, hostport: str) -> tuple[str, int | None]:
+    where = f"invalid transport URL: host {number}"
+    if hostport.startswith("["):  # IPv6 literal
+        host, closed, rest = hostport[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise InvalidTransportURL(f"{where}: an IPv6 address needs [brackets] around it")
+        port = rest[1:]
+    else:
+        host, _, port = hostport.partition(":")
+    if not port:
+        return unquote(host), None
+    if not port.isascii() or not port.isdigit():
+        raise InvalidTransportURL(f"{where}: port is not a number")
+    if not 0 < int(port) < 65536:
+        raise InvalidTransportURL(f"{where}: port is out of range (1-65535)")
+    return unquote(host), int(port)
 
 
 class IncomingMessage(ABC):
@@ -173,9 +176,12 @@ class Driver(ABC):
     def close(self) -> None: ...
 
 
-def timeout_error(target: Target, method: str, timeout: float | None) -> MessagingTimeout:
+def timeout_error(
+    target: Target, method: str, timeout: float | None, *, published: bool = True
+) -> MessagingTimeout:
+    waiting_for = "a reply to" if published else "the broker to take"
     return MessagingTimeout(
-        f"Timed out after {timeout:g}s waiting for a reply to {method!r} "
+        f"Timed out after {timeout:g}s waiting for {waiting_for} {method!r} "
         f"on topic {target.topic!r}, server {target.server!r}"
     )
 
@@ -247,7 +253,7 @@ def get_transport(
         driver = RabbitDriver(parsed)
     else:
         raise InvalidTransportURL(
-            f"unknown transport {parsed.scheme!r} in {TransportURL.masked(url)!r}; "
+            f"unknown transport {parsed.scheme!r} in {mask_url(url)!r}; "
             "use memory:// or rabbit://user:pass@host:5672/vhost"
         )
     driver.max_message_bytes = max_message_bytes
