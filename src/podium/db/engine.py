@@ -20,7 +20,6 @@ Why the block is enforced twice:
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
 import sys
 import threading
@@ -37,6 +36,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from podium._urls import mask_url
 from podium.exceptions import (
     DBConnectionError,
     DBError,
@@ -133,19 +133,41 @@ def allow_db_access() -> None:
 # -- engines -------------------------------------------------------------------
 
 
-def _mask_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+def _mask_password(url: URL) -> str:
+    """``url`` as text with its password masked by podium's one masking function."""
+    # Rendered with the password (percent-encoded, so the text reads back one
+    # way only) and masked from there, rather than by SQLAlchemy's own rule.
+    return mask_url(url.render_as_string(hide_password=False))
 
 
 def _parse_url(url: str) -> URL:
+    # No message here quotes ``url``: what could not be read may be its password.
     try:
         parsed = make_url(url)
-    except (exc.ArgumentError, ValueError) as error:
-        raise InvalidDatabaseURL(f"Invalid database URL {_mask_password(url)!r}: {error}") from None
+    except exc.ArgumentError:
+        raise InvalidDatabaseURL(
+            "Invalid database URL: it does not read as "
+            "dialect+driver://user:password@host:port/database"
+        ) from None
+    except ValueError:  # make_url's only one: int() of the port
+        raise InvalidDatabaseURL("Invalid database URL: its port is not a number") from None
     backend = parsed.get_backend_name()
+    rest = url.partition("://")[2]
+    # SQLAlchemy ends the password at its first '@', so an unencoded '@' in a
+    # password moves the rest of it into the host, database or options (where
+    # messages show it); a '/' in a user name hides the credentials the same
+    # way. SQLite URLs carry no credentials, and their paths may hold an '@'.
+    if backend != "sqlite" and "@" in rest:
+        after_password = rest.partition(":")[2] if parsed.password is not None else ""
+        if parsed.username is None or after_password.count("@") > 1:
+            raise InvalidDatabaseURL(
+                "Invalid database URL: an '@' besides the one that ends the user name and "
+                "password; write an '@' in a password, database name or option as %40 "
+                "(and a '/' in a user name as %2F)"
+            )
     if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
         raise InvalidDatabaseURL(
-            f"Unsupported database {backend!r} in {parsed.render_as_string()!r}; use "
+            f"Unsupported database {backend!r} in {_mask_password(parsed)!r}; use "
             "sqlite:///PATH, postgresql+psycopg://... or mysql+pymysql://..."
         )
     if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
@@ -365,7 +387,7 @@ class Database:
     def safe_url(self) -> str:
         """The URL with any password masked, for messages and logs."""
         try:
-            return self.url.render_as_string(hide_password=True)
+            return _mask_password(self.url)
         except InvalidDatabaseURL:
             return "<invalid URL>"
 
