@@ -66,6 +66,10 @@ def raw_connection(url: str) -> pika.BlockingConnection:
 
 
 def dead_letters(url: str, topic: str) -> list[tuple[dict[str, Any], bytes]]:
+    return [(dict(props.headers or {}), body) for props, body in dead_messages(url, topic)]
+
+
+def dead_messages(url: str, topic: str) -> list[tuple[pika.BasicProperties, bytes]]:
     found = []
     with contextlib.closing(raw_connection(url)) as conn:
         ch = conn.channel()
@@ -73,7 +77,7 @@ def dead_letters(url: str, topic: str) -> list[tuple[dict[str, Any], bytes]]:
             method, props, body = ch.basic_get(f"{topic}.dead", auto_ack=True)
             if method is None:
                 return found
-            found.append((dict(props.headers or {}), body))
+            found.append((props, body))
 
 
 def request(**fields: Any) -> bytes:
@@ -137,7 +141,11 @@ def test_a_request_whose_handling_keeps_failing_is_dead_lettered_after_bounded_a
     endpoint = Endpoint()
     with ExplodingServer(rabbit, Target(topic=topic, server="a"), [endpoint], max_workers=1):
         client = RPCClient(rabbit, Target(topic=topic), timeout=10)
-        client.cast({}, "explode")
+        with contextlib.closing(raw_connection(rabbit_url)) as conn:
+            # Sent again, a request keeps its expiration (a call's caller waits
+            # only so long); set aside, it is kept for ever, and persistent.
+            props = pika.BasicProperties(expiration="60000", delivery_mode=1)
+            conn.channel().basic_publish("openstack", topic, request(method="explode"), props)
         # Served only once the failing request has gone to the dead-letter queue or
         # is waiting behind us: either way the worker is free again.
         for i in range(MAX_ATTEMPTS + 2):
@@ -148,7 +156,9 @@ def test_a_request_whose_handling_keeps_failing_is_dead_lettered_after_bounded_a
                 if ch.queue_declare(f"{topic}.dead", passive=True).method.message_count:
                     break
                 conn.sleep(0.05)
-    [(headers, body)] = dead_letters(rabbit_url, topic)
+    [(props, body)] = dead_messages(rabbit_url, topic)
+    assert props.expiration is None and props.delivery_mode == 2
+    headers = props.headers
     assert headers["x-podium-attempts"] == MAX_ATTEMPTS
     assert "boom while finishing the request" in headers["x-podium-reason"]
     assert codec.decode(body)["method"] == "explode"

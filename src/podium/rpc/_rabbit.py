@@ -25,6 +25,7 @@ frame handling (:func:`run_until`), not through the blocking channel's queue.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import random
 import threading
@@ -618,16 +619,21 @@ class _Pool:
 class _Delivery:
     """A request as the broker handed it over, before it is decoded."""
 
-    __slots__ = ("body", "generation", "headers", "queue", "tag")
+    __slots__ = ("body", "generation", "props", "queue", "tag")
 
     def __init__(
-        self, generation: int, tag: int, body: bytes, queue: str, headers: dict[str, Any]
+        self, generation: int, tag: int, body: bytes, queue: str, props: pika.BasicProperties
     ) -> None:
         self.generation = generation
         self.tag = tag
         self.body = body
         self.queue = queue
-        self.headers = headers
+        self.props = props
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        headers = self.props.headers
+        return headers if isinstance(headers, dict) else {}
 
     @property
     def attempts(self) -> int:
@@ -757,7 +763,7 @@ class _Worker:
                     method.delivery_tag,
                     body,
                     queues.get(method.consumer_tag, method.routing_key),
-                    props.headers or {},
+                    props,
                 )
             )
 
@@ -908,7 +914,7 @@ class _Worker:
             reason,
         )
         headers = {**delivery.headers, ATTEMPTS_HEADER: attempts}
-        self._forward(delivery, delivery.queue, headers)
+        self._forward(delivery, delivery.queue, headers, keep=True)
 
     def dead_letter(self, delivery: _Delivery, reason: str, attempts: int | None = None) -> None:
         """Set the request aside in ``<topic>.dead``, the reason in its headers; log it once."""
@@ -921,12 +927,19 @@ class _Worker:
             REASON_HEADER: reason[:1000],
             QUEUE_HEADER: delivery.queue,
         }
-        self._forward(delivery, dead, headers)
+        self._forward(delivery, dead, headers, keep=False)
 
-    def _forward(self, delivery: _Delivery, queue: str, headers: dict[str, Any]) -> None:
-        props = pika.BasicProperties(
-            content_type=_JSON, content_encoding="utf-8", delivery_mode=2, headers=headers
-        )
+    def _forward(
+        self, delivery: _Delivery, queue: str, headers: dict[str, Any], *, keep: bool
+    ) -> None:
+        # A request sent again keeps its properties, a call's expiration above
+        # all: it must never run long after its caller gave up. One set aside
+        # is kept until someone looks at it.
+        props = copy.copy(delivery.props)
+        props.headers = headers
+        if not keep:
+            props.expiration = None
+            props.delivery_mode = 2
         self._write(delivery, [(queue, delivery.body, props)])
 
     def finish(self, delivery: _Delivery, reply: tuple[str, str, bytes] | None) -> None:
