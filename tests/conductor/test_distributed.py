@@ -149,19 +149,19 @@ def test_a_conductor_refuses_an_unmigrated_database(
         check=False,
     )
     assert out.returncode == 1
-    assert "is at schema none (empty); this code needs 0001: run `podium db sync`" in out.stderr
+    assert "is at schema none (empty); this code needs 0002: run `podium db sync`" in out.stderr
     assert "Traceback" not in out.stderr and "ready" not in out.stdout
 
 
 def test_a_conductor_serves_a_schema_newer_than_its_own_and_says_so(
     rabbit_url: str, database_url: str, topic: str, conductors: list[Conductor]
 ) -> None:
-    _query(database_url, "UPDATE alembic_version SET version_num = '0002' RETURNING 1")
+    _query(database_url, "UPDATE alembic_version SET version_num = '0099' RETURNING 1")
     conductor = Conductor(rabbit_url, database_url, topic, "c-old", log_level="INFO")
     conductors.append(conductor)
     err = conductor.stop(signal.SIGTERM)
-    assert "at schema 0002" in err
-    assert "schema 0002 is newer than this conductor's 0001: serving it" in err
+    assert "at schema 0099" in err
+    assert "schema 0099 is newer than this conductor's 0002: serving it" in err
 
 
 def test_two_conductors_share_the_load_and_survive_losing_one(

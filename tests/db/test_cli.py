@@ -29,17 +29,17 @@ def test_sync_and_version_from_empty(empty_url: str) -> None:
     assert (code, out) == (0, "none\n")
     assert "run `podium db sync`" in err
     code, out, _ = _run("sync", "--database-url", empty_url)
-    assert code == 0 and "schema empty -> 0001" in out
+    assert code == 0 and "schema empty -> 0002" in out
     code, out, _ = _run("sync", "--database-url", empty_url)
-    assert code == 0 and "already at 0001" in out
+    assert code == 0 and "already at 0002" in out
     code, out, err = _run("version", "--database-url", empty_url)
-    assert (code, out, err) == (0, "0001\n", "")
+    assert (code, out, err) == (0, "0002\n", "")
 
 
 def test_database_url_from_environment(empty_url: str) -> None:
     code, out, _ = _run("sync", env={"PODIUM_DATABASE_URL": empty_url})
-    assert code == 0 and "0001" in out
-    assert _run("version", env={"PODIUM_DATABASE_URL": empty_url})[1] == "0001\n"
+    assert code == 0 and "0002" in out
+    assert _run("version", env={"PODIUM_DATABASE_URL": empty_url})[1] == "0002\n"
 
 
 def _table(output: str) -> dict[str, int]:

@@ -19,10 +19,10 @@ def test_sync_from_empty_reaches_head(empty_url: str) -> None:
     database = Database(empty_url)
     try:
         assert migration.current_version(database) is None
-        assert migration.sync(database) == migration.head_version() == "0001"
-        assert migration.current_version(database) == "0001"
+        assert migration.sync(database) == migration.head_version() == "0002"
+        assert migration.current_version(database) == "0002"
         # a second sync is a no-op, not an error
-        assert migration.sync(database) == "0001"
+        assert migration.sync(database) == "0002"
         tables = set(sa.inspect(database.engine).get_table_names())
         assert {
             "services",
@@ -56,7 +56,7 @@ def test_concurrent_syncs_all_succeed(empty_url: str) -> None:
     for database in databases:
         database.dispose()
     assert errors == []
-    assert results == ["0001"] * 3
+    assert results == ["0002"] * 3
 
 
 @pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)])
@@ -114,7 +114,7 @@ def test_downgrade_to_base_and_up_again(empty_url: str) -> None:
         migration.sync(database)
         assert migration.downgrade(database, "base") is None
         assert "instances" not in sa.inspect(database.engine).get_table_names()
-        assert migration.sync(database) == "0001"
+        assert migration.sync(database) == "0002"
     finally:
         database.dispose()
 
@@ -133,10 +133,10 @@ def test_check_schema_refuses_an_unmigrated_database_and_serves_a_newer_one(
 ) -> None:
     database = Database(empty_url)
     try:
-        with pytest.raises(DBError, match=r"schema none \(empty\); this code needs 0001: run"):
+        with pytest.raises(DBError, match=r"schema none \(empty\); this code needs 0002: run"):
             migration.check_schema(database)
         migration.sync(database)
-        assert migration.check_schema(database) == "0001"
+        assert migration.check_schema(database) == "0002"
         # A newer release migrated first (rolling upgrade): still served.
         with database.connection() as connection:
             connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))

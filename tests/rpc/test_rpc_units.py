@@ -27,14 +27,19 @@ from podium.rpc import _codec as codec
 def test_public_api_is_curated() -> None:
     assert podium.rpc.__all__ == sorted(podium.rpc.__all__)
     assert set(podium.rpc.__all__) == {
+        "Claim",
+        "DedupStore",
+        "MemoryDedupStore",
         "NoOpSerializer",
         "RPCClient",
         "RPCDispatcher",
         "RPCServer",
+        "RedisDedupStore",
         "Serializer",
         "Target",
         "Transport",
         "TransportURL",
+        "current_message_id",
         "get_transport",
     }
     public = {name for name in vars(podium.rpc) if not name.startswith("_")}

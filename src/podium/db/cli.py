@@ -1,15 +1,15 @@
-"""``podium db``: schema migrations, schema version, archiving of deleted rows."""
+"""``podium db``: schema migrations, schema version, archiving of deleted rows, pruning."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import click
 
-from podium.db import archive, migration
+from podium.db import archive, inbox, migration
 from podium.db.engine import DATABASE_URL_ENV, Database
 from podium.exceptions import PodiumError
 
@@ -105,3 +105,20 @@ def archive_deleted_rows(
     for name, count in counts.items():
         click.echo(f"{name:<{width}}  {count:>8}")
     click.echo(f"{'total':<{width}}  {sum(counts.values()):>8}")
+
+
+@group.command("prune-inbox")
+@_database_url_option
+@click.option(
+    "--older-than",
+    type=click.IntRange(min=0),
+    default=int(inbox.DEFAULT_RETENTION.total_seconds()),
+    show_default=True,
+    metavar="SECONDS",
+    help="Delete records older than this; keep it well above the longest redelivery window.",
+)
+def prune_inbox(database_url: str | None, older_than: int) -> None:
+    """Delete old request records (the conductor's inbox, the RPC de-dup table)."""
+    with _opened(database_url) as database:
+        pruned = inbox.prune_inbox(database, older_than=timedelta(seconds=older_than))
+    click.echo(f"pruned {pruned} request records older than {older_than} s")

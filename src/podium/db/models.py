@@ -19,7 +19,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from podium.db.types import UTCDateTime, utcnow
@@ -29,7 +40,9 @@ __all__ = [
     "SHADOW_PREFIX",
     "Base",
     "ComputeNode",
+    "ConductorInbox",
     "Instance",
+    "RPCDedup",
     "Service",
     "SoftDeleteMixin",
     "TimestampMixin",
@@ -163,6 +176,46 @@ class Instance(SoftDeleteMixin, Base):
 
 
 MODELS: tuple[type[Base], ...] = (Service, ComputeNode, Instance)
+
+#: A stored reply: up to the 16 MiB an RPC message may carry (MySQL's BLOB
+#: stops at 64 KiB).
+REPLY_TYPE = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+class ConductorInbox(Base):
+    """Requests whose writes the conductor committed, with the reply it sent.
+
+    The row is inserted in the same transaction as the request's writes, so a
+    redelivered or retried request finds it and is answered from ``reply``
+    instead of being applied again (:mod:`podium.db.inbox`). Framework
+    bookkeeping, not domain data: no soft delete, no shadow table; rows older
+    than the retention are deleted (``podium db prune-inbox``).
+    """
+
+    __tablename__ = "conductor_inbox"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    method: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    reply: Mapped[bytes | None] = mapped_column(REPLY_TYPE)
+
+
+class RPCDedup(Base):
+    """Request ids claimed or finished by RPC servers sharing a database de-dup store.
+
+    ``owner`` holds the claim until ``expires_at`` (renewed while the handler
+    runs); once done, ``done`` is true and ``reply`` keeps a call's reply
+    (:class:`podium.db.dedup.DatabaseDedupStore`).
+    """
+
+    __tablename__ = "rpc_dedup"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    done: Mapped[bool] = mapped_column(default=False)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    reply: Mapped[bytes | None] = mapped_column(REPLY_TYPE)
 
 
 def _make_shadow(table: Table) -> Table:

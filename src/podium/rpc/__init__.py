@@ -13,19 +13,25 @@ oslo.messaging services can call each other on one broker.
 """
 
 from ._client import RPCClient
+from ._dedup import Claim, DedupStore, MemoryDedupStore, RedisDedupStore, current_message_id
 from ._serializer import NoOpSerializer, Serializer
 from ._server import RPCDispatcher, RPCServer
 from ._target import Target
 from ._transport import Transport, TransportURL, get_transport
 
 __all__ = [
+    "Claim",
+    "DedupStore",
+    "MemoryDedupStore",
     "NoOpSerializer",
     "RPCClient",
     "RPCDispatcher",
     "RPCServer",
+    "RedisDedupStore",
     "Serializer",
     "Target",
     "Transport",
     "TransportURL",
+    "current_message_id",
     "get_transport",
 ]

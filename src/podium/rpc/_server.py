@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import FunctionType, TracebackType
@@ -20,6 +19,7 @@ from podium.exceptions import (
 )
 
 from . import _codec
+from ._dedup import Deduplicator, DedupStore, MemoryDedupStore, _current_id
 from ._serializer import NoOpSerializer, Serializer
 from ._target import Target
 from ._transport import IncomingMessage, Listener, Transport
@@ -141,43 +141,24 @@ class RPCDispatcher:
         if method.startswith("_"):
             raise NoSuchMethod(f"private method {method!r} cannot be called remotely")
         ctxt = self.serializer.deserialize_context(raw_ctxt)
+        unique_id = message.pop(_codec.UNIQUE_ID, None)
         func = self.find(method, namespace, version)
         kwargs = {
             str(name): self.serializer.deserialize_entity(ctxt, value)
             for name, value in args.items()
         }
-        if isinstance(ctxt, RequestContext):
-            with ctxt.activated():
-                LOG.debug("dispatching %s [%s]", method, ctxt.request_id)
+        # The endpoint reads the request's id with current_message_id().
+        token = _current_id.set(unique_id if isinstance(unique_id, str) else None)
+        try:
+            if isinstance(ctxt, RequestContext):
+                with ctxt.activated():
+                    LOG.debug("dispatching %s [%s]", method, ctxt.request_id)
+                    result = func(ctxt, **kwargs)
+            else:
                 result = func(ctxt, **kwargs)
-        else:
-            result = func(ctxt, **kwargs)
+        finally:
+            _current_id.reset(token)
         return ctxt, self.serializer.serialize_entity(ctxt, result)
-
-
-class _SeenIds:
-    """A bounded memory of request ids already taken, to drop redeliveries."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self.size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def first_time(self, unique_id: Any) -> bool:
-        if not isinstance(unique_id, str):
-            return True
-        with self._lock:
-            if unique_id in self._ids:
-                return False
-            self._ids[unique_id] = None
-            if len(self._ids) > self.size:
-                self._ids.popitem(last=False)
-            return True
-
-    def forget(self, unique_id: Any) -> None:
-        """A request that failed before it was done may be delivered again."""
-        with self._lock:
-            self._ids.pop(unique_id, None)
 
 
 class RPCServer:
@@ -197,6 +178,7 @@ class RPCServer:
         executor: str = "threading",
         max_workers: int = 16,
         dedup_size: int = 4096,
+        dedup: DedupStore | None = None,
     ) -> None:
         if executor != "threading":
             raise MessagingError(f"unknown executor {executor!r}; podium runs 'threading'")
@@ -208,7 +190,10 @@ class RPCServer:
         self.target = target
         self.dispatcher = RPCDispatcher(endpoints, serializer)
         self.max_workers = max_workers
-        self._seen = _SeenIds(dedup_size)
+        # Redeliveries are recognised by the message's unique id: by default in
+        # this process only; a shared store (Redis, the database) across servers.
+        self.dedup_store = dedup or MemoryDedupStore(dedup_size)
+        self._seen = Deduplicator(self.dedup_store, lambda: self._stopping)
         self._pool: ThreadPoolExecutor | None = None
         self._listener: Listener | None = None
         self._lock = threading.Lock()
@@ -306,11 +291,10 @@ class RPCServer:
         if problem is not None:
             incoming.dead_letter(problem)
             return
-        unique_id = message.pop(_codec.UNIQUE_ID, None)
-        if not self._seen.first_time(unique_id):
-            LOG.warning("dropping redelivered message %s: already taken", unique_id)
-            incoming.ack()
+        taken = self._seen.take(incoming, message.get(_codec.UNIQUE_ID))
+        if taken is None:  # settled by the de-dup store (answered, dropped or requeued)
             return
+        incoming = taken
         msg_id = message.pop("_msg_id", None)
         message.pop("_reply_q", None)
         message.pop("_timeout", None)

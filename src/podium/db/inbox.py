@@ -1,0 +1,381 @@
+"""The conductor's inbox: a request's writes and its record commit together.
+
+The bus delivers at least once: a request is redelivered when its conductor
+dies before acknowledging it, and a caller whose connection dropped may send
+it again. :func:`run_once` makes the *effect* exactly once. The object
+method's DB work and an ``INSERT`` of the request's id into
+``conductor_inbox`` run in one transaction, and the reply is stored in the
+same row; a second delivery of the id finds the row and is answered from it.
+
+How the object's DB functions join that transaction: each of them opens
+``db.session()`` on the database that :func:`podium.db.current.get_database`
+returns. For the length of the request that is an :class:`InboxDatabase`, a
+:class:`~podium.db.engine.Database` whose ``session()`` yields the one
+ambient session instead of starting a transaction of its own.
+
+Which requests are recorded: only those that write. The inbox row is
+inserted just before the transaction's first write statement, so reads
+(``get_by_uuid``, ``refresh``, a ``save()`` with nothing to save) cost no
+INSERT and leave no row; a read has no effect to repeat, so answering it
+afresh is as good as a record. Inserting *before* the write, not after it,
+is what makes a concurrent duplicate safe: its own INSERT of the same
+primary key waits on the first transaction's uncommitted row (a row lock on
+PostgreSQL and MariaDB; SQLite has one writer at a time), then fails once
+the first commits, and it is answered from the record without having
+written anything. If the first rolls back (its conductor died before
+COMMIT), the duplicate's INSERT goes through and it runs normally.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import URL, Engine
+from sqlalchemy.orm import Session
+
+from podium.db.current import use_database
+from podium.db.engine import Database, translate_error
+from podium.db.models import ConductorInbox, RPCDedup, table_of
+from podium.db.types import utcnow
+from podium.exceptions import DBError, DuplicateEntry
+
+__all__ = [
+    "DEFAULT_RETENTION",
+    "InboxDatabase",
+    "prune_inbox",
+    "run_once",
+    "stored_reply",
+]
+
+LOG = logging.getLogger(__name__)
+
+#: How long a record is kept. A redelivery or a retry comes within seconds or
+#: minutes of the first attempt (a broker's redelivery, a caller's retry after
+#: its timeout); an hour is far above both.
+DEFAULT_RETENTION = timedelta(hours=1)
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+_INBOX = table_of(ConductorInbox)
+
+
+class _Replayed(Exception):
+    """The request's id is already in the inbox: answer from the record."""
+
+
+class _Redo(Exception):
+    """Run the method again, with a savepoint around each DB function."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+#: The fast attempt, one with savepoints, and one more for SQLite's stale snapshot.
+_MAX_ATTEMPTS = 3
+
+
+class InboxDatabase(Database):
+    """A :class:`Database` whose ``session()`` joins one ambient transaction.
+
+    A view of ``outer`` for the length of one request: ``session()`` and
+    ``connection()`` yield the transaction :func:`run_once` opened, flush at
+    the end of the block and detach the rows loaded in it (as a session of
+    its own would leave them). It does not call ``Database.__init__``: it
+    owns no engine, it borrows ``outer``'s.
+
+    ``savepoints=False`` (the fast path) runs each block straight in the
+    transaction. Outside the inbox a DB function that fails rolls back only
+    its own transaction, and the object method may handle the error and go
+    on (a replayed ``create`` that meets its own row reads it instead). On
+    PostgreSQL a failed statement spoils the whole transaction, so a block
+    that raises marks the request, and :func:`run_once` runs it again with
+    ``savepoints=True``, a SAVEPOINT around each block, if the method went on
+    after the error. Two more round trips per DB function, paid only then.
+    """
+
+    def __init__(self, outer: Database, session: Session, *, savepoints: bool) -> None:
+        self._outer = outer
+        self._session = session
+        self._savepoints = savepoints
+        self.failure: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"InboxDatabase({self._outer!r})"
+
+    @property
+    def url(self) -> URL:
+        return self._outer.url
+
+    @property
+    def safe_url(self) -> str:
+        return self._outer.safe_url
+
+    @property
+    def backend(self) -> str:
+        return self._outer.backend
+
+    @property
+    def engine(self) -> Engine:
+        return self._outer.engine
+
+    @contextmanager
+    def session(self, *, single_statement: bool = False) -> Iterator[Session]:
+        session = self._session
+        try:
+            if self._savepoints:
+                with session.begin_nested():
+                    yield session
+            else:
+                yield session
+                session.flush()
+        except exc.StatementError as error:
+            translated = translate_error(error, self._outer.url)
+            self._failed(translated)
+            raise translated from error
+        except _Replayed:
+            raise
+        except BaseException as error:
+            self._failed(error)
+            raise
+        finally:
+            session.expunge_all()
+
+    def _failed(self, error: BaseException) -> None:
+        # The first failure is the one the method saw; what follows may be its
+        # consequence (a statement on a transaction the failure closed).
+        if self.failure is None:
+            self.failure = error
+
+    def run(self, work: Callable[[Session], T], *, single_statement: bool = False) -> T:
+        """``work(session)`` in the ambient transaction, once.
+
+        No retry on a lost connection here: the transaction is the request's,
+        and :func:`run_once` decides about it as a whole.
+        """
+        with self.session(single_statement=single_statement) as session:
+            return work(session)
+
+    @contextmanager
+    def connection(self) -> Iterator[sa.Connection]:
+        with self.session() as session:
+            yield session.connection()
+
+    def dispose(self) -> None:
+        """Nothing to release: the engine is ``outer``'s."""
+
+
+class _Request:
+    """The request being recorded on one connection (at most one per thread)."""
+
+    __slots__ = ("connection", "id", "inserting", "method", "recorded", "replayed")
+
+    def __init__(self, request_id: str, method: str, connection: sa.Connection) -> None:
+        self.id = request_id
+        self.method = method
+        self.connection = connection
+        self.recorded = False
+        self.inserting = False
+        self.replayed = False
+
+
+_request: contextvars.ContextVar[_Request | None] = contextvars.ContextVar(
+    "podium_inbox_request", default=None
+)
+
+
+def _writes(statement: Any) -> bool:
+    if isinstance(statement, sa.TextClause):
+        return statement.text.lstrip()[:6].lower() != "select"
+    if isinstance(statement, sa.sql.ddl.ExecutableDDLElement):
+        return True
+    return bool(getattr(statement, "is_dml", False))
+
+
+def _before_execute(connection: sa.Connection, statement: Any, *_args: Any) -> None:
+    request = _request.get()
+    if (
+        request is None
+        or request.recorded
+        or request.inserting
+        or connection is not request.connection
+        or not _writes(statement)
+    ):
+        return
+    request.inserting = True
+    try:
+        connection.execute(
+            _INBOX.insert().values(id=request.id, method=request.method, created_at=utcnow())
+        )
+    except exc.IntegrityError as error:
+        if isinstance(translate_error(error), DuplicateEntry):
+            request.replayed = True
+            raise _Replayed(request.id) from None
+        raise
+    finally:
+        request.inserting = False
+    request.recorded = True
+
+
+_hooked: weakref.WeakSet[Engine] = weakref.WeakSet()
+_hook_lock = threading.Lock()
+
+
+def _hook(engine: Engine) -> None:
+    # One listener per engine, for its life: listening and unlistening per
+    # request would cost more than the early return above.
+    if engine in _hooked:
+        return
+    with _hook_lock:
+        if engine not in _hooked:
+            event.listen(engine, "before_execute", _before_execute)
+            _hooked.add(engine)
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def run_once(
+    database: Database,
+    request_id: str | None,
+    method: str,
+    run: Callable[[], R],
+    dump: Callable[[R], Any],
+) -> R | Any:
+    """Run ``run()`` in one transaction with its inbox record; at most one effect per id.
+
+    ``run`` calls the object method (object code finds its database with
+    ``get_database()``); it may be called a second time in a fresh
+    transaction (see :class:`InboxDatabase`), so it must start from the
+    request's original object each time. ``dump(result)`` is the reply as
+    JSON-ready primitives, stored with the record. Returns ``run()``'s
+    result, or, for an id already recorded, the stored primitives.
+
+    Without a ``request_id`` (a call made in-process, not from the bus),
+    ``run`` simply runs with ``database`` bound.
+    """
+    if request_id is None:
+        with use_database(database):
+            return run()
+    if len(request_id) > 255:
+        raise DBError("a request id longer than 255 characters cannot be recorded")
+    _hook(database.engine)
+    savepoints = False
+    for attempt in range(1, _MAX_ATTEMPTS + 1):
+        try:
+            return _attempt(database, request_id, method, run, dump, savepoints)
+        except _Redo as redo:
+            if attempt == _MAX_ATTEMPTS:
+                raise redo.error from None
+            LOG.debug("%s met a DB error inside the inbox; running it again", method)
+            savepoints = True
+        except _Replayed:
+            reply = stored_reply(database, request_id)
+            LOG.info("%s %s was already applied: answered from the inbox", method, request_id)
+            return reply
+    raise AssertionError("unreachable")
+
+
+def _attempt(
+    database: Database,
+    request_id: str,
+    method: str,
+    run: Callable[[], R],
+    dump: Callable[[R], Any],
+    savepoints: bool,
+) -> R:
+    with database.session() as session:
+        request = _Request(request_id, method, session.connection())
+        ambient = InboxDatabase(database, session, savepoints=savepoints)
+        token = _request.set(request)
+        try:
+            with use_database(ambient):
+                result = run()
+        except Exception as error:
+            if request.replayed:
+                raise _Replayed(request_id) from None
+            if not savepoints and ambient.failure is not None and ambient.failure is not error:
+                # The method went on after a failed DB function and then failed
+                # otherwise: run it as it would have run outside the inbox.
+                raise _Redo(error) from None
+            if _stale_sqlite_snapshot(database, ambient.failure):
+                # SQLite cannot turn a read transaction into a write one once
+                # another writer committed (a duplicate that waited for the
+                # first): a fresh transaction can, and then meets the record.
+                raise _Redo(error) from None
+            raise
+        finally:
+            _request.reset(token)
+        if request.replayed:
+            # The method swallowed the duplicate; its work is not wanted.
+            raise _Replayed(request_id)
+        if not savepoints and ambient.failure is not None:
+            raise _Redo(ambient.failure)
+        if request.recorded:
+            session.execute(
+                _INBOX.update().where(_INBOX.c.id == request_id).values(reply=_dumps(dump(result)))
+            )
+        return result
+
+
+def _stale_sqlite_snapshot(database: Database, failure: BaseException | None) -> bool:
+    return (
+        isinstance(failure, DBError)
+        and "database is locked" in str(failure)
+        and database.backend == "sqlite"
+    )
+
+
+def stored_reply(database: Database, request_id: str) -> Any:
+    """The reply recorded for ``request_id`` (JSON primitives); DBError if none."""
+    with database.session() as session:
+        row = session.execute(sa.select(_INBOX.c.reply).where(_INBOX.c.id == request_id)).first()
+    if row is None or row.reply is None:
+        raise DBError(f"no reply recorded for request {request_id!r}")
+    return orjson.loads(row.reply)
+
+
+def prune_inbox(
+    database: Database, older_than: timedelta = DEFAULT_RETENTION, batch_size: int = 1000
+) -> int:
+    """Delete inbox and RPC de-dup records older than ``older_than``; how many went.
+
+    In batches of ``batch_size`` rows, one transaction each, so a large
+    backlog never holds a long lock on the tables the conductor writes to.
+    """
+    if older_than < timedelta(0):
+        raise DBError("older_than must not be negative")
+    if batch_size < 1:
+        raise DBError("batch_size must be at least 1")
+    now = utcnow()
+    cutoff = now - older_than
+    inbox, dedup = table_of(ConductorInbox), table_of(RPCDedup)
+    # A claim still held (a handler running longer than the retention) stays.
+    finished = sa.or_(dedup.c.done, dedup.c.expires_at < now)
+    old: list[tuple[sa.Table, sa.ColumnElement[bool]]] = [
+        (inbox, inbox.c.created_at < cutoff),
+        (dedup, sa.and_(dedup.c.created_at < cutoff, finished)),
+    ]
+    total = 0
+    for table, where in old:
+        while True:
+            with database.session() as session:
+                ids = list(session.scalars(sa.select(table.c.id).where(where).limit(batch_size)))
+                if ids:
+                    session.execute(table.delete().where(table.c.id.in_(ids)))
+            total += len(ids)
+            if len(ids) < batch_size:
+                break
+    return total

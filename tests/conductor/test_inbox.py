@@ -1,0 +1,471 @@
+"""The conductor's inbox: a redelivered or retried request is applied once, answered alike.
+
+The object used here is deliberately *not* idempotent (``Tally.bump`` adds to
+a counter), so a second application would show. Each delivery goes to a
+different conductor (each with its own in-process de-dup memory), as a
+redelivery after a conductor's death does: only the database can tell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import pika
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner
+
+from podium.conductor import ConductorService
+from podium.conductor.manager import ConductorManager
+from podium.context import RequestContext
+from podium.db import Database, allow_db_access, migration
+from podium.db.current import get_database
+from podium.db.inbox import prune_inbox
+from podium.db.models import Base, ConductorInbox, Instance, table_of
+from podium.db.types import utcnow
+from podium.objects import (
+    VersionedObject,
+    VersionedObjectRegistry,
+    VersionedObjectSerializer,
+    fields,
+    remotable,
+    remotable_classmethod,
+)
+from podium.rpc import RPCClient, RPCServer, Target, Transport, get_transport
+from podium.rpc import _codec as codec
+from podium.rpc._transport import IncomingMessage
+
+if TYPE_CHECKING:
+    from tests.conftest import Servers
+
+REGISTRY = VersionedObjectRegistry()
+INSTANCES = table_of(Instance)
+INBOX = table_of(ConductorInbox)
+
+
+class Hooks:
+    """What the next run of a Tally method does besides its work (set by a test)."""
+
+    after_write: Callable[[], None] | None = None
+
+
+class TallyBase(VersionedObject):
+    pass
+
+
+class Tally(TallyBase):
+    """A counter kept in ``instances.power_state``."""
+
+    VERSION = "1.0"
+    fields = {"uuid": fields.UUIDField(), "count": fields.IntegerField(default=0)}
+
+    @remotable
+    def bump(self, by: int) -> int:
+        self.count = _add(self.uuid, by)
+        return self.count
+
+    @remotable_classmethod
+    def bump_by_uuid(cls, context: RequestContext, uuid: str, by: int) -> int:
+        return _add(uuid, by)
+
+    @remotable_classmethod
+    def peek(cls, context: RequestContext, uuid: str) -> int:
+        with get_database().session() as session:
+            return int(session.scalar(sa.select(INSTANCES.c.power_state).where(_is(uuid))))
+
+
+def _is(uuid: str) -> sa.ColumnElement[bool]:
+    return INSTANCES.c.uuid == uuid
+
+
+def _add(uuid: str, by: int) -> int:
+    with get_database().session(single_statement=True) as session:
+        session.execute(
+            INSTANCES.update().where(_is(uuid)).values(power_state=INSTANCES.c.power_state + by)
+        )
+    hook = Hooks.after_write
+    if hook is not None:
+        hook()
+    with get_database().session() as session:
+        return int(session.scalar(sa.select(INSTANCES.c.power_state).where(_is(uuid))))
+
+
+REGISTRY.register_class(Tally)
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    pytest.param("mysql", id="mysql", marks=pytest.mark.mysql),
+]
+
+_migrated: dict[str, str] = {}
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database(servers: Servers, backend: str) -> Iterator[Database]:
+    """A migrated database on ``backend``, emptied, holding one tally at 0."""
+    allow_db_access()
+    url = _migrated.get(backend)
+    if url is None:
+        url = servers.new_url(backend)
+        created = Database(url)
+        migration.sync(created)
+        created.dispose()
+        _migrated[backend] = url
+    database = Database(url, pool_size=4)
+    with database.connection() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def tally(database: Database) -> Tally:
+    key = str(uuid.uuid4())
+    with database.connection() as connection:
+        connection.execute(
+            INSTANCES.insert().values(
+                uuid=key,
+                power_state=0,
+                memory_mb=0,
+                vcpus=0,
+                root_gb=0,
+                metadata={},
+                created_at=utcnow(),
+                deleted=0,
+            )
+        )
+    return Tally(CTX, uuid=key, count=0)
+
+
+@pytest.fixture(autouse=True)
+def _no_hooks() -> Iterator[None]:
+    yield
+    Hooks.after_write = None
+
+
+CTX = RequestContext(user_id="alice", project_id="p1")
+
+
+class Delivery(IncomingMessage):
+    """One delivery of a message to a server: what it replied and how it settled."""
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.message = copy.deepcopy(message)
+        self.replies: list[dict[str, Any]] = []
+        self.settled: list[str] = []
+
+    def reply(self, reply: dict[str, Any]) -> None:
+        self.replies.append(reply)
+
+    def ack(self) -> None:
+        self.settled.append("ack")
+
+    def requeue(self) -> None:
+        self.settled.append("requeue")
+
+    def fail(self, reason: str) -> None:
+        self.settled.append(f"fail: {reason}")
+
+    def dead_letter(self, reason: str) -> None:
+        self.settled.append(f"dead: {reason}")
+
+    @property
+    def answer(self) -> dict[str, Any]:
+        assert len(self.replies) == 1 and self.settled == ["ack"], (self.replies, self.settled)
+        return {key: self.replies[0][key] for key in ("result", "failure")}
+
+
+def conductor(transport: Transport, database: Database) -> RPCServer:
+    """A conductor's RPC server (not consuming: deliveries are handed to it)."""
+    return RPCServer(
+        transport,
+        Target(topic="conductor", server=f"c-{uuid.uuid4().hex[:6]}"),
+        [ConductorManager(database, registry=REGISTRY)],
+        serializer=VersionedObjectSerializer(registry=REGISTRY),
+    )
+
+
+@pytest.fixture
+def memory() -> Iterator[Transport]:
+    with get_transport(f"memory://inbox-{uuid.uuid4().hex}") as transport:
+        yield transport
+
+
+def request(transport: Transport, method: str, **kwargs: Any) -> dict[str, Any]:
+    """A call to the conductor as a worker sends it, with its id and reply address."""
+    client = RPCClient(
+        transport,
+        Target(topic="conductor", version="1.0"),
+        serializer=VersionedObjectSerializer(registry=REGISTRY),
+    )
+    message = client._make_message(CTX, method, kwargs)
+    message.update(_unique_id=f"req-{uuid.uuid4().hex}", _msg_id="m1", _reply_q="reply_x")
+    return message
+
+
+def bump(transport: Transport, tally: Tally, by: int = 1) -> dict[str, Any]:
+    return request(
+        transport, "object_action", objinst=tally, objmethod="bump", args=[by], kwargs={}
+    )
+
+
+def deliver(server: RPCServer, message: dict[str, Any]) -> Delivery:
+    delivery = Delivery(message)
+    server._process(delivery)
+    return delivery
+
+
+def count(database: Database, tally: Tally) -> int:
+    with database.connection() as connection:
+        return int(connection.scalar(sa.select(INSTANCES.c.power_state).where(_is(tally.uuid))))
+
+
+def records(database: Database) -> list[tuple[str, str]]:
+    with database.connection() as connection:
+        return [tuple(row) for row in connection.execute(sa.select(INBOX.c.id, INBOX.c.method))]
+
+
+def test_a_redelivered_object_action_applies_once_and_is_answered_alike(
+    memory: Transport, database: Database, tally: Tally
+) -> None:
+    message = bump(memory, tally, by=5)
+    first = deliver(conductor(memory, database), message)
+    again = deliver(conductor(memory, database), message)
+    assert first.answer["failure"] is None
+    updates, result = first.answer["result"]
+    assert (updates["count"], result) == (5, 5)
+    assert again.answer == first.answer
+    assert count(database, tally) == 5
+    assert records(database) == [(message["_unique_id"], "object_action Tally.bump")]
+    # A new request (a new id) is applied, of course.
+    deliver(conductor(memory, database), bump(memory, tally, by=5))
+    assert count(database, tally) == 10
+
+
+def test_a_class_method_that_writes_is_recorded_and_a_read_is_not(
+    memory: Transport, database: Database, tally: Tally
+) -> None:
+    versions = {"Tally": "1.0"}
+    write = request(
+        memory,
+        "object_class_action_versions",
+        objname="Tally",
+        objmethod="bump_by_uuid",
+        object_versions=versions,
+        args=[tally.uuid, 3],
+        kwargs={},
+    )
+    read = request(
+        memory,
+        "object_class_action_versions",
+        objname="Tally",
+        objmethod="peek",
+        object_versions=versions,
+        args=[tally.uuid],
+        kwargs={},
+    )
+    answers = [deliver(conductor(memory, database), m).answer for m in (write, write, read, read)]
+    assert [a["result"] for a in answers] == [3, 3, 3, 3]
+    assert count(database, tally) == 3
+    assert [record_id for record_id, _ in records(database)] == [write["_unique_id"]]
+
+
+def test_a_conductor_that_fails_before_commit_leaves_no_record_and_the_retry_applies_once(
+    memory: Transport, database: Database, tally: Tally
+) -> None:
+    message = bump(memory, tally, by=2)
+
+    def crash() -> None:
+        raise RuntimeError("conductor lost its footing after the UPDATE")
+
+    Hooks.after_write = crash
+    failed = deliver(conductor(memory, database), message)
+    assert "conductor lost its footing" in failed.answer["failure"]
+    assert count(database, tally) == 0 and records(database) == []
+
+    Hooks.after_write = None
+    retried = deliver(conductor(memory, database), message)
+    assert retried.answer["result"][1] == 2
+    assert deliver(conductor(memory, database), message).answer == retried.answer
+    assert count(database, tally) == 2
+    assert len(records(database)) == 1
+
+
+def test_a_replayed_create_still_finds_its_row(memory: Transport, database: Database) -> None:
+    """A DB error the object method handles (a create that meets its own row)
+    runs it again with savepoints, so it sees what it would outside the inbox."""
+    from podium.cloud.objects import Instance as CloudInstance
+
+    instance = CloudInstance(CTX, uuid=str(uuid.uuid4()), hostname="vm")
+    cloud = VersionedObjectSerializer()
+    client = RPCClient(memory, Target(topic="conductor", version="1.0"), serializer=cloud)
+    replies = []
+    for _ in range(2):  # two requests (two ids): the second is the app-level replay
+        message = client._make_message(
+            CTX,
+            "object_action",
+            {"objinst": instance, "objmethod": "create", "args": [], "kwargs": {}},
+        )
+        message.update(_unique_id=f"req-{uuid.uuid4().hex}", _msg_id="m1", _reply_q="reply_x")
+        server = RPCServer(
+            memory,
+            Target(topic="conductor", server="c"),
+            [ConductorManager(database)],
+            serializer=cloud,
+        )
+        replies.append(deliver(server, message).answer)
+    assert replies[0]["failure"] is None and replies[1]["failure"] is None
+    assert replies[0]["result"][0]["id"] == replies[1]["result"][0]["id"]
+
+
+def _waiting_on_a_lock(database: Database, backend: str) -> int:
+    query = {
+        "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+        "mysql": "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
+    }[backend]
+    with database.connection() as connection:
+        return int(connection.scalar(sa.text(query)))
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
+    ],
+)
+def test_a_duplicate_arriving_while_the_first_runs_waits_and_is_answered_from_the_record(
+    memory: Transport, database: Database, tally: Tally, backend: str
+) -> None:
+    message = bump(memory, tally, by=7)
+    inside, go = threading.Event(), threading.Event()
+    runs: list[str] = []
+
+    def pause_the_first() -> None:
+        runs.append(threading.current_thread().name)
+        if len(runs) == 1:
+            inside.set()
+            assert go.wait(60)
+
+    Hooks.after_write = pause_the_first
+    deliveries: dict[str, Delivery] = {}
+
+    def run(name: str) -> None:
+        deliveries[name] = deliver(conductor(memory, database), message)
+
+    first = threading.Thread(target=run, args=("first",), name="first")
+    first.start()
+    assert inside.wait(60)  # the first has written, not committed
+    baseline = _waiting_on_a_lock(database, backend)
+    second = threading.Thread(target=run, args=("second",), name="second")
+    second.start()
+    deadline = time.monotonic() + 60
+    while _waiting_on_a_lock(database, backend) <= baseline:  # the duplicate's INSERT waits
+        assert time.monotonic() < deadline, "the duplicate never waited on the first"
+        time.sleep(0.01)
+    go.set()
+    first.join(60)
+    second.join(60)
+    assert runs == ["first"]  # the duplicate never got past its INSERT to the UPDATE
+    assert deliveries["first"].answer["result"][1] == 7
+    assert deliveries["second"].answer == deliveries["first"].answer
+    assert count(database, tally) == 7
+
+
+def test_prune_inbox_removes_records_older_than_the_retention(
+    memory: Transport, database: Database, tally: Tally
+) -> None:
+    old, new = bump(memory, tally), bump(memory, tally)
+    deliver(conductor(memory, database), old)
+    deliver(conductor(memory, database), new)
+    with database.connection() as connection:
+        connection.execute(
+            INBOX.update()
+            .where(INBOX.c.id == old["_unique_id"])
+            .values(created_at=utcnow() - timedelta(hours=2))
+        )
+    assert prune_inbox(database, older_than=timedelta(hours=1), batch_size=1) == 1
+    assert [record_id for record_id, _ in records(database)] == [new["_unique_id"]]
+    assert prune_inbox(database, older_than=timedelta(0)) == 1
+    assert records(database) == []
+
+
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite")])
+def test_prune_inbox_command(memory: Transport, database: Database, tally: Tally) -> None:
+    from podium.cli import main
+
+    deliver(conductor(memory, database), bump(memory, tally))
+    url = database.url.render_as_string(hide_password=False)
+    runner = CliRunner()
+    kept = runner.invoke(main, ["db", "prune-inbox", "--database-url", url])
+    assert kept.exit_code == 0, kept.output
+    assert kept.stdout == "pruned 0 request records older than 3600 s\n"
+    pruned = runner.invoke(main, ["db", "prune-inbox", "--older-than", "0", "--database-url", url])
+    assert pruned.stdout == "pruned 1 request records older than 0 s\n"
+    bad = runner.invoke(main, ["db", "prune-inbox", "--older-than", "-5", "--database-url", url])
+    assert bad.exit_code == 2 and "-5" in bad.output
+
+
+@pytest.mark.rabbit
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_the_same_message_published_twice_on_rabbit_applies_once(
+    rabbit_url: str, database: Database, tally: Tally
+) -> None:
+    """Two conductors compete on one topic; the same body arrives twice."""
+    topic = f"inbox-{uuid.uuid4().hex[:8]}"
+    transport = get_transport(rabbit_url)
+    params = pika.URLParameters(rabbit_url.replace("rabbit://", "amqp://", 1))
+    services = [
+        ConductorService(
+            transport, database, host=f"c{i}", topic=topic, workers=1, registry=REGISTRY
+        )
+        for i in range(2)
+    ]
+    try:
+        for service in services:
+            service.start()
+        with contextlib.closing(pika.BlockingConnection(params)) as connection:
+            channel = connection.channel()
+            reply_q = channel.queue_declare("", exclusive=True).method.queue
+            message = bump(transport, tally, by=4)
+            message["_reply_q"] = reply_q
+            body = codec.encode(message)
+            channel.basic_publish("", topic, body)
+            channel.basic_publish("", topic, body)
+            replies: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 60
+            while len(replies) < 2:
+                assert time.monotonic() < deadline, f"got {len(replies)} replies of 2"
+                method, _props, reply_body = channel.basic_get(reply_q, auto_ack=True)
+                if method is None:
+                    connection.sleep(0.01)
+                    continue
+                replies.append(codec.decode(reply_body))
+    finally:
+        for service in services:
+            service.stop()
+        for service in services:
+            service.wait()
+        transport.cleanup()
+        with contextlib.closing(pika.BlockingConnection(params)) as connection:
+            channel = connection.channel()
+            for queue in (topic, f"{topic}.c0", f"{topic}.c1"):
+                channel.queue_delete(queue)
+    assert replies[0]["failure"] is None
+    assert replies[0]["result"] == replies[1]["result"]
+    assert replies[0]["result"][1] == 4
+    assert count(database, tally) == 4
