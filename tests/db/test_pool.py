@@ -1,4 +1,4 @@
-"""Pool sizing and the idle-only liveness check, on the real PostgreSQL."""
+"""Pool sizing and the checks on a pooled connection, on the real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -36,10 +36,26 @@ def test_pool_holds_as_many_connections_as_asked(servers: Servers) -> None:
         database.dispose()
 
 
+def test_connection_the_server_closed_is_replaced_before_use(
+    servers: Servers, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen on the socket, without a ping (none is sent to a busy connection)."""
+    monkeypatch.setattr(engine, "IDLE_PING_SECONDS", 3600.0)
+    database = Database(servers.new_url("postgresql"))
+    try:
+        first = _backend_pid(database)
+        _kill(postgres_url, first)
+        assert _backend_pid(database) != first  # no statement failed
+    finally:
+        database.dispose()
+
+
 def test_idle_dead_connection_is_replaced_before_use(
     servers: Servers, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A death the socket does not show (a vanished host) is found by the idle ping."""
     monkeypatch.setattr(engine, "IDLE_PING_SECONDS", 0.0)
+    monkeypatch.setattr(engine, "_server_hung_up", lambda _connection: False)
     database = Database(servers.new_url("postgresql"))
     try:
         first = _backend_pid(database)
@@ -49,10 +65,12 @@ def test_idle_dead_connection_is_replaced_before_use(
         database.dispose()
 
 
-def test_busy_connection_is_trusted_and_a_restart_costs_one_statement(
+def test_busy_connection_is_trusted_and_a_silent_death_costs_one_statement(
     servers: Servers, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Outside Database.run (which would run it again), the statement fails once."""
     monkeypatch.setattr(engine, "IDLE_PING_SECONDS", 3600.0)
+    monkeypatch.setattr(engine, "_server_hung_up", lambda _connection: False)
     database = Database(servers.new_url("postgresql"))
     try:
         first = _backend_pid(database)

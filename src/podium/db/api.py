@@ -1,8 +1,10 @@
 """The DB API: one function per operation the control plane needs.
 
 Every function takes ``(db, context, ...)``, runs in one transaction of its
-own, and returns model rows (:mod:`podium.db.models`), detached and fully
-loaded, so they can be read after the call (``row.host`` or ``row["host"]``).
+own (through :meth:`Database.run`, so a connection lost before anything could
+commit costs a retry, not a failure), and returns model rows
+(:mod:`podium.db.models`), detached and fully loaded, so they can be read
+after the call (``row.host`` or ``row["host"]``).
 
 Reads honour ``context.read_deleted``: ``'no'`` (default) skips soft-deleted
 rows, ``'yes'`` includes them, ``'only'`` returns only them. Updates and
@@ -63,11 +65,16 @@ INSTANCE_SORT_KEYS = (
 
 
 def _create(db: Database, model: type[M], values: Mapping[str, Any]) -> M:
-    row = model(**update_values(model, values))
-    with db.session() as session:
+    attributes = update_values(model, values)
+
+    def work(session: Session) -> M:
+        # A new row object each attempt: a rolled-back attempt leaves its own stale.
+        row = model(**attributes)
         session.add(row)
         session.flush()
-    return row
+        return row
+
+    return db.run(work)
 
 
 def _get_one(session: Session, context: RequestContext, model: type[M], **keys: Any) -> M:
@@ -148,8 +155,7 @@ def instance_create(db: Database, context: RequestContext, values: Mapping[str, 
 
 
 def instance_get_by_uuid(db: Database, context: RequestContext, uuid: str) -> Instance:
-    with db.session() as session:
-        return _get_one(session, context, Instance, uuid=uuid)
+    return db.run(lambda session: _get_one(session, context, Instance, uuid=uuid))
 
 
 def instance_get_all(
@@ -173,15 +179,17 @@ def instance_get_all(
     if limit is not None and limit < 0:
         raise DBError(f"limit must be >= 0, not {limit}")
     table = Instance.__table__
-    query = model_query(Instance, context)
+    base_query = model_query(Instance, context)
     for name, value in (filters or {}).items():
         column = Instance.__mapper__.columns[column_key(Instance, name)]
         if isinstance(value, list | tuple | set | frozenset):
-            query = query.where(column.in_(list(value)))
+            base_query = base_query.where(column.in_(list(value)))
         else:
-            query = query.where(column.is_(None) if value is None else column == value)
+            base_query = base_query.where(column.is_(None) if value is None else column == value)
     sort_column = table.c[sort_key]
-    with db.session() as session:
+
+    def work(session: Session) -> list[Instance]:
+        query = base_query
         if marker is not None:
             marker_row = session.scalars(
                 model_query(Instance, context)
@@ -201,6 +209,8 @@ def instance_get_all(
         if limit is not None:
             query = query.limit(limit)
         return list(session.scalars(query))
+
+    return db.run(work)
 
 
 def instance_get_all_by_host(db: Database, context: RequestContext, host: str) -> list[Instance]:
@@ -239,7 +249,8 @@ def instance_update(
             clauses.append(table.c.task_state.is_(None))
         where.append(or_(*clauses))
     identity = [table.c.uuid == uuid, table.c.deleted == 0]
-    with db.session(single_statement=_returns_updates(db)) as session:
+
+    def work(session: Session) -> Instance:
         row = _update_returning(session, Instance, changes, where, identity)
         if row is None:
             current = session.execute(select(table.c.task_state).where(*identity)).first()
@@ -251,11 +262,12 @@ def instance_update(
             )
         return row
 
+    return db.run(work, single_statement=_returns_updates(db))
+
 
 def instance_destroy(db: Database, context: RequestContext, uuid: str) -> Instance:
     """Soft-delete a live instance; returns the row as deleted."""
-    with db.session() as session:
-        return _destroy(session, Instance, uuid=uuid)
+    return db.run(lambda session: _destroy(session, Instance, uuid=uuid))
 
 
 # -- services ------------------------------------------------------------------
@@ -266,15 +278,13 @@ def service_create(db: Database, context: RequestContext, values: Mapping[str, A
 
 
 def service_get(db: Database, context: RequestContext, service_id: int) -> Service:
-    with db.session() as session:
-        return _get_one(session, context, Service, id=service_id)
+    return db.run(lambda session: _get_one(session, context, Service, id=service_id))
 
 
 def service_get_by_host_and_binary(
     db: Database, context: RequestContext, host: str, binary: str
 ) -> Service:
-    with db.session() as session:
-        return _get_one(session, context, Service, host=host, binary=binary)
+    return db.run(lambda session: _get_one(session, context, Service, host=host, binary=binary))
 
 
 def service_get_all(
@@ -283,8 +293,7 @@ def service_get_all(
     query = model_query(Service, context).order_by(Service.id)
     if topic is not None:
         query = query.where(Service.topic == topic)
-    with db.session() as session:
-        return list(session.scalars(query))
+    return db.run(lambda session: list(session.scalars(query)))
 
 
 def service_get_minimum_version(
@@ -302,21 +311,24 @@ def service_get_minimum_version(
         .where(table.c.binary.in_(list(binaries)))
         .group_by(table.c.binary)
     )
-    with db.session() as session:
-        found = {binary: int(version) for binary, version in session.execute(query)}
+    found = db.run(
+        lambda session: {binary: int(version) for binary, version in session.execute(query)}
+    )
     return {binary: found.get(binary) for binary in binaries}
 
 
 def service_update(
     db: Database, context: RequestContext, service_id: int, values: Mapping[str, Any]
 ) -> Service:
-    with db.session(single_statement=_returns_updates(db)) as session:
-        return _update_live(session, Service, update_values(Service, values), id=service_id)
+    changes = update_values(Service, values)
+    return db.run(
+        lambda session: _update_live(session, Service, changes, id=service_id),
+        single_statement=_returns_updates(db),
+    )
 
 
 def service_destroy(db: Database, context: RequestContext, service_id: int) -> Service:
-    with db.session() as session:
-        return _destroy(session, Service, id=service_id)
+    return db.run(lambda session: _destroy(session, Service, id=service_id))
 
 
 # -- compute nodes -------------------------------------------------------------
@@ -329,28 +341,27 @@ def compute_node_create(
 
 
 def compute_node_get(db: Database, context: RequestContext, compute_id: int) -> ComputeNode:
-    with db.session() as session:
-        return _get_one(session, context, ComputeNode, id=compute_id)
+    return db.run(lambda session: _get_one(session, context, ComputeNode, id=compute_id))
 
 
 def compute_node_get_by_host(db: Database, context: RequestContext, host: str) -> ComputeNode:
-    with db.session() as session:
-        return _get_one(session, context, ComputeNode, host=host)
+    return db.run(lambda session: _get_one(session, context, ComputeNode, host=host))
 
 
 def compute_node_get_all(db: Database, context: RequestContext) -> list[ComputeNode]:
     query = model_query(ComputeNode, context).order_by(ComputeNode.id)
-    with db.session() as session:
-        return list(session.scalars(query))
+    return db.run(lambda session: list(session.scalars(query)))
 
 
 def compute_node_update(
     db: Database, context: RequestContext, compute_id: int, values: Mapping[str, Any]
 ) -> ComputeNode:
-    with db.session(single_statement=_returns_updates(db)) as session:
-        return _update_live(session, ComputeNode, update_values(ComputeNode, values), id=compute_id)
+    changes = update_values(ComputeNode, values)
+    return db.run(
+        lambda session: _update_live(session, ComputeNode, changes, id=compute_id),
+        single_statement=_returns_updates(db),
+    )
 
 
 def compute_node_destroy(db: Database, context: RequestContext, compute_id: int) -> ComputeNode:
-    with db.session() as session:
-        return _destroy(session, ComputeNode, id=compute_id)
+    return db.run(lambda session: _destroy(session, ComputeNode, id=compute_id))

@@ -1,40 +1,54 @@
-"""Engines by URL, sessions in one transaction, and the per-process DB block.
+"""Engines by URL, sessions in one transaction, retries, and the per-process DB block.
 
 ``Database`` is the one place podium turns a URL into an SQLAlchemy engine.
 The engine is built on first use, never in ``__init__``: a worker service may
 hold a ``Database`` it must never open, and :func:`block_db_access` has to be
 able to stop it.
 
-Why the block is enforced twice:
+:func:`block_db_access` guards a worker process against accidents; it is not a
+security boundary (that is that workers hold no database credentials). It stops
+what goes through podium or SQLAlchemy:
 
-* at podium's factory (:meth:`Database.engine`, :meth:`Database.session`), so
-  podium code fails before any engine exists, with the caller's line;
-* through class-level SQLAlchemy events on :class:`sqlalchemy.engine.Engine`
-  (``do_connect`` before a DBAPI connection is opened, ``engine_connect`` when
-  a pooled one is handed out). Patching ``sqlalchemy.create_engine`` would miss
-  modules that imported the function before the block, and engines created
-  earlier; the events reach every engine in the process, however made, and
-  open no socket.
+* podium's factory (:meth:`Database.engine`, :meth:`Database.session`, ...)
+  refuses before any engine exists, naming the caller's line;
+* class-level SQLAlchemy events refuse for every engine, made by podium or
+  not, before the block or after: ``do_connect`` (a new DBAPI connection), the
+  pool's ``checkout`` (a pooled one: ``Engine.connect``, a Session,
+  ``raw_connection()``) and ``before_cursor_execute`` (a statement on a
+  connection checked out before the block). Patching
+  ``sqlalchemy.create_engine`` would miss modules that imported it earlier and
+  engines that already exist;
+* the idle pooled connections of podium's engines are closed.
+
+A DBAPI driver called directly (``psycopg.connect``, ``pymysql.connect``,
+``sqlite3.connect``) and a DBAPI connection taken before the block are not
+stopped: wrapping the drivers would miss ``from psycopg import connect`` done
+earlier, and sqlite3 serves other libraries' local files.
 """
 
 from __future__ import annotations
 
+import contextvars
+import logging
 import os
+import random
+import select
 import sqlite3
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool
 
 from podium._urls import mask_url
 from podium.exceptions import (
@@ -47,8 +61,19 @@ from podium.exceptions import (
 
 __all__ = ["Database", "allow_db_access", "block_db_access", "default_url"]
 
+LOG = logging.getLogger(__name__)
+
 DATABASE_URL_ENV = "PODIUM_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+#: How many times :meth:`Database.run` tries a unit of work that lost its
+#: connection before anything of it could commit, and the longest pause
+#: between two tries (the pauses double from 0.1 s).
+RETRY_ATTEMPTS = 5
+RETRY_MAX_DELAY = 2.0
+_RETRY_FIRST_DELAY = 0.1
+
+T = TypeVar("T")
 
 _PACKAGE_DIRS = (
     str(Path(__file__).resolve().parent),
@@ -101,23 +126,39 @@ def _on_do_connect(*_args: Any) -> None:
     _refuse("tried to open a database connection")
 
 
-def _on_engine_connect(*_args: Any) -> None:
+def _on_checkout(*_args: Any) -> None:
     _refuse("tried to use a database connection")
 
 
+def _on_statement(*_args: Any) -> None:
+    _refuse("tried to run a statement on a database connection")
+
+
+# (target, event, listener): the class-level events the block adds and removes.
+_BLOCK_LISTENERS: tuple[tuple[Any, str, Callable[..., None]], ...] = (
+    (Engine, "do_connect", _on_do_connect),
+    (Pool, "checkout", _on_checkout),
+    (Engine, "before_cursor_execute", _on_statement),
+)
+
+
 def block_db_access(service_name: str) -> None:
-    """Forbid every database engine, session and connection in this process.
+    """Forbid database access through podium and SQLAlchemy in this process.
 
     Worker services call it at start-up; afterwards any attempt raises
     :class:`~podium.exceptions.DBNotAllowed` naming ``service_name`` and the
-    line that tried.
+    line that tried. A guard against accidents, not a security boundary: a
+    DBAPI driver called directly is not stopped (see the module docstring).
     """
     global _block
     with _block_lock:
         if _block is None:
-            event.listen(Engine, "do_connect", _on_do_connect)
-            event.listen(Engine, "engine_connect", _on_engine_connect)
+            for target, name, listener in _BLOCK_LISTENERS:
+                event.listen(target, name, listener)
         _block = _Block(service_name, _call_site())
+    # No idle connection of podium's stays open in a process that may not use it.
+    for database in list(_databases):
+        database.dispose()
 
 
 def allow_db_access() -> None:
@@ -125,8 +166,8 @@ def allow_db_access() -> None:
     global _block
     with _block_lock:
         if _block is not None:
-            event.remove(Engine, "do_connect", _on_do_connect)
-            event.remove(Engine, "engine_connect", _on_engine_connect)
+            for target, name, listener in _BLOCK_LISTENERS:
+                event.remove(target, name, listener)
         _block = None
 
 
@@ -220,17 +261,60 @@ def _stamp_checkin(_dbapi_connection: Any, record: Any) -> None:
     record.info["podium_checked_in"] = time.monotonic()
 
 
-def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """Pessimistic disconnect handling, but only for connections that sat idle.
+_POLL_EVENTS = select.POLLIN | select.POLLPRI | getattr(select, "POLLRDHUP", 0)
+
+
+def _socket_fd(dbapi_connection: Any) -> int | None:
+    """The connection's socket (-1: already closed), or None if it has none (SQLite)."""
+    pgconn = getattr(dbapi_connection, "pgconn", None)  # psycopg 3
+    if pgconn is not None:
+        try:
+            return int(pgconn.socket)
+        except Exception:  # psycopg refuses to give the socket of a broken connection
+            return -1
+    if hasattr(dbapi_connection, "_sock"):  # PyMySQL
+        sock = dbapi_connection._sock
+        return -1 if sock is None else int(sock.fileno())
+    return None
+
+
+def _server_hung_up(dbapi_connection: Any) -> bool:
+    """Whether the server has spoken, unasked, on this idle connection.
+
+    Between two statements the server owes the client nothing, so anything to
+    read means it is closing the connection: PostgreSQL sends "terminating
+    connection" before its backend exits, MariaDB's KILL ends the stream. One
+    ``poll()`` that does not wait: no round trip. (A notice sent to an idle
+    connection would be a false alarm; it costs one reconnect.)
+    """
+    fd = _socket_fd(dbapi_connection)
+    if fd is None:
+        return False
+    if fd < 0:
+        return True
+    poller = select.poll()
+    poller.register(fd, _POLL_EVENTS)
+    return bool(poller.poll(0))
+
+
+def _check_pooled(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Replace a pooled connection the server closed, before it is handed out.
 
     SQLAlchemy's ``pool_pre_ping`` pays a round trip on every checkout: under
-    load that was a quarter of a conductor's time. A connection used seconds
-    ago is alive unless the server restarted in between; that rare case fails
-    one statement, which invalidates the whole pool (SQLAlchemy's disconnect
-    handling), so the next statements reconnect.
+    load that was a quarter of a conductor's time. Instead, a connection the
+    server closed while it sat in the pool (an admin's ``pg_terminate_backend``,
+    a restart, a failover) is recognised for free by :func:`_server_hung_up`,
+    and only one idle for a while is pinged, for the silent deaths the socket
+    cannot show (a peer host that vanished). A fresh connection (no check-in
+    stamp) was just opened and is trusted.
     """
     checked_in = record.info.get("podium_checked_in")
-    if checked_in is None or time.monotonic() - checked_in < IDLE_PING_SECONDS:
+    if checked_in is None:
+        return
+    if _server_hung_up(dbapi_connection):
+        # The pool discards this connection and opens a new one in its place.
+        raise exc.DisconnectionError("the server closed this pooled connection")
+    if time.monotonic() - checked_in < IDLE_PING_SECONDS:
         return
     try:
         cursor = dbapi_connection.cursor()
@@ -281,7 +365,9 @@ def create_engine(url: str | URL, pool_size: int | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_on_connect)
     else:
         event.listen(engine, "checkin", _stamp_checkin)
-        event.listen(engine, "checkout", _ping_if_idle)
+        event.listen(engine, "checkout", _check_pooled)
+    event.listen(engine, "before_cursor_execute", _before_statement)
+    event.listen(engine, "commit", _before_commit)
     return engine
 
 
@@ -321,6 +407,23 @@ def _is_connect_failure(error: exc.DBAPIError) -> bool:
     return "connection" in message and ("refused" in message or "failed" in message)
 
 
+def _refused_for_good(error: exc.DBAPIError) -> bool:
+    """A refusal that trying again will not change: credentials, database name."""
+    orig = error.orig
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in (1044, 1045, 1049):
+        return True
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate[:2] in ("28", "3D"):
+        return True
+    # psycopg gives no SQLSTATE for a failed connection attempt, only the text.
+    message = str(orig).lower()
+    return any(
+        text in message
+        for text in ("authentication failed", "does not exist", "no pg_hba.conf entry")
+    )
+
+
 def _duplicate_entry_detail(error: exc.IntegrityError) -> str | None:
     orig = error.orig
     message = str(orig)
@@ -338,6 +441,91 @@ def _duplicate_entry_detail(error: exc.IntegrityError) -> str | None:
     if args and args[0] == 1062:  # MySQL/MariaDB
         return f"Duplicate entry: {args[1] if len(args) > 1 else message}"
     return None
+
+
+# -- lost connections ------------------------------------------------------------
+#
+# Database.run() runs a unit of work (one transaction) again when it lost its
+# connection before anything of it could have committed, and never otherwise.
+#
+# * Nothing of a transaction commits before COMMIT reaches the server: a
+#   server whose client vanishes rolls the transaction back. So a lost
+#   connection on connect, on the checkout check, on BEGIN, or on any
+#   statement before COMMIT leaves nothing behind, and the whole unit runs
+#   again (sending only the failed statement again would not do: the
+#   transaction it belonged to is gone).
+# * Once COMMIT is handed to the driver the outcome is unknown: the server may
+#   have committed and died before answering. Such a failure is never retried;
+#   the caller gets DBConnectionError saying the outcome is unknown.
+# * In autocommit (``single_statement=True``) every statement commits by
+#   itself, so the point of no return is the first statement handed to the
+#   driver.
+#
+# Just before the point of no return, _server_hung_up() looks at the socket
+# (free): a connection the server closed meanwhile is given up there, with
+# nothing sent, and the unit runs again. Only the time the COMMIT (or the
+# autocommit statement) spends in flight is left unknowable.
+
+
+class _LostBeforeSending(DBConnectionError):
+    """The server had closed the connection before podium sent what would commit."""
+
+
+@dataclass
+class _Unit:
+    """One attempt of :meth:`Database.run`: what it has handed to the driver."""
+
+    sent: str | None = None  # what passed the point of no return, once it has
+
+
+_unit: contextvars.ContextVar[_Unit | None] = contextvars.ContextVar("podium_db_unit", default=None)
+
+
+def _is_autocommit(connection: sa.Connection) -> bool:
+    return connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
+def _last_look(connection: sa.Connection, what: str) -> None:
+    """Give up a connection the server closed before ``what`` is sent; else note it is sent."""
+    if _server_hung_up(connection.connection.dbapi_connection):
+        connection.invalidate()
+        url = connection.engine.url.render_as_string(hide_password=True)
+        raise _LostBeforeSending(
+            f"Cannot reach the database at {url}: the server closed the connection before "
+            f"{what} was sent"
+        )
+    unit = _unit.get()
+    if unit is not None and unit.sent is None:
+        unit.sent = what
+
+
+def _before_statement(connection: sa.Connection, *_args: Any) -> None:
+    if _is_autocommit(connection):
+        _last_look(connection, "an autocommit statement")
+
+
+def _before_commit(connection: sa.Connection) -> None:
+    # In autocommit the statements have committed already; this COMMIT is a no-op.
+    if not _is_autocommit(connection):
+        _last_look(connection, "COMMIT")
+
+
+def _transient(error: DBConnectionError) -> bool:
+    """Whether a new connection may succeed: the old one was lost or refused, not
+    refused for good (bad credentials, unknown database)."""
+    if isinstance(error, _LostBeforeSending):
+        return True
+    cause = error.__cause__
+    if not isinstance(cause, exc.DBAPIError):
+        return False
+    return cause.connection_invalidated or not _refused_for_good(cause)
+
+
+def _retry_delay(attempt: int, max_delay: float) -> float:
+    """Doubling pauses, capped; the jitter keeps the threads and processes that lost
+    the server together from all coming back at once."""
+    ceiling = min(max_delay, _RETRY_FIRST_DELAY * 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 _databases: weakref.WeakSet[Database] = weakref.WeakSet()
@@ -363,12 +551,26 @@ class Database:
     """A database reached by URL; the engine is created lazily, on first use.
 
     Safe to share between threads; after ``os.fork()`` the child starts with
-    empty connection pools.
+    empty connection pools. ``retry_attempts`` and ``retry_max_delay`` bound
+    how :meth:`run` tries again a unit of work that lost its connection.
     """
 
-    def __init__(self, url: str | None = None, *, pool_size: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        pool_size: int | None = None,
+        retry_attempts: int = RETRY_ATTEMPTS,
+        retry_max_delay: float = RETRY_MAX_DELAY,
+    ) -> None:
+        if retry_attempts < 1:
+            raise ValueError(f"retry_attempts must be at least 1, not {retry_attempts}")
+        if retry_max_delay < 0:
+            raise ValueError(f"retry_max_delay must not be negative, not {retry_max_delay}")
         self._url_text = url or default_url()
         self._pool_size = pool_size
+        self._retry_attempts = retry_attempts
+        self._retry_max_delay = retry_max_delay
         self._engine: Engine | None = None
         self._sessionmaker: sessionmaker[Session] | None = None
         self._autocommit_sessionmaker: sessionmaker[Session] | None = None
@@ -438,6 +640,77 @@ class Database:
                 yield session
         except exc.StatementError as error:
             raise translate_error(error, self.url) from error
+        except Exception as error:
+            wrapped = self._wrap_driver_error(error)
+            if wrapped is None:
+                raise
+            raise translate_error(wrapped, self.url) from wrapped
+
+    def _wrap_driver_error(self, error: Exception) -> exc.StatementError | None:
+        """A driver error that SQLAlchemy let through unwrapped, wrapped as it would.
+
+        Switching a new MariaDB connection to autocommit is a round trip that
+        SQLAlchemy makes outside its error handling, so a connection lost there
+        arrives as the driver's own exception.
+        """
+        dialect = self.engine.dialect
+        if not isinstance(error, dialect.loaded_dbapi.Error):
+            return None
+        return exc.DBAPIError.instance(
+            None,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=dialect.is_disconnect(error, None, None),
+            dialect=dialect,
+        )
+
+    def run(self, work: Callable[[Session], T], *, single_statement: bool = False) -> T:
+        """``work(session)`` in one transaction, as :meth:`session`; returns its result.
+
+        If the connection is lost before anything of the transaction could
+        have committed (on connect, BEGIN, or any statement before COMMIT), the
+        whole transaction runs again on a new connection, up to
+        ``retry_attempts`` times with doubling pauses, each retry logged once
+        at WARNING. A connection lost once COMMIT (in autocommit: the
+        statement) was sent is not retried: the outcome is unknown, and
+        :class:`~podium.exceptions.DBConnectionError` says so.
+
+        ``work`` may therefore run more than once: it must act only through
+        the session, and nothing in it may commit by itself (MariaDB's DDL does).
+        """
+        attempt = 1
+        while True:
+            unit = _Unit()
+            token = _unit.set(unit)
+            try:
+                with self.session(single_statement=single_statement) as session:
+                    return work(session)
+            except DBConnectionError as error:
+                if unit.sent is not None:
+                    raise DBConnectionError(
+                        f"{error} (lost after {unit.sent} was sent: whether it committed is "
+                        "unknown, so it was not tried again)"
+                    ) from error
+                if not _transient(error):
+                    raise
+                if attempt >= self._retry_attempts:
+                    if attempt == 1:
+                        raise
+                    raise DBConnectionError(f"{error} (tried {attempt} times)") from error
+                delay = _retry_delay(attempt, self._retry_max_delay)
+                LOG.warning(
+                    "Database connection failed before the transaction could commit (%s); "
+                    "trying again in %.2f s (attempt %d of %d)",
+                    error,
+                    delay,
+                    attempt + 1,
+                    self._retry_attempts,
+                )
+            finally:
+                _unit.reset(token)
+            time.sleep(delay)
+            attempt += 1
 
     @contextmanager
     def connection(self) -> Iterator[sa.Connection]:
