@@ -1,0 +1,57 @@
+"""The faults suite's own RabbitMQ node, which its tests stop, kill and freeze.
+
+The machine's broker (127.0.0.1:5672) is shared with everyone else's tests:
+nothing here touches it. ``rabbit_node`` starts a second node from the
+installed RabbitMQ, on free ports, with its data, logs, Erlang cookie and
+(empty) plugin list under a temporary directory, and stops it at the end of
+the session. Under ``CI=true`` a machine without RabbitMQ fails these tests
+instead of skipping them, like ``require_service`` in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from faults_node import RabbitNode, find_server_script, reap_orphaned_nodes
+
+
+def _absent(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the faults suite must run)", pytrace=False)
+    pytest.skip(f"{reason}; install RabbitMQ to run the faults suite")
+
+
+@pytest.fixture(scope="session")
+def rabbit_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
+    """A private RabbitMQ node for the session; its URL is ``rabbit_node.url``."""
+    script = find_server_script()
+    if script is None:
+        _absent("rabbitmq-server is not installed")
+        raise AssertionError("unreachable")
+    if not script.with_name("rabbitmqctl").exists():
+        _absent(f"rabbitmqctl is missing beside {script}")
+    reap_orphaned_nodes()
+    node = RabbitNode(tmp_path_factory.mktemp("rabbit-node"), script)
+    try:
+        took = node.start()
+        print(f"\nFAULTS private RabbitMQ node {node.name} on port {node.port}: up in {took:.1f}s")
+        yield node
+    finally:
+        node.close()
+        if node.startups:
+            print(
+                f"\nFAULTS private RabbitMQ node: {len(node.startups)} starts, first "
+                f"{node.startups[0]:.1f}s, slowest {max(node.startups):.1f}s"
+            )
+
+
+@pytest.fixture
+def broker(rabbit_node: RabbitNode) -> Iterator[RabbitNode]:
+    """The private node, running and thawed when a test starts, thawed when it ends."""
+    rabbit_node.ensure_running()
+    try:
+        yield rabbit_node
+    finally:
+        rabbit_node.thaw()
