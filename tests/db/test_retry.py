@@ -401,3 +401,16 @@ def test_connections_killed_under_load(
     assert retried >= 1
     # A write whose COMMIT was cut off may or may not have landed; none landed twice.
     assert landed <= stored <= landed + len(unknown)
+
+
+def test_a_connection_lost_before_sending_reaches_a_remote_caller_as_itself() -> None:
+    # Only podium.exceptions crosses the wire as itself: anything else would
+    # reach a worker as a RemoteError it cannot tell from a bug.
+    from podium.db.engine import _lost_before_sending
+    from podium.exceptions import DBConnectionError
+    from podium.rpc import _codec
+
+    failure = _codec.serialize_remote_exception(_lost_before_sending("server closed it"))
+    rebuilt = _codec.deserialize_remote_exception(failure, ["podium.exceptions"])
+    assert type(rebuilt) is DBConnectionError
+    assert "server closed it" in str(rebuilt)

@@ -467,8 +467,15 @@ def _duplicate_entry_detail(error: exc.IntegrityError) -> str | None:
 # autocommit statement) spends in flight is left unknowable.
 
 
-class _LostBeforeSending(DBConnectionError):
-    """The server had closed the connection before podium sent what would commit."""
+def _lost_before_sending(message: str) -> DBConnectionError:
+    """The server had closed the connection before podium sent what would commit.
+
+    A plain DBConnectionError, marked: a class of its own would reach a remote
+    caller as a RemoteError, since only podium.exceptions crosses the wire.
+    """
+    error = DBConnectionError(message)
+    error.lost_before_sending = True  # type: ignore[attr-defined]
+    return error
 
 
 @dataclass
@@ -490,7 +497,7 @@ def _last_look(connection: sa.Connection, what: str) -> None:
     if _server_hung_up(connection.connection.dbapi_connection):
         connection.invalidate()
         url = connection.engine.url.render_as_string(hide_password=True)
-        raise _LostBeforeSending(
+        raise _lost_before_sending(
             f"Cannot reach the database at {url}: the server closed the connection before "
             f"{what} was sent"
         )
@@ -513,7 +520,7 @@ def _before_commit(connection: sa.Connection) -> None:
 def _transient(error: DBConnectionError) -> bool:
     """Whether a new connection may succeed: the old one was lost or refused, not
     refused for good (bad credentials, unknown database)."""
-    if isinstance(error, _LostBeforeSending):
+    if getattr(error, "lost_before_sending", False):
         return True
     cause = error.__cause__
     if not isinstance(cause, exc.DBAPIError):
