@@ -20,7 +20,7 @@ from faults_node import RabbitNode
 from podium.exceptions import MessagingError
 from podium.rpc import RPCClient, Target, get_transport
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.faults, pytest.mark.rabbit]
 
 #: The slack the issue allows past a call's deadline.
 GRACE = 1.0

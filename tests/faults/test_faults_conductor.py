@@ -42,7 +42,7 @@ from podium.rpc import get_transport
 if TYPE_CHECKING:
     from tests.conftest import Servers
 
-pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
+pytestmark = [pytest.mark.faults, pytest.mark.rabbit, pytest.mark.postgres]
 
 GRACE = 1.0
 #: The workers' RPC timeout for every object call.

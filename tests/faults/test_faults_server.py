@@ -34,7 +34,7 @@ from podium.exceptions import MessagingError
 from podium.rpc import RPCClient, Target, get_transport
 from podium.rpc import _codec as codec
 
-pytestmark = pytest.mark.rabbit
+pytestmark = [pytest.mark.faults, pytest.mark.rabbit]
 
 GRACE = 1.0
 
