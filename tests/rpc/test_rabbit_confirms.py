@@ -44,7 +44,7 @@ class Channel:
 
 def make_conn(confirm: bool = True) -> tuple[_rabbit._Conn, ConfirmingConnection]:
     conn = object.__new__(_rabbit._Conn)
-    conn.driver = SimpleNamespace(orphans=[], pool=SimpleNamespace(final=False))  # type: ignore[assignment]
+    conn.driver = SimpleNamespace(orphans=[], pool=SimpleNamespace(closing=False))  # type: ignore[assignment]
     conn.unconfirmed = {}
     conn._cast_seq = 0
     fake = ConfirmingConnection(conn, confirm)

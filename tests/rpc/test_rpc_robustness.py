@@ -312,3 +312,30 @@ def test_refused_credentials_fail_at_once_instead_of_retrying(
         with pytest.raises(TransportError, match="ACCESS_REFUSED"):
             server.start()
     assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+
+
+def test_casts_left_unconfirmed_by_a_lost_connection_are_sent_at_close(
+    rabbit_url: str, topic: str
+) -> None:
+    # A broker restart took every pooled connection with the casts they had
+    # not had confirmed: closing the transport still sends them, on a new one.
+    import pika as pika_
+
+    from podium.rpc._rabbit import RabbitDriver, _Cast
+
+    with contextlib.closing(_raw_channel(rabbit_url)) as conn:
+        conn.channel().queue_declare(topic, durable=True)
+    transport = get_transport(rabbit_url)
+    driver = transport.driver
+    assert isinstance(driver, RabbitDriver)
+    body = codec.encode({"method": "record", "args": {"value": 1}, "_unique_id": "orphan-1"})
+    props = pika_.BasicProperties(delivery_mode=2)
+    driver.orphans.append(_Cast("", topic, body, props, mandatory=False))
+    transport.cleanup()
+    assert not driver.orphans
+    with contextlib.closing(_raw_channel(rabbit_url)) as conn:
+        method, _props, received = conn.channel().basic_get(topic, auto_ack=True)
+    assert method is not None and received == body
+    from rpc_helpers import delete_queues
+
+    delete_queues(rabbit_url, [topic])

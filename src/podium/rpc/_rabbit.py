@@ -478,7 +478,7 @@ class _Conn:
     def orphan_unconfirmed(self) -> None:
         """Hand casts the broker never confirmed back to the driver, to resend."""
         if self.unconfirmed:
-            if not self.driver.pool.final:
+            if not self.driver.pool.closing:
                 LOG.warning("%d unconfirmed casts will be sent again", len(self.unconfirmed))
             self.driver.orphans.extend(self.unconfirmed.values())
             self.unconfirmed.clear()
@@ -554,6 +554,10 @@ class _Pool:
         self.final = False  # set once close() has flushed the idle connections
         self._keeper: threading.Thread | None = None
 
+    @property
+    def closing(self) -> bool:
+        return self._closed.is_set()
+
     def get(self, deadline: float) -> _Conn:
         with self._lock:
             while self._idle:
@@ -609,6 +613,18 @@ class _Pool:
             with contextlib.suppress(Exception):
                 self.driver._resend_orphans(conn)
                 conn.flush_casts(5)
+            if not conn.usable:
+                conn.orphan_unconfirmed()
+        if self.driver.orphans:
+            # No idle connection could take them (a broker restart took them
+            # all): one more connection, for them alone.
+            with contextlib.suppress(Exception):
+                spare = _Conn(self.driver, time.monotonic() + 5)
+                try:
+                    self.driver._resend_orphans(spare)
+                    spare.flush_casts(5)
+                finally:
+                    spare.close()
         with self._lock:
             self.final = True
         self.discard_idle()
@@ -1313,7 +1329,11 @@ class RabbitDriver(Driver):
                 cast = self.orphans.popleft()
             except IndexError:
                 return
-            conn.publish_cast(conn.channel_for_casts(), cast)
+            try:
+                conn.publish_cast(conn.channel_for_casts(), cast)
+            except BaseException:
+                self.orphans.appendleft(cast)  # still unsent: keep it for the next try
+                raise
 
     def publish_reply(self, reply_q: str, msg_id: str, body: bytes) -> None:
         props = pika.BasicProperties(
