@@ -333,12 +333,16 @@ def test_a_replayed_create_still_finds_its_row(memory: Transport, database: Data
 
 
 def _waiting_on_a_lock(database: Database, backend: str) -> int:
+    """Sessions whose INSERT into the inbox is waiting (on PostgreSQL: on a lock)."""
     query = {
-        "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-        "mysql": "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
+        "postgresql": "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query LIKE 'INSERT INTO conductor_inbox%%'",
+        # The statement a MariaDB session is executing (waiting on a lock included).
+        "mysql": "SELECT count(*) FROM information_schema.processlist"
+        " WHERE db = DATABASE() AND info LIKE 'INSERT INTO conductor_inbox%%'",
     }[backend]
     with database.connection() as connection:
-        return int(connection.scalar(sa.text(query)))
+        return int(connection.exec_driver_sql(query).scalar_one())
 
 
 @pytest.mark.parametrize(
@@ -370,11 +374,10 @@ def test_a_duplicate_arriving_while_the_first_runs_waits_and_is_answered_from_th
     first = threading.Thread(target=run, args=("first",), name="first")
     first.start()
     assert inside.wait(60)  # the first has written, not committed
-    baseline = _waiting_on_a_lock(database, backend)
     second = threading.Thread(target=run, args=("second",), name="second")
     second.start()
     deadline = time.monotonic() + 60
-    while _waiting_on_a_lock(database, backend) <= baseline:  # the duplicate's INSERT waits
+    while not _waiting_on_a_lock(database, backend):  # the duplicate's INSERT waits
         assert time.monotonic() < deadline, "the duplicate never waited on the first"
         time.sleep(0.01)
     go.set()
@@ -469,3 +472,23 @@ def test_the_same_message_published_twice_on_rabbit_applies_once(
     assert replies[0]["result"] == replies[1]["result"]
     assert replies[0]["result"][1] == 4
     assert count(database, tally) == 4
+
+
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite")])
+def test_a_running_conductor_prunes_its_inbox(
+    memory: Transport, database: Database, tally: Tally
+) -> None:
+    message = bump(memory, tally)
+    deliver(conductor(memory, database), message)
+    with database.connection() as connection:
+        connection.execute(INBOX.update().values(created_at=utcnow() - timedelta(hours=2)))
+    service = ConductorService(
+        memory, database, host="pruner", registry=REGISTRY, inbox_retention=timedelta(seconds=0.2)
+    )
+    with service:
+        deadline = time.monotonic() + 60
+        while records(database):
+            assert time.monotonic() < deadline, "the old record was never pruned"
+            time.sleep(0.02)
+    with pytest.raises(ValueError):
+        ConductorService(memory, database, host="x", inbox_retention=timedelta(0))

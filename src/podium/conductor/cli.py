@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import signal
+from datetime import timedelta
 
 import click
 
@@ -30,6 +31,16 @@ LOG = logging.getLogger(__name__)
     help="module(s) whose object classes this conductor serves",
 )
 @click.option("--sync-db/--no-sync-db", default=False, help="apply migrations first")
+@click.option(
+    "--inbox-retention",
+    type=click.IntRange(min=0),
+    default=3600,
+    show_default=True,
+    envvar="PODIUM_INBOX_RETENTION",
+    metavar="SECONDS",
+    help="keep request records this long (0: never prune here, use `podium db prune-inbox`) "
+    "[PODIUM_INBOX_RETENTION]",
+)
 def command(
     transport_url: str | None,
     database_url: str | None,
@@ -37,6 +48,7 @@ def command(
     rpc_workers: int | None,
     object_modules: tuple[str, ...],
     sync_db: bool,
+    inbox_retention: int,
 ) -> None:
     """Serve object calls for workers that hold no database credentials."""
     from podium.conductor.service import ConductorService
@@ -71,6 +83,7 @@ def command(
             host=config.host,
             topic=config.conductor_topic,
             workers=config.rpc_workers,
+            inbox_retention=timedelta(seconds=inbox_retention) if inbox_retention else None,
         )
         service.start()
     except PodiumError as exc:

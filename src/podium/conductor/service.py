@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+from datetime import timedelta
 from types import TracebackType
 
 from podium.db import Database
 from podium.db.current import set_default_database
+from podium.db.inbox import DEFAULT_RETENTION, prune_inbox
 from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
 from podium.rpc import RPCServer, Target, Transport
 
@@ -44,7 +47,12 @@ def configure_worker(
 
 
 class ConductorService:
-    """An RPC server on topic ``conductor`` (shared queue) and ``conductor.<host>``."""
+    """An RPC server on topic ``conductor`` (shared queue) and ``conductor.<host>``.
+
+    While it runs it also deletes inbox records older than ``inbox_retention``
+    (every ``inbox_retention / 4``, at most every 10 minutes); ``None`` leaves
+    that to ``podium db prune-inbox``.
+    """
 
     def __init__(
         self,
@@ -55,7 +63,14 @@ class ConductorService:
         topic: str = "conductor",
         workers: int = 8,
         registry: VersionedObjectRegistry | None = None,
+        inbox_retention: timedelta | None = DEFAULT_RETENTION,
     ) -> None:
+        if inbox_retention is not None and inbox_retention <= timedelta(0):
+            raise ValueError("inbox_retention must be positive (or None: no pruning)")
+        self.database = database
+        self.inbox_retention = inbox_retention
+        self._pruner: threading.Thread | None = None
+        self._stopped = threading.Event()
         self.manager = ConductorManager(database, registry=registry, host=host)
         self._server = RPCServer(
             transport,
@@ -67,12 +82,34 @@ class ConductorService:
 
     def start(self) -> None:
         self._server.start()
+        if self.inbox_retention is not None and self._pruner is None:
+            self._stopped.clear()
+            self._pruner = threading.Thread(
+                target=self._prune, args=(self.inbox_retention,), name="inbox-pruner", daemon=True
+            )
+            self._pruner.start()
 
     def stop(self) -> None:
+        self._stopped.set()
         self._server.stop()
+
+    def _prune(self, retention: timedelta) -> None:
+        interval = min(retention / 4, timedelta(minutes=10)).total_seconds()
+        while not self._stopped.wait(interval):
+            try:
+                pruned = prune_inbox(self.database, older_than=retention)
+            except Exception:
+                # A database away for a while: the next round tries again.
+                LOG.warning("could not prune the conductor inbox", exc_info=True)
+                continue
+            if pruned:
+                LOG.info("pruned %d inbox records older than %s", pruned, retention)
 
     def wait(self) -> None:
         self._server.wait()
+        pruner, self._pruner = self._pruner, None
+        if pruner is not None:
+            pruner.join()
 
     def __enter__(self) -> ConductorService:
         self.start()
