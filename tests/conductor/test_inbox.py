@@ -30,6 +30,7 @@ from podium.db.current import get_database
 from podium.db.inbox import prune_inbox
 from podium.db.models import Base, ConductorInbox, Instance, table_of
 from podium.db.types import utcnow
+from podium.exceptions import DuplicateEntry
 from podium.objects import (
     VersionedObject,
     VersionedObjectRegistry,
@@ -71,6 +72,14 @@ class Tally(TallyBase):
         self.count = _add(self.uuid, by)
         return self.count
 
+    @remotable
+    def bump_after_a_clash(self, by: int) -> int:
+        """First a write that fails and is handled (a duplicate row), then the bump."""
+        with contextlib.suppress(DuplicateEntry), get_database().session() as session:
+            session.execute(INSTANCES.insert().values(_row(self.uuid)))
+        self.count = _add(self.uuid, by)
+        return self.count
+
     @remotable_classmethod
     def bump_by_uuid(cls, context: RequestContext, uuid: str, by: int) -> int:
         return _add(uuid, by)
@@ -79,6 +88,19 @@ class Tally(TallyBase):
     def peek(cls, context: RequestContext, uuid: str) -> int:
         with get_database().session() as session:
             return int(session.scalar(sa.select(INSTANCES.c.power_state).where(_is(uuid))))
+
+
+def _row(uuid: str) -> dict[str, Any]:
+    return {
+        "uuid": uuid,
+        "power_state": 0,
+        "memory_mb": 0,
+        "vcpus": 0,
+        "root_gb": 0,
+        "metadata": {},
+        "created_at": utcnow(),
+        "deleted": 0,
+    }
 
 
 def _is(uuid: str) -> sa.ColumnElement[bool]:
@@ -136,18 +158,7 @@ def database(servers: Servers, backend: str) -> Iterator[Database]:
 def tally(database: Database) -> Tally:
     key = str(uuid.uuid4())
     with database.connection() as connection:
-        connection.execute(
-            INSTANCES.insert().values(
-                uuid=key,
-                power_state=0,
-                memory_mb=0,
-                vcpus=0,
-                root_gb=0,
-                metadata={},
-                created_at=utcnow(),
-                deleted=0,
-            )
-        )
+        connection.execute(INSTANCES.insert().values(_row(key)))
     return Tally(CTX, uuid=key, count=0)
 
 
@@ -302,6 +313,20 @@ def test_a_conductor_that_fails_before_commit_leaves_no_record_and_the_retry_app
     assert retried.answer["result"][1] == 2
     assert deliver(conductor(memory, database), message).answer == retried.answer
     assert count(database, tally) == 2
+    assert len(records(database)) == 1
+
+
+def test_a_handled_db_error_before_the_first_write_still_leaves_a_record(
+    memory: Transport, database: Database, tally: Tally
+) -> None:
+    message = request(
+        memory, "object_action", objinst=tally, objmethod="bump_after_a_clash", args=[3], kwargs={}
+    )
+    first = deliver(conductor(memory, database), message)
+    again = deliver(conductor(memory, database), message)
+    assert first.answer["result"][1] == 3
+    assert again.answer == first.answer
+    assert count(database, tally) == 3
     assert len(records(database)) == 1
 
 

@@ -110,10 +110,18 @@ class InboxDatabase(Database):
     after the error. Two more round trips per DB function, paid only then.
     """
 
-    def __init__(self, outer: Database, session: Session, *, savepoints: bool) -> None:
+    def __init__(
+        self,
+        outer: Database,
+        session: Session,
+        *,
+        savepoints: bool,
+        request: _Request | None = None,
+    ) -> None:
         self._outer = outer
         self._session = session
         self._savepoints = savepoints
+        self._request = request
         self.failure: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -138,10 +146,19 @@ class InboxDatabase(Database):
     @contextmanager
     def session(self, *, single_statement: bool = False) -> Iterator[Session]:
         session = self._session
+        request = self._request
+        recorded = request is not None and request.recorded
         try:
             if self._savepoints:
-                with session.begin_nested():
-                    yield session
+                try:
+                    with session.begin_nested():
+                        yield session
+                except BaseException:
+                    if request is not None and not recorded:
+                        # The inbox row went with the savepoint: the next write
+                        # must insert it again.
+                        request.recorded = False
+                    raise
             else:
                 yield session
                 session.flush()
@@ -303,7 +320,7 @@ def _attempt(
 ) -> R:
     with database.session() as session:
         request = _Request(request_id, method, session.connection())
-        ambient = InboxDatabase(database, session, savepoints=savepoints)
+        ambient = InboxDatabase(database, session, savepoints=savepoints, request=request)
         token = _request.set(request)
         try:
             with use_database(ambient):

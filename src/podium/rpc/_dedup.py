@@ -216,6 +216,8 @@ class RedisDedupStore(DedupStore):
         )
         if found is None:
             return NEW
+        if isinstance(found, str):  # a client made with decode_responses=True
+            found = found.encode()
         if found[:1] == b"d":
             return Claim("done", orjson.loads(found[1:]) if len(found) > 1 else None)
         return RUNNING
@@ -308,7 +310,8 @@ class Deduplicator:
         msg_id = incoming.message.get("_msg_id")
         if msg_id and reply is not None:
             LOG.info("answering redelivered call %s from the de-dup store", unique_id)
-            incoming.reply(reply)
+            # The caller waits for its own call's id, whoever sent the id first.
+            incoming.reply({**reply, "_msg_id": msg_id})
         else:
             LOG.warning("dropping redelivered message %s: already taken", unique_id)
         incoming.ack()
