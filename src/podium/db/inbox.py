@@ -47,7 +47,7 @@ from podium.db.current import use_database
 from podium.db.engine import Database, translate_error
 from podium.db.models import ConductorInbox, RPCDedup, table_of
 from podium.db.types import utcnow
-from podium.exceptions import DBError, DuplicateEntry
+from podium.exceptions import DBConnectionError, DBError, DuplicateEntry
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -87,7 +87,8 @@ class _Redo(Exception):
         self.error = error
 
 
-#: The fast attempt, one with savepoints, and one more for SQLite's stale snapshot.
+#: The fast attempt, one with savepoints, and one more for SQLite's stale
+#: snapshot or a COMMIT whose outcome was lost with the connection.
 _MAX_ATTEMPTS = 3
 
 
@@ -279,9 +280,9 @@ def run_once(
     """Run ``run()`` in one transaction with its inbox record; at most one effect per id.
 
     ``run`` calls the object method (object code finds its database with
-    ``get_database()``); it may be called a second time in a fresh
-    transaction (see :class:`InboxDatabase`), so it must start from the
-    request's original object each time. ``dump(result)`` is the reply as
+    ``get_database()``); it may be called again in a fresh transaction (see
+    :class:`InboxDatabase`; and on a connection lost before COMMIT), so it
+    must start from the request's original object each time. ``dump(result)`` is the reply as
     JSON-ready primitives, stored with the record. Returns ``run()``'s
     result, or, for an id already recorded, the stored primitives.
 
@@ -296,8 +297,9 @@ def run_once(
     _hook(database.engine)
     savepoints = False
     for attempt in range(1, _MAX_ATTEMPTS + 1):
+        committing = [False]
         try:
-            return _attempt(database, request_id, method, run, dump, savepoints)
+            return _attempt(database, request_id, method, run, dump, savepoints, committing)
         except _Redo as redo:
             if attempt == _MAX_ATTEMPTS:
                 raise redo.error from None
@@ -307,6 +309,12 @@ def run_once(
             reply = stored_reply(database, request_id)
             LOG.info("%s %s was already applied: answered from the inbox", method, request_id)
             return reply
+        except DBConnectionError as error:
+            if not committing[0] or attempt == _MAX_ATTEMPTS:
+                raise
+            # Lost while committing: did it commit? The inbox knows. Run it
+            # again: a committed request meets its record, else it applies now.
+            LOG.warning("%s: %s; asking the inbox whether it committed", method, error)
     raise AssertionError("unreachable")
 
 
@@ -317,8 +325,9 @@ def _attempt(
     run: Callable[[], R],
     dump: Callable[[R], Any],
     savepoints: bool,
+    committing: list[bool],
 ) -> R:
-    with database.session() as session:
+    def work(session: Session) -> R:
         request = _Request(request_id, method, session.connection())
         ambient = InboxDatabase(database, session, savepoints=savepoints, request=request)
         token = _request.set(request)
@@ -349,7 +358,12 @@ def _attempt(
             session.connection().execute(
                 _RECORD_REPLY, {"rid": request_id, "reply": _dumps(dump(result))}
             )
+        committing[0] = True  # what fails from here on is the COMMIT
         return result
+
+    # Database.run runs the whole request again on a new connection when the
+    # old one was lost before COMMIT was sent, as each DB function did alone.
+    return database.run(work)
 
 
 def _stale_sqlite_snapshot(database: Database, failure: BaseException | None) -> bool:
