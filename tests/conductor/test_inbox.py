@@ -517,3 +517,12 @@ def test_a_running_conductor_prunes_its_inbox(
             time.sleep(0.02)
     with pytest.raises(ValueError):
         ConductorService(memory, database, host="x", inbox_retention=timedelta(0))
+
+
+def test_the_ambient_database_overrides_everything_public_of_database() -> None:
+    """It borrows the outer Database's engine and never runs Database.__init__:
+    a public method it inherited would reach attributes it does not have."""
+    from podium.db.inbox import InboxDatabase
+
+    public = {name for name in dir(Database) if not name.startswith("_")}
+    assert public <= set(vars(InboxDatabase))

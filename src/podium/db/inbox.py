@@ -68,7 +68,7 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 _INBOX = table_of(ConductorInbox)
-# Built once: a statement object per request costs more than its round trip's CPU.
+# Built once, not per request: building a statement costs CPU on every write.
 _INSERT = _INBOX.insert()
 _RECORD_REPLY = (
     _INBOX.update().where(_INBOX.c.id == sa.bindparam("rid")).values(reply=sa.bindparam("reply"))
