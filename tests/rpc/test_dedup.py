@@ -431,3 +431,17 @@ def test_two_rabbit_servers_sharing_redis_run_a_duplicated_cast_once(
     # The second copy found the first running (it waited) or already done.
     assert store.answered[0] == "new" and store.answered[-1] == "done"
     assert set(store.answered[1:-1]) <= {"running"}
+
+
+def test_a_shared_store_keeps_any_reply_the_codec_could_send(
+    shared_kind: str, request: pytest.FixtureRequest
+) -> None:
+    store = make_store(shared_kind, request)
+    key = f"id-{uuid.uuid4().hex}"
+    store.claim(key, "a")
+    store.done(key, "a", {"result": {7: "seven", "tags": {"x"}}, "_msg_id": "m"})
+    # As the caller would have read it: JSON keys are strings, a set a list.
+    assert store.claim(key, "b") == Claim(
+        "done", {"result": {"7": "seven", "tags": ["x"]}, "_msg_id": "m"}
+    )
+    store.close()

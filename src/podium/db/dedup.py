@@ -26,6 +26,16 @@ from podium.rpc import Claim, DedupStore
 __all__ = ["DatabaseDedupStore"]
 
 _TABLE = table_of(RPCDedup)
+# A reply is stored as the RPC codec sent it: sets as lists, bytes as text.
+_JSON_OPTS = orjson.OPT_NON_STR_KEYS
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 class DatabaseDedupStore(DedupStore):
@@ -93,7 +103,9 @@ class DatabaseDedupStore(DedupStore):
             )
 
     def done(self, unique_id: str, owner: str, reply: dict[str, Any] | None) -> None:
-        value = None if reply is None else orjson.dumps(reply)
+        value = None
+        if reply is not None:
+            value = orjson.dumps(reply, default=_json_default, option=_JSON_OPTS)
         with self.database.session() as session:
             session.execute(
                 _TABLE.update()

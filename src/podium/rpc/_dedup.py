@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
+from . import _codec
 from ._transport import IncomingMessage
 
 if TYPE_CHECKING:
@@ -228,7 +229,8 @@ class RedisDedupStore(DedupStore):
             self._renew(keys=keys, args=[b"c" + owner.encode(), int(self.lease * 1000)])
 
     def done(self, unique_id: str, owner: str, reply: dict[str, Any] | None) -> None:
-        value = b"d" if reply is None else b"d" + orjson.dumps(reply)
+        # Encoded as the codec encodes messages: a reply that was sent can be stored.
+        value = b"d" if reply is None else b"d" + _codec.dumps(reply)
         self.client.set(self._key(unique_id), value, px=int(self.keep * 1000))
 
     def release(self, unique_id: str, owner: str) -> None:
