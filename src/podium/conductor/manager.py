@@ -39,6 +39,14 @@ def _dispatchable(target: Any, objmethod: Any) -> Callable[..., Any]:
         raise
 
 
+def _check_arguments(args: Any, kwargs: Any) -> None:
+    """A clear refusal for arguments no worker sends (they would fail deep in a call)."""
+    if not isinstance(args, list | tuple):
+        raise ObjectFormatError(f"args must be a list, not {type(args).__name__}")
+    if not isinstance(kwargs, dict) or not all(isinstance(key, str) for key in kwargs):
+        raise ObjectFormatError("kwargs must map argument names (strings) to values")
+
+
 def _changes(before: VersionedObject, after: VersionedObject) -> dict[str, Any]:
     """The fields ``after`` holds differently from ``before``, as object_action replies them."""
     updates: dict[str, Any] = {}
@@ -93,6 +101,7 @@ class ConductorManager:
     ) -> tuple[dict[str, Any], Any]:
         if not isinstance(objinst, VersionedObject):
             raise MethodNotRemotable(f"object_action needs an object, got {type(objinst).__name__}")
+        _check_arguments(args, kwargs)
         _dispatchable(objinst, objmethod)
         self._count()
 
@@ -130,6 +139,9 @@ class ConductorManager:
         args: list[Any],
         kwargs: dict[str, Any],
     ) -> Any:
+        if not isinstance(objname, str):
+            raise ObjectFormatError(f"objname must be a string, not {type(objname).__name__}")
+        _check_arguments(args, kwargs)
         if not isinstance(object_versions, dict) or not isinstance(
             object_versions.get(objname), str
         ):
