@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import pika
 import pytest
 from freezable_proxy import FreezableProxy
 from rpc_helpers import delete_queues
@@ -116,3 +117,57 @@ def test_casts_while_the_broker_is_frozen_end_by_their_deadline(
     finally:
         proxy.thaw()
         transport.cleanup()
+
+
+class Once:
+    """Counts runs by request id: an idempotent server's view of a resent call."""
+
+    def __init__(self) -> None:
+        self.ids: list[str | None] = []
+
+    def slow(self, ctxt: Any, seconds: float) -> str:
+        from podium.rpc import current_message_id
+
+        self.ids.append(current_message_id())
+        time.sleep(seconds)
+        return "done"
+
+
+@pytest.mark.parametrize("idempotent", [False, True])
+def test_a_call_whose_connection_is_lost_after_sending_is_resent_only_when_idempotent(
+    rabbit_url: str, topic: str, idempotent: bool
+) -> None:
+    import threading
+
+    from podium.exceptions import TransportError
+
+    once = Once()
+    server_transport = get_transport(rabbit_url)
+    caller = get_transport(rabbit_url)
+    try:
+        with RPCServer(server_transport, Target(topic=topic), [once], max_workers=2):
+            client = RPCClient(caller, Target(topic=topic), timeout=10)
+            client.call({}, "slow", seconds=0)  # warm: a pooled connection to cut
+            once.ids.clear()
+            client = client.prepare(idempotent=idempotent)
+            conn = caller.driver.pool._idle[-1]  # type: ignore[attr-defined]
+            # Cut the caller's connection while the server runs the request.
+            lost = pika.exceptions.StreamLostError("cut by the test")
+            threading.Timer(
+                0.3,
+                lambda: conn.connection.add_callback_threadsafe(
+                    lambda: conn.connection._impl._terminate_stream(lost)
+                ),
+            ).start()
+            if idempotent:
+                assert client.call({}, "slow", seconds=1) == "done"
+                # Sent again with the same id, the server's de-dup answered the
+                # second delivery from the first run: it ran once.
+                assert len(once.ids) == 1 and once.ids[0] is not None
+            else:
+                with pytest.raises(TransportError, match="may or may not have run"):
+                    client.call({}, "slow", seconds=1)
+    finally:
+        caller.cleanup()
+        server_transport.cleanup()
+        delete_queues(rabbit_url, [topic, f"{topic}.dead"])

@@ -37,6 +37,9 @@ class ConductorAPI:
             version_cap=version_cap,
             timeout=timeout,
             serializer=self.serializer,
+            # Conductors apply a request once by its id (their inbox): a call
+            # cut off by a broker restart is safe to send again.
+            idempotent=True,
         )
 
     def object_action(

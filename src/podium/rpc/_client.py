@@ -27,7 +27,12 @@ class RPCClient:
     """Sends calls and casts to a :class:`Target` over a :class:`Transport`.
 
     Cheap to create; :meth:`prepare` returns a copy with a few attributes
-    overridden (server, version, timeout, fanout, namespace).
+    overridden (server, version, timeout, fanout, namespace, idempotent).
+
+    ``idempotent=True`` says the server applies a request once by its message
+    id (:func:`current_message_id`; the conductor's inbox does): a call whose
+    connection is lost after it was sent is then sent again, with the same id,
+    until its timeout, instead of failing with "it may or may not have run".
     """
 
     def __init__(
@@ -38,6 +43,7 @@ class RPCClient:
         timeout: float | None = 60,
         serializer: Serializer | None = None,
         retry: int | None = None,
+        idempotent: bool = False,
     ) -> None:
         if not isinstance(transport, Transport):
             raise TypeError(f"transport must be a Transport, not {type(transport).__name__}")
@@ -49,6 +55,9 @@ class RPCClient:
         self.timeout = timeout
         self.serializer: Serializer = serializer or NoOpSerializer()
         self.retry = retry
+        # The server applies a request once by its id (the conductor's inbox,
+        # a shared de-dup store): a call cut off after it was sent may go again.
+        self.idempotent = idempotent
 
     def prepare(
         self,
@@ -61,6 +70,7 @@ class RPCClient:
         timeout: Any = _UNSET,
         version_cap: Any = _UNSET,
         retry: Any = _UNSET,
+        idempotent: Any = _UNSET,
     ) -> RPCClient:
         changes = {
             name: value
@@ -81,6 +91,7 @@ class RPCClient:
             timeout=self.timeout if timeout is _UNSET else timeout,
             serializer=self.serializer,
             retry=self.retry if retry is _UNSET else retry,
+            idempotent=self.idempotent if idempotent is _UNSET else idempotent,
         )
 
     def can_send_version(self, version: str | None = _UNSET) -> bool:
@@ -130,7 +141,12 @@ class RPCClient:
         if LOG.isEnabledFor(logging.DEBUG):  # describe() builds a string: only when logged
             LOG.debug("call %s on %s [%s]", method, self.target.describe(), _request_id(ctxt))
         reply = self.transport.driver.send(
-            self.target, message, wait_for_reply=True, timeout=self.timeout, retry=self.retry
+            self.target,
+            message,
+            wait_for_reply=True,
+            timeout=self.timeout,
+            retry=self.retry,
+            resend_lost=self.idempotent,
         )
         assert reply is not None
         failure = reply.get("failure")

@@ -218,6 +218,7 @@ class MemoryDriver(Driver):
         wait_for_reply: bool,
         timeout: float | None,
         retry: int | None,
+        resend_lost: bool = False,  # the in-process bus loses no connection
     ) -> dict[str, Any] | None:
         self._check_open()
         if not target.topic:

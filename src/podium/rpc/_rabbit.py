@@ -532,7 +532,9 @@ class _Conn:
             impl = self.connection._impl
             timer = impl._adapter_call_later(timeout, slot.expire)
             try:
-                run_until(self.connection, slot.settled)
+                # run_until also returns for another thread's callback.
+                while not slot.settled():
+                    run_until(self.connection, slot.settled)
             finally:
                 impl._adapter_remove_timeout(timer)
             if slot.reply is None and not slot.returned and not self.call_ch.is_open:
@@ -1209,6 +1211,7 @@ class RabbitDriver(Driver):
         wait_for_reply: bool,
         timeout: float | None,
         retry: int | None,
+        resend_lost: bool = False,
     ) -> dict[str, Any] | None:
         if not target.topic:
             raise InvalidTarget("a message needs a topic")
@@ -1256,6 +1259,15 @@ class RabbitDriver(Driver):
                     raise timeout_error(target, method, timeout, published=sent) from exc
                 if isinstance(exc, TransportError) and exc.__cause__ is not None:
                     raise
+                if sent and resend_lost:
+                    # The same _unique_id goes again: the server applies it once.
+                    LOG.warning(
+                        "connection lost during call to %r on topic %r (%s); sending it again",
+                        method,
+                        target.topic,
+                        describe(exc),
+                    )
+                    continue
                 if sent:
                     # The request may have reached a server; its reply would go
                     # to a channel that no longer exists. Say so, do not hang.

@@ -163,8 +163,13 @@ class Driver(ABC):
         wait_for_reply: bool,
         timeout: float | None,
         retry: int | None,
+        resend_lost: bool = False,
     ) -> dict[str, Any] | None:
-        """Publish; for a call, block for the reply message and return it."""
+        """Publish; for a call, block for the reply message and return it.
+
+        ``resend_lost``: a call whose connection is lost after it was sent is
+        sent again under the same ``_unique_id`` (the server de-duplicates).
+        """
 
     @abstractmethod
     def listen(
