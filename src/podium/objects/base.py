@@ -11,9 +11,11 @@ class is created; so do ``obj_to_primitive`` and ``obj_from_primitive``.
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
+from podium._text import short_repr
 from podium.exceptions import (
     IncompatibleObjectVersion,
     ObjectActionError,
@@ -44,14 +46,14 @@ __all__ = [
 ]
 
 _IMMUTABLE = obj_fields.IMMUTABLE_TYPES
+_INT64_MIN, _INT64_MAX = obj_fields.INT64_MIN, obj_fields.INT64_MAX
 _CHILD_FIELD_TYPES = (obj_fields.ObjectField, obj_fields.ListOfObjectsField)
 _VO = TypeVar("_VO", bound="VersionedObject")
 _VOL = TypeVar("_VOL", bound="ObjectListBase[Any]")
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return short_repr(value)
 
 
 class _FieldSlot:
@@ -143,6 +145,11 @@ class VersionedObject:
         cls._obj_plain_fields = tuple(name for name, enc in encoders.items() if enc is None)
         cls._obj_encoders = tuple((name, enc) for name, enc in encoders.items() if enc is not None)
         exact = {name: f._exact_type() for name, f in merged.items()}
+        for name, f in merged.items():
+            bounds = f._int_bounds()
+            if bounds is not None and bounds[0] <= _INT64_MIN and bounds[1] >= _INT64_MAX:
+                # Taken inline too: _obj_from_primitive checks an int's range itself.
+                exact[name] = int
         cls._obj_exact_types = {name: t for name, t in exact.items() if t is not None}
         cls._obj_child_fields = tuple(
             name for name, f in merged.items() if isinstance(f, _CHILD_FIELD_TYPES)
@@ -394,18 +401,22 @@ class VersionedObject:
             objver = primitive[k_ver]
             data = primitive[k_data]
         except KeyError as exc:
+            # Keys of any type, in any number: neither sorted nor all shown.
+            keys = short_repr(list(itertools.islice(primitive, 8)), 200)
             raise ObjectFormatError(
-                f"object primitive has no {exc.args[0]!r} key (keys: {sorted(primitive)[:8]})"
+                f"object primitive has no {exc.args[0]!r} key (keys: {keys})"
             ) from None
         if objns != cls.OBJ_PROJECT_NAMESPACE:
             raise UnsupportedObjectError(
-                f"object namespace {objns!r:.40} is not {cls.OBJ_PROJECT_NAMESPACE!r} "
-                f"(object {objname!r:.40})"
+                f"object namespace {_short(objns)} is not {cls.OBJ_PROJECT_NAMESPACE!r} "
+                f"(object {_short(objname)})"
             )
         if not isinstance(objname, str) or not isinstance(objver, str):
-            raise ObjectFormatError(f"object name and version must be strings: {objname!r:.40}")
+            raise ObjectFormatError(
+                f"object name and version must be strings: {_short(objname)} {_short(objver)}"
+            )
         if not isinstance(data, dict):
-            raise ObjectFormatError(f"{objname}: {k_data} must be a dict")
+            raise ObjectFormatError(f"{_short(objname)}: {k_data} must be a dict")
         if registry is None:
             registry = cls._obj_registry or default_registry()
         objclass = registry.obj_class_from_name(objname, objver)
@@ -435,8 +446,12 @@ class VersionedObject:
         name = value = None
         try:
             for name, value in data.items():
-                # Most values already have their exact type: skip the call.
-                if value.__class__ is exact.get(name):
+                # Most values already have their exact type: skip the call. An
+                # int only in the signed 64-bit range that int fields hold at least.
+                kind = value.__class__
+                if kind is exact.get(name) and (
+                    kind is not int or _INT64_MIN <= value <= _INT64_MAX
+                ):
                     d[name] = value
                     continue
                 decode = decoders.get(name)

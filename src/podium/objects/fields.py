@@ -35,12 +35,16 @@ import uuid
 from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from podium._text import short_repr
+
 if TYPE_CHECKING:
     from typing import Self
 
     from podium.objects.base import VersionedObject
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "UUID",
     "BaseEnumField",
     "Boolean",
@@ -128,8 +132,14 @@ IMMUTABLE_TYPES: frozenset[type] = frozenset(
 )
 
 
+#: The range of a signed 64-bit integer: what a BIGINT column holds and the
+#: default range of :class:`Integer`.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
 def _bad(expected: str, value: Any) -> ValueError:
-    return ValueError(f"{expected} is required, not {type(value).__name__} {value!r:.80}")
+    return ValueError(f"{expected} is required, not {type(value).__name__} {short_repr(value)}")
 
 
 # -- field types ---------------------------------------------------------------
@@ -187,6 +197,10 @@ class FieldType:
         """The one Python type whose values need no coercion, if any."""
         return None
 
+    def _int_bounds(self) -> tuple[float, float] | None:
+        """``(low, high)`` when an int in that range needs no coercion (an int type)."""
+        return None
+
 
 class String(FieldType):
     _ACCEPTED = (str, int, float, bool)
@@ -205,37 +219,81 @@ class String(FieldType):
 
 
 class Integer(FieldType):
+    """An int from ``min_value`` to ``max_value`` inclusive; ``None`` leaves a side open.
+
+    The default range is a signed 64-bit integer: what a BIGINT column holds and
+    what orjson writes. An int outside it would fail only later, in the
+    database or on the wire (``1e308`` is a whole number: 309 digits as an int).
+    """
+
+    _min: int | None = INT64_MIN
+    _max: int | None = INT64_MAX
+
+    def __init__(
+        self, min_value: int | None = INT64_MIN, max_value: int | None = INT64_MAX
+    ) -> None:
+        if min_value is not None and max_value is not None and min_value > max_value:
+            raise ValueError(f"min_value {min_value} is above max_value {max_value}")
+        self._min = min_value
+        self._max = max_value
+
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> int:
         if isinstance(value, int):
-            return int(value)
-        if isinstance(value, float):
+            result = int(value)
+        elif isinstance(value, float):
             # int(2.7) == 2 silently loses data; refuse instead.
             if not value.is_integer():
                 raise _bad("an integer", value)
-            return int(value)
-        if isinstance(value, str):
+            result = int(value)
+        elif isinstance(value, str):
             try:
-                return int(value.strip())
+                result = int(value.strip())
             except ValueError:
                 raise _bad("an integer", value) from None
-        raise _bad("an integer", value)
+        else:
+            raise _bad("an integer", value)
+        low, high = self._min, self._max
+        if (low is not None and result < low) or (high is not None and result > high):
+            raise ValueError(f"{self._range_text()} is required, not {short_repr(result)}")
+        return result
+
+    def _range_text(self) -> str:
+        if self._min is None:
+            return f"an integer <= {self._max}"
+        if self._max is None:
+            return f"an integer >= {self._min}"
+        return f"an integer from {self._min} to {self._max}"
+
+    def describe(self) -> str:
+        name = type(self).__name__
+        if (self._min, self._max) == (type(self)._min, type(self)._max):
+            return name
+        low = "" if self._min is None else self._min
+        high = "" if self._max is None else self._max
+        return f"{name}({low}..{high})"
 
     def _exact_type(self) -> type | None:
-        return int
+        # Only an unbounded int may skip coercion: a bounded one is range-checked.
+        return int if self._min is None and self._max is None else None
+
+    def _int_bounds(self) -> tuple[float, float] | None:
+        if not self._is_builtin() or (self._min is None and self._max is None):
+            return None
+        low = -math.inf if self._min is None else self._min
+        high = math.inf if self._max is None else self._max
+        return low, high
 
     def _encoder(self, attr: str) -> Encoder | None:
         return None if self._is_builtin() else super()._encoder(attr)
 
 
 class NonNegativeInteger(Integer):
-    def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> int:
-        result = super().coerce(obj, attr, value)
-        if result < 0:
-            raise ValueError(f"a value >= 0 is required, not {result}")
-        return result
+    """An int from 0 to ``max_value`` (default: the largest signed 64-bit int)."""
 
-    def _exact_type(self) -> type | None:
-        return None
+    _min: int | None = 0
+
+    def __init__(self, max_value: int | None = INT64_MAX) -> None:
+        super().__init__(0, max_value)
 
 
 class Float(FieldType):
@@ -243,7 +301,7 @@ class Float(FieldType):
         if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip()):
             try:
                 result = float(value)
-            except ValueError:
+            except (ValueError, OverflowError):  # an int beyond a float's range overflows
                 raise _bad("a number", value) from None
             # JSON has no NaN or infinity (orjson would silently send null).
             if not math.isfinite(result):
@@ -364,7 +422,7 @@ class Enum(String):
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
         if isinstance(value, str) and value in self._valid_set:
             return value
-        raise ValueError(f"{value!r:.80} is not one of {list(self._valid_values)}")
+        raise ValueError(f"{short_repr(value)} is not one of {list(self._valid_values)}")
 
     def describe(self) -> str:
         return f"Enum({','.join(self._valid_values)})"
@@ -396,7 +454,7 @@ def _parse_datetime(value: str) -> datetime.datetime:
     try:
         return datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"an ISO 8601 date-time is required, not {value!r:.80}") from None
+        raise ValueError(f"an ISO 8601 date-time is required, not {short_repr(value)}") from None
 
 
 def datetime_to_wire(value: datetime.datetime) -> str:
@@ -556,44 +614,67 @@ class IPV6Network(IPNetwork):
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+# The ints orjson writes and reads back as ints.
+_WIRE_INT_MIN, _WIRE_INT_MAX = -(2**63), 2**64 - 1
 
 
-def _json_copy(value: Any, depth: int = 0) -> Any:
-    """A copy of a JSON-shaped value; anything else is refused now, not on the wire."""
-    if depth > 64:
-        raise ValueError("value is nested more than 64 levels deep")
+def _json_copy(value: Any, max_depth: int, depth: int = 0) -> Any:
+    """A copy of a JSON-shaped value; anything else is refused now, not on the wire.
+
+    ``depth`` is the number of lists and dicts around ``value``.
+    """
+    if depth >= max_depth and isinstance(value, (dict, list, tuple)):
+        raise ValueError(f"value is nested more than {max_depth} levels deep")
     if isinstance(value, _JSON_SCALARS):
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"JSON has no {value!r}")
+        if isinstance(value, int) and not _WIRE_INT_MIN <= value <= _WIRE_INT_MAX:
+            raise ValueError(f"integer {short_repr(value)} does not fit in 64 bits")
         return value
     if isinstance(value, dict):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"dict keys must be strings, not {key!r:.80}")
-            result[key] = _json_copy(item, depth + 1)
+                raise ValueError(f"dict keys must be strings, not {short_repr(key)}")
+            result[key] = _json_copy(item, max_depth, depth + 1)
         return result
     if isinstance(value, (list, tuple)):
-        return [_json_copy(item, depth + 1) for item in value]
+        return [_json_copy(item, max_depth, depth + 1) for item in value]
     raise _bad("a JSON value (str, number, bool, None, list, dict)", value)
 
 
 class FlexibleDict(FieldType):
-    """A dict with string keys and JSON values (checked and copied on assignment)."""
+    """A dict with string keys and JSON values (checked and copied on assignment).
+
+    At most ``max_depth`` levels of dicts and lists, the dict itself included
+    (default 64); ints must fit in 64 bits, as the wire carries them.
+    """
+
+    _max_depth = 64
+
+    def __init__(self, max_depth: int = 64) -> None:
+        self._max_depth = max_depth
+
+    def _copy(self, value: Any) -> Any:
+        try:
+            return _json_copy(value, self._max_depth)
+        except RecursionError:  # a max_depth set beyond what the stack allows
+            raise ValueError("value is nested too deeply") from None
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _bad("a dict", value)
-        result: dict[str, Any] = _json_copy(value)
+        result: dict[str, Any] = self._copy(value)
         return result
 
     def to_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> Any:
-        return _json_copy(value)
+        return self._copy(value)
 
     def _encoder(self, attr: str) -> Encoder | None:
-        return (
-            (lambda obj, value: _json_copy(value)) if self._is_builtin() else super()._encoder(attr)
-        )
+        if not self._is_builtin():
+            return super()._encoder(attr)
+        copy_value = self._copy
+        return lambda obj, value: copy_value(value)
 
 
 class _Compound(FieldType):
@@ -643,6 +724,21 @@ class List(_Compound):
         return self._compile(attr, self._element_type._decoder(attr), self.from_primitive)
 
     def _compile(self, attr: str, element: Decoder, slow: Callable[..., Any]) -> Decoder:
+        bounds = self._element_type._int_bounds()
+        if bounds is not None:
+            low, high = bounds
+
+            def decode_ints(obj: Any, value: Any) -> Any:
+                if value.__class__ is list:
+                    for item in value:
+                        if item.__class__ is not int or not low <= item <= high:
+                            break
+                    else:
+                        return value[:]
+                return slow(obj, attr, value)
+
+            return decode_ints
+
         exact = self._element_type._exact_type()
         if exact is not None:
 
@@ -709,7 +805,7 @@ class Dict(_Compound):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"dict keys must be strings, not {key!r:.80}")
+                raise ValueError(f"dict keys must be strings, not {short_repr(key)}")
             result[key] = coerce(obj, f"{attr}[{key!r}]", item)
         return result
 
@@ -720,7 +816,7 @@ class Dict(_Compound):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"dict keys must be strings, not {key!r:.80}")
+                raise ValueError(f"dict keys must be strings, not {short_repr(key)}")
             result[key] = convert(obj, f"{attr}[{key!r}]", item)
         return result
 
@@ -923,8 +1019,23 @@ class Field(Generic[T_co]):
     # -- compiled paths used by VersionedObject ---------------------------------
 
     def _wrap(self, attr: str, inner: Decoder) -> Decoder:
-        exact = self._type._exact_type() if self._type._is_builtin() else None
+        builtin = self._type._is_builtin()
+        exact = self._type._exact_type() if builtin else None
+        bounds = self._type._int_bounds() if builtin else None
         null = self._null
+
+        if bounds is not None:
+            low, high = bounds
+
+            # An int in range, the usual case, costs one chained comparison.
+            def int_path(obj: Any, value: Any) -> Any:
+                if value.__class__ is int and low <= value <= high:
+                    return value
+                if value is None:
+                    return null(obj, attr)
+                return inner(obj, value)
+
+            return int_path
 
         if exact is not None:
 
@@ -956,6 +1067,10 @@ class Field(Generic[T_co]):
     def _exact_type(self) -> type | None:
         """A value of exactly this type needs no coercion (None still does)."""
         return self._type._exact_type() if self._type._is_builtin() else None
+
+    def _int_bounds(self) -> tuple[float, float] | None:
+        """An int in this range needs no coercion (None still does)."""
+        return self._type._int_bounds() if self._type._is_builtin() else None
 
 
 class _AutoField(Field[T_co]):

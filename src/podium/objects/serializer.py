@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +16,23 @@ if TYPE_CHECKING:
 
 __all__ = ["VersionedObjectSerializer"]
 
+#: How deep dicts, lists, tuples and sets may nest in an entity. Objects'
+#: contents are bounded by their fields; this leaves them room below the
+#: limit of a message (podium.rpc refuses one nested over 128 levels).
+DEFAULT_MAX_DEPTH = 64
+
+
+class _Depth(threading.local):
+    # Levels entered by the serializer calls running on this thread. Kept here,
+    # not passed along, because nested values go through the public
+    # serialize_entity / deserialize_entity, which subclasses may override.
+    level = 0
+
+
+_DEPTH = _Depth()
+
+_CONTAINERS = (dict, tuple, list, set, frozenset)
+
 
 class VersionedObjectSerializer:
     """Turns objects (nested in dicts, lists, tuples, sets) into primitives and back.
@@ -24,6 +42,9 @@ class VersionedObjectSerializer:
     An object whose version this side does not know is sent to the
     indirection API's ``object_backport_versions`` to be rewritten at a known
     version. Subclass and set ``OBJ_BASE_CLASS`` to use another namespace.
+
+    Containers nested more than ``max_depth`` levels deep are refused with
+    :class:`~podium.exceptions.ObjectFormatError`, both ways.
     """
 
     OBJ_BASE_CLASS: ClassVar[type[VersionedObject]] = VersionedObject
@@ -32,9 +53,11 @@ class VersionedObjectSerializer:
         self,
         registry: VersionedObjectRegistry | None = None,
         indirection_api: IndirectionAPI | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
         self._registry = registry
         self._indirection_api = indirection_api
+        self.max_depth = max_depth
 
     @property
     def registry(self) -> VersionedObjectRegistry:
@@ -56,30 +79,51 @@ class VersionedObjectSerializer:
             if version_manifest:
                 return entity.obj_to_primitive(version_manifest=version_manifest)
             return entity.obj_to_primitive()
-        if isinstance(entity, dict):
-            return {
-                key: self.serialize_entity(context, value, version_manifest)
-                for key, value in entity.items()
-            }
-        if isinstance(entity, tuple):
-            return tuple(
-                self.serialize_entity(context, value, version_manifest) for value in entity
-            )
-        if isinstance(entity, (list, set, frozenset)):
+        if not isinstance(entity, _CONTAINERS):
+            return entity
+        depth = _DEPTH
+        level = depth.level
+        if level >= self.max_depth:
+            raise self._too_deep()
+        depth.level = level + 1
+        try:
+            if isinstance(entity, dict):
+                return {
+                    key: self.serialize_entity(context, value, version_manifest)
+                    for key, value in entity.items()
+                }
+            if isinstance(entity, tuple):
+                return tuple(
+                    self.serialize_entity(context, value, version_manifest) for value in entity
+                )
             # Sets become lists: the wire (JSON) has no set.
             return [self.serialize_entity(context, value, version_manifest) for value in entity]
-        return entity
+        finally:
+            depth.level = level
 
     def deserialize_entity(self, context: Any, entity: Any) -> Any:
-        if isinstance(entity, dict):
-            if self.OBJ_BASE_CLASS._obj_keys[0] in entity:
-                return self._process_object(context, entity)
-            return {key: self.deserialize_entity(context, value) for key, value in entity.items()}
-        if isinstance(entity, tuple):
-            return tuple(self.deserialize_entity(context, value) for value in entity)
-        if isinstance(entity, (list, set, frozenset)):
+        if not isinstance(entity, _CONTAINERS):
+            return entity
+        if isinstance(entity, dict) and self.OBJ_BASE_CLASS._obj_keys[0] in entity:
+            return self._process_object(context, entity)
+        depth = _DEPTH
+        level = depth.level
+        if level >= self.max_depth:
+            raise self._too_deep()
+        depth.level = level + 1
+        try:
+            if isinstance(entity, dict):
+                return {
+                    key: self.deserialize_entity(context, value) for key, value in entity.items()
+                }
+            if isinstance(entity, tuple):
+                return tuple(self.deserialize_entity(context, value) for value in entity)
             return [self.deserialize_entity(context, value) for value in entity]
-        return entity
+        finally:
+            depth.level = level
+
+    def _too_deep(self) -> ObjectFormatError:
+        return ObjectFormatError(f"entity is nested more than {self.max_depth} levels deep")
 
     def _process_object(self, context: Any, primitive: dict[str, Any]) -> VersionedObject:
         base = self.OBJ_BASE_CLASS
@@ -98,11 +142,16 @@ class VersionedObjectSerializer:
             objname = primitive.get(k_name)
             if api is None or not isinstance(objname, str) or objname not in registry:
                 raise
-            result = api.object_backport_versions(
-                context,
-                objinst=primitive,
-                object_versions=obj_tree_get_versions(objname, registry),
-            )
+            # The backport is a call of its own, with its own serializer walks.
+            level, _DEPTH.level = _DEPTH.level, 0
+            try:
+                result = api.object_backport_versions(
+                    context,
+                    objinst=primitive,
+                    object_versions=obj_tree_get_versions(objname, registry),
+                )
+            finally:
+                _DEPTH.level = level
         if isinstance(result, VersionedObject):
             return result
         return base.obj_from_primitive(result, context, registry)
