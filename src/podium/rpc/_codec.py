@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from podium._text import text_of
 from podium.exceptions import (
     MalformedMessage,
     MessagingTimeout,
@@ -40,6 +41,11 @@ ENVELOPE_VERSION = "2.0"
 UNIQUE_ID = "_unique_id"
 CONTEXT_PREFIX = "_context_"
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: How deep lists and objects may nest in a received message, the message
+#: itself being level 1. Deeper ones are refused by :func:`decode`: code that
+#: walks a message recursively (a serializer, str() of an argument) must not
+#: run out of stack. Read at call time, so it may be set at start-up.
+MAX_MESSAGE_DEPTH = 128
 CONTENT_TYPE = "application/json"
 
 _REMOTE_POSTFIX = "_Remote"
@@ -83,8 +89,14 @@ def encode(message: Mapping[str, Any]) -> bytes:
     return orjson.dumps({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: inner})
 
 
-def decode(body: bytes | str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dict[str, Any]:
-    """The inner message of an enveloped body; :class:`MalformedMessage` otherwise."""
+def decode(
+    body: bytes | str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, max_depth: int | None = None
+) -> dict[str, Any]:
+    """The inner message of an enveloped body; :class:`MalformedMessage` otherwise.
+
+    ``max_depth`` defaults to :data:`MAX_MESSAGE_DEPTH`.
+    """
+    limit = MAX_MESSAGE_DEPTH if max_depth is None else max_depth
     if len(body) > max_bytes:
         raise MalformedMessage(f"message of {len(body)} bytes exceeds the {max_bytes}-byte limit")
     try:
@@ -95,7 +107,7 @@ def decode(body: bytes | str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dic
         raise MalformedMessage(f"message body is a JSON {type(outer).__name__}, not an object")
     if VERSION_KEY not in outer or MESSAGE_KEY not in outer:
         # oslo.messaging still accepts the pre-envelope format: the bare message.
-        return outer
+        return _shallow_enough(outer, body, limit)
     version = outer[VERSION_KEY]
     if not isinstance(version, str) or version.split(".")[0] != "2":
         raise MalformedMessage(f"unsupported envelope version {version!r}")
@@ -108,7 +120,87 @@ def decode(body: bytes | str, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dic
         raise MalformedMessage(f"envelope's oslo.message is not JSON: {exc}") from exc
     if not isinstance(inner, dict):
         raise MalformedMessage("envelope's oslo.message is not a JSON object")
-    return inner
+    # The inner text, not the body: brackets escaped as \u005b in the body are
+    # real ones in the inner text.
+    return _shallow_enough(inner, inner_text, limit)
+
+
+# -- nesting depth ---------------------------------------------------------------
+
+# Up to this size, counting brackets in the text first is worth it: most
+# messages have fewer brackets than the limit, which settles it at once.
+_COUNT_BRACKETS_UP_TO = 16 * 1024
+_NESTED = (dict, list, tuple)
+
+
+def _shallow_enough(message: dict[str, Any], text: bytes | str, limit: int) -> dict[str, Any]:
+    """``message``, decoded from ``text``, unless it nests deeper than ``limit``."""
+    if len(text) < 2 * (limit + 1):
+        return message  # each level takes two characters
+    if len(text) <= _COUNT_BRACKETS_UP_TO:
+        data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+        # One level takes one opening bracket (counting those inside strings
+        # too only overestimates). replace() runs at memchr speed, count() not.
+        if len(data) - len(data.replace(b"[", b"").replace(b"{", b"")) <= limit:
+            return message
+    if deeper_than(message, limit):
+        raise MalformedMessage(f"message is nested more than {limit} levels deep")
+    return message
+
+
+_dumps_depth_limit: int | None = -1
+
+
+def _orjson_dumps_depth() -> int | None:
+    """How many nested lists orjson.dumps writes before refusing (254 in orjson 3), or None."""
+    global _dumps_depth_limit
+    if _dumps_depth_limit == -1:
+        found: int | None = None
+        value: Any = None
+        for depth in range(1, 2049):
+            value = [value]
+            try:
+                orjson.dumps(value)
+            except TypeError:
+                found = depth - 1
+                break
+        _dumps_depth_limit = found
+    return _dumps_depth_limit
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Do dicts, lists and tuples nest more than ``limit`` levels in ``value`` (itself one)?"""
+    orjson_limit = _orjson_dumps_depth()
+    if orjson_limit is not None and 0 <= limit < orjson_limit:
+        # orjson.dumps counts levels in C and refuses past its own limit: wrapped
+        # in (its limit - ours) lists, value passes exactly when it is within
+        # ours. A few times faster than the walk below on a wide message.
+        wrapped = value
+        for _ in range(orjson_limit - limit):
+            wrapped = [wrapped]
+        try:
+            # No OPT_NON_STR_KEYS: it halves orjson's speed, and a value with
+            # such keys goes to the walk anyway.
+            orjson.dumps(wrapped)
+        except TypeError:
+            pass  # too deep, or something orjson cannot write: the walk decides
+        else:
+            return False
+    # Level by level, each container once per level (by id): a value built in
+    # code may share a list between two places, or hold itself.
+    level = [value] if isinstance(value, _NESTED) else []
+    for _ in range(limit):
+        level = list(
+            {
+                id(item): item
+                for node in level
+                for item in (node.values() if isinstance(node, dict) else node)
+                if isinstance(item, _NESTED)
+            }.values()
+        )
+        if not level:
+            return False
+    return bool(level)
 
 
 # -- context -----------------------------------------------------------------
@@ -157,10 +249,14 @@ def version_is_compatible(imp_version: str | None, version: str | None) -> bool:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` if it can travel in a failure, else its text."""
+    # A failure is decoded with the limit of a message: {"args": [value]}.
+    if deeper_than(value, MAX_MESSAGE_DEPTH - 2):
+        return text_of(value)
     try:
         orjson.dumps(value, default=_default, option=_JSON_OPTS)
     except TypeError:
-        return str(value)
+        return text_of(value)
     return value
 
 
@@ -185,14 +281,19 @@ def serialize_remote_exception(exc: BaseException, tb: TracebackType | None = No
     data = {
         "class": cls_name,
         "module": mod_name,
-        "message": str(exc),
+        "message": text_of(exc),
         "tb": lines,
         "args": [_jsonable(a) for a in args],
-        "kwargs": {str(k): _jsonable(v) for k, v in kwargs.items()}
+        "kwargs": {text_of(k): _jsonable(v) for k, v in kwargs.items()}
         if isinstance(kwargs, dict)
         else {},
     }
-    return dumps(data).decode("utf-8")
+    try:
+        return dumps(data).decode("utf-8")
+    except MalformedMessage:
+        # The reply must go out whatever the exception holds: without its arguments.
+        data["args"], data["kwargs"] = [], {}
+        return dumps(data).decode("utf-8")
 
 
 def deserialize_remote_exception(data: str, allowed_remote_exmods: Iterable[str]) -> Exception:
@@ -200,11 +301,13 @@ def deserialize_remote_exception(data: str, allowed_remote_exmods: Iterable[str]
     try:
         failure = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return RemoteError("UnknownError", str(data), "")
+        return RemoteError("UnknownError", text_of(data), "")
+    if deeper_than(failure, MAX_MESSAGE_DEPTH):
+        return RemoteError("UnknownError", "a failure nested too deeply to read", "")
     if not isinstance(failure, dict):
         return RemoteError("UnknownError", str(failure), "")
     trace = failure.get("tb") or []
-    if isinstance(trace, str):
+    if not isinstance(trace, list):
         trace = [trace]
     trace_text = "".join(str(line) for line in trace)
     name = str(failure.get("class") or "UnknownError")
