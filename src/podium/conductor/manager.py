@@ -174,6 +174,17 @@ class ConductorManager:
     def object_backport_versions(
         self, ctxt: RequestContext, objinst: VersionedObject, object_versions: dict[str, str]
     ) -> dict[str, Any]:
+        if not isinstance(objinst, VersionedObject):
+            raise ObjectFormatError(
+                f"object_backport_versions needs an object, got {type(objinst).__name__}"
+            )
+        if not isinstance(object_versions, dict) or not all(
+            isinstance(name, str) and isinstance(version, str)
+            for name, version in object_versions.items()
+        ):
+            raise ObjectFormatError("object_versions must map object names to version strings")
+        for version in object_versions.values():
+            version_tuple(version)  # a malformed one is an ObjectFormatError
         return objinst.obj_to_primitive(
             target_version=object_versions.get(objinst.obj_name()),
             version_manifest=object_versions,
