@@ -428,9 +428,11 @@ def test_two_rabbit_servers_sharing_redis_run_a_duplicated_cast_once(
         transport.cleanup()
         delete_queues(rabbit_url, [topic, f"{topic}.a", f"{topic}.b"])
     assert sink.seen == ["once"]
-    # The second copy found the first running (it waited) or already done.
-    assert store.answered[0] == "new" and store.answered[-1] == "done"
-    assert set(store.answered[1:-1]) <= {"running"}
+    # One copy took the claim; the other found it running (and waited) or done.
+    # Answers are listed as their threads got them back, not as the store gave
+    # them: the "running" may come before the "new" it was the answer to.
+    assert store.answered.count("new") == 1 and store.answered.count("done") == 1
+    assert set(store.answered) <= {"new", "running", "done"}
 
 
 def test_a_shared_store_keeps_any_reply_the_codec_could_send(
