@@ -97,7 +97,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 @given(value=json_values, limit=st.integers(1, 12))
 def test_depth_check_agrees_with_a_plain_recursive_count(value: Any, limit: int) -> None:
     message = {"v": value}
