@@ -21,21 +21,11 @@ from podium.db.engine import Database
 from podium.db.models import RPCDedup, table_of
 from podium.db.types import utcnow
 from podium.exceptions import DuplicateEntry
-from podium.rpc import Claim, DedupStore
+from podium.rpc import Claim, DedupStore, _codec
 
 __all__ = ["DatabaseDedupStore"]
 
 _TABLE = table_of(RPCDedup)
-# A reply is stored as the RPC codec sent it: sets as lists, bytes as text.
-_JSON_OPTS = orjson.OPT_NON_STR_KEYS
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, set | frozenset):
-        return list(value)
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 class DatabaseDedupStore(DedupStore):
@@ -105,7 +95,8 @@ class DatabaseDedupStore(DedupStore):
     def done(self, unique_id: str, owner: str, reply: dict[str, Any] | None) -> None:
         value = None
         if reply is not None:
-            value = orjson.dumps(reply, default=_json_default, option=_JSON_OPTS)
+            # Stored as the RPC codec sent it: sets as lists, bytes as text.
+            value = _codec.dumps(reply)
         with self.database.session() as session:
             session.execute(
                 _TABLE.update()

@@ -81,11 +81,7 @@ class VersionedObjectSerializer:
             return entity.obj_to_primitive()
         if not isinstance(entity, _CONTAINERS):
             return entity
-        depth = _DEPTH
-        level = depth.level
-        if level >= self.max_depth:
-            raise self._too_deep()
-        depth.level = level + 1
+        level = self._descend()
         try:
             if isinstance(entity, dict):
                 return {
@@ -99,18 +95,14 @@ class VersionedObjectSerializer:
             # Sets become lists: the wire (JSON) has no set.
             return [self.serialize_entity(context, value, version_manifest) for value in entity]
         finally:
-            depth.level = level
+            _DEPTH.level = level
 
     def deserialize_entity(self, context: Any, entity: Any) -> Any:
         if not isinstance(entity, _CONTAINERS):
             return entity
         if isinstance(entity, dict) and self.OBJ_BASE_CLASS._obj_keys[0] in entity:
             return self._process_object(context, entity)
-        depth = _DEPTH
-        level = depth.level
-        if level >= self.max_depth:
-            raise self._too_deep()
-        depth.level = level + 1
+        level = self._descend()
         try:
             if isinstance(entity, dict):
                 return {
@@ -120,10 +112,15 @@ class VersionedObjectSerializer:
                 return tuple(self.deserialize_entity(context, value) for value in entity)
             return [self.deserialize_entity(context, value) for value in entity]
         finally:
-            depth.level = level
+            _DEPTH.level = level
 
-    def _too_deep(self) -> ObjectFormatError:
-        return ObjectFormatError(f"entity is nested more than {self.max_depth} levels deep")
+    def _descend(self) -> int:
+        """Enter one container level; the caller restores the level returned."""
+        level = _DEPTH.level
+        if level >= self.max_depth:
+            raise ObjectFormatError(f"entity is nested more than {self.max_depth} levels deep")
+        _DEPTH.level = level + 1
+        return level
 
     def _process_object(self, context: Any, primitive: dict[str, Any]) -> VersionedObject:
         base = self.OBJ_BASE_CLASS
