@@ -9,7 +9,6 @@ redelivery after a conductor's death does: only the database can tell.
 from __future__ import annotations
 
 import contextlib
-import copy
 import threading
 import time
 import uuid
@@ -22,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from deliveries import Delivery
 from podium.conductor import ConductorService
 from podium.conductor.manager import ConductorManager
 from podium.context import RequestContext
@@ -41,7 +41,6 @@ from podium.objects import (
 )
 from podium.rpc import RPCClient, RPCServer, Target, Transport, get_transport
 from podium.rpc import _codec as codec
-from podium.rpc._transport import IncomingMessage
 
 if TYPE_CHECKING:
     from tests.conftest import Servers
@@ -169,35 +168,6 @@ def _no_hooks() -> Iterator[None]:
 
 
 CTX = RequestContext(user_id="alice", project_id="p1")
-
-
-class Delivery(IncomingMessage):
-    """One delivery of a message to a server: what it replied and how it settled."""
-
-    def __init__(self, message: dict[str, Any]) -> None:
-        self.message = copy.deepcopy(message)
-        self.replies: list[dict[str, Any]] = []
-        self.settled: list[str] = []
-
-    def reply(self, reply: dict[str, Any]) -> None:
-        self.replies.append(reply)
-
-    def ack(self) -> None:
-        self.settled.append("ack")
-
-    def requeue(self) -> None:
-        self.settled.append("requeue")
-
-    def fail(self, reason: str) -> None:
-        self.settled.append(f"fail: {reason}")
-
-    def dead_letter(self, reason: str) -> None:
-        self.settled.append(f"dead: {reason}")
-
-    @property
-    def answer(self) -> dict[str, Any]:
-        assert len(self.replies) == 1 and self.settled == ["ack"], (self.replies, self.settled)
-        return {key: self.replies[0][key] for key in ("result", "failure")}
 
 
 def conductor(transport: Transport, database: Database) -> RPCServer:

@@ -11,6 +11,7 @@ instead of skipping them, like ``require_service`` in ``tests/conftest.py``.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -55,3 +56,8 @@ def broker(rabbit_node: RabbitNode) -> Iterator[RabbitNode]:
         yield rabbit_node
     finally:
         rabbit_node.thaw()
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"faults-{uuid.uuid4().hex[:8]}"

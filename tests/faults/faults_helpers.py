@@ -32,6 +32,9 @@ SPAWN = multiprocessing.get_context("spawn")
 #: A file to which every test's summary line is appended, when set.
 REPORT_ENV = "PODIUM_FAULTS_REPORT"
 
+#: What a call may overrun its deadline by: the clean-up after it.
+GRACE = 1.0
+
 
 # -- the server side (runs in spawned children) ----------------------------------------
 

@@ -9,26 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults_helpers import Load, ServerProcesses, poll, summary, wait_until
+from faults_helpers import GRACE, Load, ServerProcesses, poll, summary, wait_until
 from faults_node import RabbitNode
 
 from podium.exceptions import MessagingError
 from podium.rpc import RPCClient, Target, get_transport
 
 pytestmark = [pytest.mark.faults, pytest.mark.rabbit]
-
-#: The slack the issue allows past a call's deadline.
-GRACE = 1.0
-
-
-@pytest.fixture
-def topic() -> str:
-    return f"faults-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

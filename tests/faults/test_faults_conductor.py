@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 from faults_helpers import (
+    GRACE,
     ConductorProcess,
     first_line,
     start_conductors,
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.faults, pytest.mark.rabbit, pytest.mark.postgres]
 
-GRACE = 1.0
 #: The workers' RPC timeout for every object call.
 WORKER_TIMEOUT = 15.0
 CTX = RequestContext(user_id="faults", project_id="p-faults")

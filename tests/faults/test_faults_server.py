@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from faults_helpers import (
+    GRACE,
     Load,
     ServerProcesses,
     drain,
@@ -35,13 +35,6 @@ from podium.rpc import RPCClient, Target, get_transport
 from podium.rpc import _codec as codec
 
 pytestmark = [pytest.mark.faults, pytest.mark.rabbit]
-
-GRACE = 1.0
-
-
-@pytest.fixture
-def topic() -> str:
-    return f"faults-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
