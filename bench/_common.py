@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pika
+
+POSTGRES_URL = os.environ.get(
+    "PODIUM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def delete_queues(url: str, names: list[str]) -> None:
@@ -21,6 +27,31 @@ def delete_queues(url: str, names: list[str]) -> None:
                 channel.queue_delete(name)
             if channel.is_open:
                 channel.close()
+
+
+@contextlib.contextmanager
+def bench_database() -> Iterator[str]:
+    """The URL of a fresh, migrated schema on the benchmark's PostgreSQL, dropped after."""
+    import sqlalchemy as sa
+
+    from podium.db import Database
+    from podium.db.migration import sync
+
+    schema = f"podium_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+    text_url = url.render_as_string(hide_password=False)
+    try:
+        database = Database(text_url)
+        sync(database)
+        database.dispose()
+        yield text_url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 def run_callers(calls: list[Callable[[int], object]], per_caller: int) -> tuple[float, list[float]]:

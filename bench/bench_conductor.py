@@ -13,53 +13,33 @@ rounds, so drift in the broker or the database falls on both alike.
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
-from _common import delete_queues, interleaved, percentiles_ms, run_callers
+from _common import (
+    bench_database,
+    delete_queues,
+    interleaved,
+    percentiles_ms,
+    run_callers,
+)
 from podium.cloud.objects import CloudObject, Instance
 from podium.conductor import configure_worker
 from podium.context import RequestContext
 from podium.db import Database
 from podium.db import api as db_api
-from podium.db.migration import sync
 from podium.rpc import get_transport
 
 RABBIT_URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
-POSTGRES_URL = os.environ.get(
-    "PODIUM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 SEQUENTIAL = int(os.environ.get("PODIUM_BENCH_SEQUENTIAL", "300"))
 THREADS = 16
 PER_THREAD = int(os.environ.get("PODIUM_BENCH_PER_THREAD", "60"))
 HERE = Path(__file__).parent
-
-
-@contextmanager
-def _bench_database() -> Iterator[str]:
-    schema = f"podium_bench_{secrets.token_hex(4)}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    text_url = url.render_as_string(hide_password=False)
-    try:
-        database = Database(text_url)
-        sync(database)
-        database.dispose()
-        yield text_url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _spawn(args: list[str], ready: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -182,7 +162,7 @@ def main() -> None:
         f"{THREADS} threads x {PER_THREAD}"
     )
     results: dict[str, dict[str, tuple[float, float, float]]] = {"podium": {}, "oslo": {}}
-    with _bench_database() as database_url, ExitStack() as stacks:
+    with bench_database() as database_url, ExitStack() as stacks:
         savers = {}
         for side, make in (("podium", _podium_savers), ("oslo", _oslo_savers)):
             uuids = _make_rows(database_url, ctx, THREADS)

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from _common import interleaved, percentiles_ms
+from _common import bench_database, interleaved, percentiles_ms
 from bench_rpc import (
     SEQ_CALLS,
     URL,
@@ -32,9 +32,6 @@ from bench_rpc import (
 )
 
 REDIS_URL = os.environ.get("PODIUM_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-POSTGRES_URL = os.environ.get(
-    "PODIUM_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 LOOP = int(os.environ.get("PODIUM_BENCH_DEDUP_LOOP", "2000"))
 
 
@@ -99,28 +96,8 @@ def _bench_database() -> Iterator[str | None]:
     if not _up(5432):
         yield None
         return
-    import secrets
-
-    import sqlalchemy as sa
-
-    from podium.db import Database
-    from podium.db.migration import sync
-
-    schema = f"podium_bench_{secrets.token_hex(4)}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    url = sa.make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    text_url = url.render_as_string(hide_password=False)
-    try:
-        database = Database(text_url)
-        sync(database)
-        database.dispose()
-        yield text_url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with bench_database() as url:
+        yield url
 
 
 def store_loop(kind: str) -> None:
