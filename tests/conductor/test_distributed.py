@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 
+from conductor_process import ConductorProcess, conductor_argv
+
 if TYPE_CHECKING:
     from tests.conftest import Servers
 
@@ -30,46 +32,6 @@ from podium.rpc import get_transport
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
 
 WORKER = Path(__file__).with_name("worker_process.py")
-
-
-def conductor_argv(transport_url: str, database_url: str, host: str) -> list[str]:
-    return [
-        *(sys.executable, "-m", "podium", "conductor", "--workers", "4"),
-        *("--transport-url", transport_url, "--database-url", database_url, "--host", host),
-    ]
-
-
-class Conductor:
-    """``podium conductor`` in a child process."""
-
-    def __init__(
-        self,
-        transport_url: str,
-        database_url: str,
-        topic: str,
-        host: str,
-        log_level: str = "WARNING",
-    ) -> None:
-        env = dict(os.environ, PODIUM_CONDUCTOR_TOPIC=topic, PODIUM_LOG_LEVEL=log_level)
-        self.host = host
-        self.process = subprocess.Popen(
-            conductor_argv(transport_url, database_url, host),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "podium-conductor ready" not in line:
-            self.process.kill()
-            raise AssertionError(f"conductor did not start: {line}{self.process.stderr.read()}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> str:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        _, err = self.process.communicate(timeout=30)
-        return err
 
 
 @pytest.fixture
@@ -87,17 +49,17 @@ def topic() -> str:
 
 
 @pytest.fixture
-def conductors(rabbit_url: str, database_url: str, topic: str) -> Iterator[list[Conductor]]:
-    started: list[Conductor] = []
+def conductors(rabbit_url: str, database_url: str, topic: str) -> Iterator[list[ConductorProcess]]:
+    started: list[ConductorProcess] = []
     yield started
     for conductor in started:
         conductor.stop(signal.SIGKILL)
 
 
 def test_worker_without_db_access_works_through_a_conductor_process(
-    rabbit_url: str, database_url: str, topic: str, conductors: list[Conductor]
+    rabbit_url: str, database_url: str, topic: str, conductors: list[ConductorProcess]
 ) -> None:
-    conductors.append(Conductor(rabbit_url, database_url, topic, "c1"))
+    conductors.append(ConductorProcess(rabbit_url, database_url, topic, "c1"))
     out = subprocess.run(
         [sys.executable, str(WORKER), rabbit_url, database_url, topic],
         capture_output=True,
@@ -125,9 +87,9 @@ def test_worker_without_db_access_works_through_a_conductor_process(
 
 
 def test_sigterm_stops_a_conductor_cleanly_and_says_so(
-    rabbit_url: str, database_url: str, topic: str, conductors: list[Conductor]
+    rabbit_url: str, database_url: str, topic: str, conductors: list[ConductorProcess]
 ) -> None:
-    conductor = Conductor(rabbit_url, database_url, topic, "c-term", log_level="INFO")
+    conductor = ConductorProcess(rabbit_url, database_url, topic, "c-term", log_level="INFO")
     conductors.append(conductor)
     err = conductor.stop(signal.SIGTERM)
     assert conductor.process.returncode == 0, err
@@ -154,10 +116,10 @@ def test_a_conductor_refuses_an_unmigrated_database(
 
 
 def test_a_conductor_serves_a_schema_newer_than_its_own_and_says_so(
-    rabbit_url: str, database_url: str, topic: str, conductors: list[Conductor]
+    rabbit_url: str, database_url: str, topic: str, conductors: list[ConductorProcess]
 ) -> None:
     _query(database_url, "UPDATE alembic_version SET version_num = '0099' RETURNING 1")
-    conductor = Conductor(rabbit_url, database_url, topic, "c-old", log_level="INFO")
+    conductor = ConductorProcess(rabbit_url, database_url, topic, "c-old", log_level="INFO")
     conductors.append(conductor)
     err = conductor.stop(signal.SIGTERM)
     assert "at schema 0099" in err
@@ -165,10 +127,10 @@ def test_a_conductor_serves_a_schema_newer_than_its_own_and_says_so(
 
 
 def test_two_conductors_share_the_load_and_survive_losing_one(
-    rabbit_url: str, database_url: str, topic: str, conductors: list[Conductor]
+    rabbit_url: str, database_url: str, topic: str, conductors: list[ConductorProcess]
 ) -> None:
-    first = Conductor(rabbit_url, database_url, topic, "c1")
-    second = Conductor(rabbit_url, database_url, topic, "c2")
+    first = ConductorProcess(rabbit_url, database_url, topic, "c1")
+    second = ConductorProcess(rabbit_url, database_url, topic, "c2")
     conductors += [first, second]
     ctx = RequestContext(user_id="load")
     with get_transport(rabbit_url) as transport:
@@ -198,7 +160,9 @@ def _query(database_url: str, sql: str) -> list[sa.Row[Any]]:
         database.dispose()
 
 
-def _load_while_killing(api: ConductorAPI, victim: Conductor, ctx: RequestContext) -> list[str]:
+def _load_while_killing(
+    api: ConductorAPI, victim: ConductorProcess, ctx: RequestContext
+) -> list[str]:
     outcomes: list[str] = []
     lock = threading.Lock()
     started = threading.Barrier(9)

@@ -12,9 +12,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -25,6 +22,7 @@ from typing import Any
 
 import pika
 
+from conductor_process import ConductorProcess
 from podium.exceptions import MessagingError
 from podium.rpc import RPCClient, RPCServer, Target, Transport, get_transport
 
@@ -364,47 +362,6 @@ def queue_depth(amqp_url: str, queue: str) -> int:
 
 
 # -- a conductor process ---------------------------------------------------------------
-
-
-class ConductorProcess:
-    """``podium conductor`` in a child process, started and waited for until ready."""
-
-    def __init__(
-        self, transport_url: str, database_url: str, topic: str, host: str, workers: int = 4
-    ) -> None:
-        self.host = host
-        env = dict(os.environ, PODIUM_CONDUCTOR_TOPIC=topic, PODIUM_LOG_LEVEL="WARNING")
-        argv = [sys.executable, "-m", "podium", "conductor", "--workers", str(workers)]
-        argv += ["--transport-url", transport_url, "--database-url", database_url]
-        self.process = subprocess.Popen(
-            [*argv, "--host", host],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if "podium-conductor ready" not in line:
-            self.process.kill()
-            _out, err = self.process.communicate(timeout=30)
-            raise AssertionError(f"conductor {host} did not start: {line}{err}")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.communicate(timeout=30)
-
-    def stop(self) -> str:
-        """SIGTERM, and the conductor's log (stderr)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            _out, err = self.process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            _out, err = self.process.communicate(timeout=30)
-        return err
 
 
 def start_conductors(
