@@ -94,6 +94,7 @@ class Servers:
         self._request = request
         self._tmp = tmp
         self._cleanups: list[Callable[[], None]] = []
+        self._migrated: dict[tuple[str, str], str] = {}
 
     def new_url(self, backend: str) -> str:
         name = f"podium_test_{secrets.token_hex(6)}"
@@ -114,6 +115,19 @@ class Servers:
             )
             return base.set(database=name).render_as_string(hide_password=False)
         raise AssertionError(backend)
+
+    def migrated_url(self, backend: str, purpose: str = "") -> str:
+        """A database on ``backend`` migrated to head, made once per ``purpose`` a session."""
+        url = self._migrated.get((backend, purpose))
+        if url is None:
+            from podium.db import Database, migration
+
+            url = self.new_url(backend)
+            database = Database(url)
+            migration.sync(database)
+            database.dispose()
+            self._migrated[(backend, purpose)] = url
+        return url
 
     def _admin(self, base: sa.URL, create: str, drop: str) -> None:
         engine = sa.create_engine(base, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)

@@ -25,7 +25,7 @@ from deliveries import Delivery
 from podium.conductor import ConductorService
 from podium.conductor.manager import ConductorManager
 from podium.context import RequestContext
-from podium.db import Database, allow_db_access, migration
+from podium.db import Database, allow_db_access
 from podium.db.current import get_database
 from podium.db.inbox import prune_inbox
 from podium.db.models import Base, ConductorInbox, Instance, table_of
@@ -126,8 +126,6 @@ BACKENDS = [
     pytest.param("mysql", id="mysql", marks=pytest.mark.mysql),
 ]
 
-_migrated: dict[str, str] = {}
-
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
@@ -138,13 +136,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def database(servers: Servers, backend: str) -> Iterator[Database]:
     """A migrated database on ``backend``, emptied, holding one tally at 0."""
     allow_db_access()
-    url = _migrated.get(backend)
-    if url is None:
-        url = servers.new_url(backend)
-        created = Database(url)
-        migration.sync(created)
-        created.dispose()
-        _migrated[backend] = url
+    url = servers.migrated_url(backend, "inbox")
     database = Database(url, pool_size=4)
     with database.connection() as connection:
         for table in reversed(Base.metadata.sorted_tables):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from podium.db import Database, allow_db_access, migration
+from podium.db import Database, allow_db_access
 from podium.db.models import Base
 
 if TYPE_CHECKING:
@@ -34,23 +34,11 @@ def empty_url(servers: Servers, backend: str) -> str:
     return servers.new_url(backend)
 
 
-_migrated: dict[str, str] = {}
-
-
-def _create_schema(database: Database) -> None:
-    migration.sync(database)
-    database.dispose()
-
-
 @pytest.fixture
 def database(servers: Servers, backend: str) -> Iterator[Database]:
     """A migrated database on ``backend``, with every table emptied before the test."""
     allow_db_access()
-    url = _migrated.get(backend)
-    if url is None:
-        url = servers.new_url(backend)
-        _create_schema(Database(url))
-        _migrated[backend] = url
+    url = servers.migrated_url(backend)
     database = Database(url)
     with database.connection() as connection:
         for table in reversed(Base.metadata.sorted_tables):

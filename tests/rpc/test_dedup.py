@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from deliveries import Delivery
-from podium.db import Database, allow_db_access, migration
+from podium.db import Database, allow_db_access
 from podium.db.dedup import DatabaseDedupStore
 from podium.rpc import (
     Claim,
@@ -80,19 +80,10 @@ STORES = [
     pytest.param("database-mysql", marks=pytest.mark.mysql),
 ]
 
-_migrated: dict[str, str] = {}
-
 
 def _database(servers: Servers, backend: str) -> Database:
     allow_db_access()
-    url = _migrated.get(backend)
-    if url is None:
-        url = servers.new_url(backend)
-        created = Database(url)
-        migration.sync(created)
-        created.dispose()
-        _migrated[backend] = url
-    return Database(url)
+    return Database(servers.migrated_url(backend, "dedup"))
 
 
 @pytest.fixture
