@@ -243,6 +243,47 @@ def declare_tolerantly(
     return ch
 
 
+@contextmanager
+def bounded(connection: pika.BlockingConnection, deadline: float) -> Iterator[None]:
+    """Cut ``connection`` if the broker operations inside are not done by ``deadline``.
+
+    pika's blocking operations (opening a channel, a passive declare, waiting
+    for a confirm) have no timeout of their own: with a frozen broker they
+    wait until heartbeats fail, minutes later. Cutting the stream makes the
+    one waiting raise (a StreamLostError) at once.
+    """
+    impl = connection._impl
+
+    def cut() -> None:
+        if impl.is_open or impl.is_opening:
+            impl._terminate_stream(pex.StreamLostError("the operation's deadline passed"))
+
+    timer = impl._adapter_call_later(max(0.0, deadline - time.monotonic()), cut)
+    try:
+        yield
+    finally:
+        impl._adapter_remove_timeout(timer)
+
+
+def close_connection(connection: pika.BlockingConnection, grace: float) -> None:
+    """Close ``connection`` and free its sockets, waiting at most ``grace`` seconds.
+
+    pika frees a connection's loop (a socket pair of its own) only once it
+    has seen the close through: one already closing (its stream cut, its
+    heartbeat missed) must still be driven until it is closed, or it leaks.
+    """
+    if connection.is_closed:
+        return
+    try:
+        with bounded(connection, time.monotonic() + grace):
+            if connection.is_open:
+                connection.close()
+            elif not connection.is_closed:
+                connection.process_data_events(time_limit=grace)
+    except Exception:  # closing a broken connection may fail in many ways
+        pass
+
+
 RECOVERABLE: tuple[type[Exception], ...] = (
     pex.AMQPConnectionError,
     # What a failed connection attempt raises (a stack timeout among them);
@@ -351,37 +392,14 @@ class _Conn:
     def usable(self) -> bool:
         return bool(self.connection.is_open and self.call_ch.is_open)
 
-    @contextmanager
-    def bounded_by(self, deadline: float) -> Iterator[None]:
-        """Cut the connection if the broker operations inside are not done by ``deadline``.
-
-        pika's blocking operations (opening a channel, a passive declare,
-        waiting for a confirm) have no timeout of their own: with a frozen
-        broker they wait until heartbeats fail, minutes later. Cutting the
-        stream makes the one waiting raise (a StreamLostError) at once.
-        """
-        impl = self.connection._impl
-
-        def cut() -> None:
-            if impl.is_open or impl.is_opening:
-                impl._terminate_stream(pex.StreamLostError("the operation's deadline passed"))
-
-        timer = impl._adapter_call_later(max(0.0, deadline - time.monotonic()), cut)
-        try:
-            yield
-        finally:
-            impl._adapter_remove_timeout(timer)
+    def bounded_by(self, deadline: float) -> contextlib.AbstractContextManager[None]:
+        return bounded(self.connection, deadline)
 
     def close(self, grace: float = 1.0) -> None:
         """Close, waiting at most ``grace`` seconds for the broker to agree."""
         if getattr(self, "unconfirmed", None):
             self.orphan_unconfirmed()
-        try:
-            if self.connection.is_open:
-                with self.bounded_by(time.monotonic() + grace):
-                    self.connection.close()
-        except Exception:  # closing a broken connection may fail in many ways
-            pass
+        close_connection(self.connection, grace)
 
     def _on_reply(self, _ch: Any, _method: Any, _props: pika.BasicProperties, body: bytes) -> None:
         try:
@@ -811,9 +829,7 @@ class _Worker:
         conn, self.connection, self.channel = self.connection, None, None
         self.consumer_tags = []
         if conn is not None:
-            with contextlib.suppress(Exception):
-                if conn.is_open:
-                    conn.close()
+            close_connection(conn, grace=1.0)
 
     # -- the loop ----------------------------------------------------------
 
