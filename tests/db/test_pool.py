@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,6 +26,15 @@ def _kill(admin_url: str, pid: int) -> None:
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     with admin.connect() as conn:
         assert conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+        # pg_terminate_backend only signals the backend: wait until it has gone,
+        # its goodbye written to the socket, as it has when a pool meets it later.
+        alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p")
+        for _ in range(500):
+            if not conn.execute(alive, {"p": pid}).scalar_one():
+                break
+            time.sleep(0.01)
+        else:
+            raise AssertionError(f"backend {pid} still alive 5 s after it was terminated")
     admin.dispose()
 
 
