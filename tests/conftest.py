@@ -69,6 +69,19 @@ def rabbit_url() -> Iterator[str]:
             _rabbitmqctl("delete_vhost", vhost)
 
 
+#: The database backends a test parametrized by ``backend`` runs on.
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    pytest.param("mysql", id="mysql", marks=pytest.mark.mysql),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     require_service("PostgreSQL", "127.0.0.1", 5432)

@@ -120,17 +120,6 @@ def _add(uuid: str, by: int) -> int:
 
 REGISTRY.register_class(Tally)
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    pytest.param("mysql", id="mysql", marks=pytest.mark.mysql),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
 
 @pytest.fixture
 def database(servers: Servers, backend: str) -> Iterator[Database]:
