@@ -32,9 +32,14 @@ boundary of the layer that meets them, into one of these::
     │   ├── InvalidDatabaseURL           a database URL that names no usable driver
     │   ├── DBConnectionError            the database server could not be reached
     │   ├── NotFound                     no (visible) row matches
-    │   ├── DuplicateEntry               a unique constraint refused the row
-    │   └── UnexpectedTaskStateError     compare-and-swap on task_state lost the race
-    └── ConductorError                   podium.conductor
+    │   └── DuplicateEntry               a unique constraint refused the row
+    ├── ConductorError                   podium.conductor
+    └── AppError                         podium.apps: an installed application that
+                                         does not load or is ill-declared
+
+Applications define their own errors under ``PodiumError`` in modules of their
+own, and list those modules in their ``App.remote_exceptions`` so that callers
+re-raise them as themselves too.
 
 Every class here lives in ``podium.exceptions`` so that the default
 ``allowed_remote_exmods`` (``["podium.exceptions"]``) lets a caller re-raise any
@@ -194,4 +199,11 @@ class UnexpectedTaskStateError(DBError):
 
 
 class ConductorError(PodiumError):
+    pass
+
+
+# -- applications -------------------------------------------------------------
+
+
+class AppError(PodiumError):
     pass
