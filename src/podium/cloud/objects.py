@@ -1,26 +1,37 @@
-"""Versioned objects of the reference control plane, backed by ``podium.db``.
+"""Versioned objects of the reference cloud, backed by :mod:`podium.cloud.db`.
 
 The same ``instance.save()`` runs the SQL on a conductor (or a ``use_local``
-process) and becomes an RPC on a worker whose indirection API is set.
+process) and becomes an RPC on a worker whose indirection API is set: every
+read and write below is remotable, so computes, schedulers and the API, which
+hold no database credentials, use exactly this code.
+
+Times that travel as method arguments (a heartbeat's send time) are ISO 8601
+strings: what the wire carries for a datetime field too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from podium.cloud import db as cloud_db
+from podium.cloud.exceptions import UnexpectedTaskStateError
+from podium.cloud.models import ComputeNode as ComputeNodeRow
+from podium.cloud.models import Flavor as FlavorRow
+from podium.cloud.models import Instance as InstanceRow
+from podium.cloud.models import InstanceFault as InstanceFaultRow
+from podium.cloud.models import Service as ServiceRow
 from podium.context import ReadDeleted, RequestContext
 from podium.db import Database
-from podium.db import api as db_api
 from podium.db.current import get_database
-from podium.db.models import Instance as InstanceRow
 from podium.exceptions import (
     DuplicateEntry,
     NotFound,
     ObjectActionError,
+    ObjectFieldError,
     PodiumError,
-    UnexpectedTaskStateError,
 )
 from podium.objects import (
     ObjectListBase,
@@ -33,11 +44,13 @@ from podium.objects import (
 )
 
 #: Fields whose model attribute has another name.
-_INSTANCE_ATTRIBUTE = {"metadata": "metadata_"}
+_ATTRIBUTE = {"metadata": "metadata_"}
+#: Columns the database keeps itself; an object never writes them.
+_BOOKKEEPING = ("id", "created_at", "updated_at", "deleted_at", "deleted")
 
 
 class CloudObject(VersionedObject):
-    """Base of the reference app's objects: where a worker sets the indirection API."""
+    """Base of the cloud's objects: where a worker sets the indirection API."""
 
 
 class SoftDeletedObject(TimestampedObject):
@@ -50,9 +63,11 @@ class SoftDeletedObject(TimestampedObject):
     }
 
 
-def _load_from_row(obj: VersionedObject, row: Any, context: RequestContext) -> None:
+def _load(obj: VersionedObject, row: Any, context: RequestContext, skip: tuple[str, ...] = ()) -> None:
     for name in obj.fields:
-        value = getattr(row, _INSTANCE_ATTRIBUTE.get(name, name))
+        if name in skip:
+            continue
+        value = getattr(row, _ATTRIBUTE.get(name, name))
         if name == "deleted":
             value = bool(value)
         setattr(obj, name, value)
@@ -60,11 +75,148 @@ def _load_from_row(obj: VersionedObject, row: Any, context: RequestContext) -> N
     obj.obj_reset_changes()
 
 
+def _column_values(changes: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        _ATTRIBUTE.get(name, name): value
+        for name, value in changes.items()
+        if name not in _BOOKKEEPING and name not in skip
+    }
+
+
+def parse_sent_at(sent_at: str) -> datetime:
+    """A send time from a message: ISO 8601, naive meaning UTC."""
+    try:
+        moment = datetime.fromisoformat(sent_at)
+    except (TypeError, ValueError):
+        raise ObjectFieldError(f"sent_at must be an ISO 8601 time, not {sent_at!r:.60}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# -- flavors -------------------------------------------------------------------
+
+
+@VersionedObjectRegistry.register
+class Flavor(CloudObject, SoftDeletedObject):
+    # 1.0: initial
+    VERSION = "1.0"
+
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "flavorid": fields.StringField(),
+        "name": fields.StringField(),
+        "vcpus": fields.NonNegativeIntegerField(),
+        "memory_mb": fields.NonNegativeIntegerField(),
+        "disk_gb": fields.NonNegativeIntegerField(),
+        "is_public": fields.BooleanField(default=True),
+    }
+
+    @classmethod
+    def _from_row(cls, context: RequestContext, row: FlavorRow) -> Flavor:
+        flavor = cls(context)
+        _load(flavor, row, context)
+        return flavor
+
+    def snapshot(self) -> dict[str, Any]:
+        """What an instance keeps of its flavor."""
+        return {
+            name: getattr(self, name)
+            for name in ("flavorid", "name", "vcpus", "memory_mb", "disk_gb")
+        }
+
+    @classmethod
+    def from_snapshot(cls, context: RequestContext, snapshot: Mapping[str, Any]) -> Flavor:
+        flavor = cls(context, **{name: snapshot[name] for name in snapshot if name in cls.fields})
+        flavor.obj_reset_changes()
+        return flavor
+
+    @remotable_classmethod
+    def get_by_flavor_id(cls, context: RequestContext, flavorid: str) -> Flavor:
+        return cls._from_row(
+            context, cloud_db.flavor_get_by_flavor_id(get_database(), context, flavorid)
+        )
+
+    @remotable
+    def create(self) -> None:
+        if self.obj_attr_is_set("id"):
+            raise ObjectActionError(f"Flavor {self.flavorid} is already created")
+        row = cloud_db.flavor_create(
+            get_database(), self._context, _column_values(self.obj_get_changes())
+        )
+        _load(self, row, self._context)
+
+    @remotable
+    def destroy(self) -> None:
+        row = cloud_db.flavor_destroy(get_database(), self._context, self.flavorid)
+        _load(self, row, self._context)
+
+
+@VersionedObjectRegistry.register
+class FlavorList(ObjectListBase[Flavor], CloudObject):
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("Flavor")}
+    obj_relationships = {"objects": [("1.0", "1.0")]}
+
+    @remotable_classmethod
+    def get_all(cls, context: RequestContext) -> FlavorList:
+        rows = cloud_db.flavor_get_all(get_database(), context)
+        return cls(context, objects=[Flavor._from_row(context, row) for row in rows])
+
+
+# -- faults --------------------------------------------------------------------
+
+
+@VersionedObjectRegistry.register
+class InstanceFault(CloudObject, SoftDeletedObject):
+    # 1.0: initial
+    VERSION = "1.0"
+
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "instance_uuid": fields.UUIDField(),
+        "code": fields.IntegerField(default=500),
+        "message": fields.StringField(),
+        "details": fields.StringField(nullable=True),
+        "host": fields.StringField(nullable=True),
+    }
+
+    @classmethod
+    def _from_row(cls, context: RequestContext, row: InstanceFaultRow) -> InstanceFault:
+        fault = cls(context)
+        _load(fault, row, context)
+        return fault
+
+    @remotable
+    def create(self) -> None:
+        if self.obj_attr_is_set("id"):
+            raise ObjectActionError(f"Fault {self.id} is already created")
+        row = cloud_db.instance_fault_create(
+            get_database(), self._context, _column_values(self.obj_get_changes())
+        )
+        _load(self, row, self._context)
+
+    @remotable_classmethod
+    def get_latest_for_instance(
+        cls, context: RequestContext, instance_uuid: str
+    ) -> InstanceFault | None:
+        found = cloud_db.instance_fault_get_latest(get_database(), context, [instance_uuid])
+        row = found.get(instance_uuid)
+        return None if row is None else cls._from_row(context, row)
+
+
+# -- instances -----------------------------------------------------------------
+
+#: Instance fields that are not columns of its own: ``flavor`` is stored as a
+#: snapshot, ``fault`` is read from instance_faults.
+_INSTANCE_DERIVED = ("flavor", "fault")
+
+
 @VersionedObjectRegistry.register
 class Instance(CloudObject, SoftDeletedObject):
     # 1.0: initial
     # 1.1: added node
-    VERSION = "1.1"
+    # 1.2: added flavor, fault, guest_status, guest_status_at
+    VERSION = "1.2"
 
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -85,22 +237,59 @@ class Instance(CloudObject, SoftDeletedObject):
         "launched_at": fields.DateTimeField(nullable=True),
         "terminated_at": fields.DateTimeField(nullable=True),
         "metadata": fields.DictOfNullableStringsField(default={}),
+        "flavor": fields.ObjectField("Flavor", nullable=True),
+        "fault": fields.ObjectField("InstanceFault", nullable=True),
+        "guest_status": fields.StringField(nullable=True),
+        "guest_status_at": fields.DateTimeField(nullable=True),
     }
+    obj_relationships = {"flavor": [("1.2", "1.0")], "fault": [("1.2", "1.0")]}
 
     def obj_make_compatible(self, primitive: dict[str, Any], target_version: str) -> None:
         super().obj_make_compatible(primitive, target_version)
+        if target_version in ("1.0", "1.1"):
+            for name in ("flavor", "fault", "guest_status", "guest_status_at"):
+                primitive.pop(name, None)
         if target_version == "1.0":
             primitive.pop("node", None)
 
     @classmethod
-    def _from_row(cls, context: RequestContext, row: InstanceRow) -> Instance:
+    def _from_row(
+        cls,
+        context: RequestContext,
+        row: InstanceRow,
+        fault: InstanceFaultRow | None = None,
+    ) -> Instance:
         instance = cls(context)
-        _load_from_row(instance, row, context)
+        instance._load_row(row, fault)
+        instance._context = context
+        instance.obj_reset_changes()
         return instance
+
+    def _load_row(self, row: InstanceRow, fault: InstanceFaultRow | None = None) -> None:
+        _load(self, row, self._context, skip=_INSTANCE_DERIVED)
+        self.flavor = None if row.flavor is None else Flavor.from_snapshot(self._context, row.flavor)
+        self.fault = None if fault is None else InstanceFault._from_row(self._context, fault)
+        self.obj_reset_changes()
+
+    def _load_fresh(self, row: InstanceRow) -> None:
+        fault = None
+        if row.vm_state == "error":
+            fault = cloud_db.instance_fault_get_latest(
+                get_database(), self._context, [row.uuid]
+            ).get(row.uuid)
+        self._load_row(row, fault)
 
     @remotable_classmethod
     def get_by_uuid(cls, context: RequestContext, uuid: str) -> Instance:
-        return cls._from_row(context, db_api.instance_get_by_uuid(get_database(), context, uuid))
+        instance = cls(context)
+        instance._load_fresh(cloud_db.instance_get_by_uuid(get_database(), context, uuid))
+        return instance
+
+    def _values(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        values = _column_values(changes, skip=_INSTANCE_DERIVED)
+        if "flavor" in changes:
+            values["flavor"] = None if self.flavor is None else self.flavor.snapshot()
+        return values
 
     # The bus delivers at least once: a conductor that dies after committing
     # but before acking has its request run again by another. Each write below
@@ -110,24 +299,25 @@ class Instance(CloudObject, SoftDeletedObject):
     def create(self) -> None:
         if self.obj_attr_is_set("id"):
             raise ObjectActionError(f"Instance {self.uuid} is already created (id {self.id})")
-        values = self._column_values(self.obj_get_changes())
+        values = self._values(self.obj_get_changes())
         database = get_database()
         try:
-            row = db_api.instance_create(database, self._context, values)
+            row = cloud_db.instance_create(database, self._context, values)
         except DuplicateEntry as error:
             row = self._already_stored(error, values, database)
-        _load_from_row(self, row, self._context)
+        self._load_fresh(row)
 
     @remotable
     def save(self, expected_task_state: str | list[str | None] | None = None) -> None:
         changes = self.obj_get_changes()
         changes.pop("id", None)
+        changes.pop("fault", None)
         if not changes:
             return
-        values = self._column_values(changes)
+        values = self._values(changes)
         database = get_database()
         try:
-            row = db_api.instance_update(
+            row = cloud_db.instance_update(
                 database,
                 self._context,
                 self.uuid,
@@ -136,16 +326,18 @@ class Instance(CloudObject, SoftDeletedObject):
             )
         except UnexpectedTaskStateError as error:
             row = self._already_stored(error, values, database)
-        _load_from_row(self, row, self._context)
+        self._load_fresh(row)
 
     @remotable
     def destroy(self) -> None:
+        """Soft-delete, giving the host's resources back; set fields are stored first."""
+        values = self._values(self.obj_get_changes())
         database = get_database()
         try:
-            row = db_api.instance_destroy(database, self._context, self.uuid)
+            row = cloud_db.instance_destroy(database, self._context, self.uuid, values)
         except NotFound as error:
-            row = self._already_stored(error, {}, database, read_deleted="only")
-        _load_from_row(self, row, self._context)
+            row = self._already_stored(error, values, database, read_deleted="only")
+        self._load_fresh(row)
 
     def _already_stored(
         self,
@@ -157,38 +349,45 @@ class Instance(CloudObject, SoftDeletedObject):
         """The stored row if it already holds ``values`` (a replayed request), else ``error``."""
         context = replace(self._context, read_deleted=read_deleted)
         try:
-            row = db_api.instance_get_by_uuid(database, context, self.uuid)
+            row = cloud_db.instance_get_by_uuid(database, context, self.uuid)
         except NotFound:
             raise error from None
-        if not all(getattr(row, column) == value for column, value in values.items()):
+        if not all(row.get(column) == value for column, value in values.items()):
             raise error
         return row
 
     @remotable
     def refresh(self) -> None:
-        row = db_api.instance_get_by_uuid(get_database(), self._context, self.uuid)
-        _load_from_row(self, row, self._context)
+        self._load_fresh(cloud_db.instance_get_by_uuid(get_database(), self._context, self.uuid))
 
-    @staticmethod
-    def _column_values(changes: Mapping[str, Any]) -> dict[str, Any]:
-        values = {_INSTANCE_ATTRIBUTE.get(k, k): v for k, v in changes.items()}
-        for stamp in ("created_at", "updated_at", "deleted_at", "deleted"):
-            values.pop(stamp, None)
-        return values
+    @remotable_classmethod
+    def record_guest_status(
+        cls, context: RequestContext, uuid: str, status: str, sent_at: str
+    ) -> bool:
+        """Store a guest agent's report unless a newer one is stored; whether it was."""
+        return cloud_db.instance_record_guest_status(
+            get_database(), context, uuid, status, parse_sent_at(sent_at)
+        )
 
 
 @VersionedObjectRegistry.register
 class InstanceList(ObjectListBase[Instance], CloudObject):
     # 1.0: initial, Instance <= 1.0
     # 1.1: Instance 1.1
-    VERSION = "1.1"
+    # 1.2: Instance 1.2
+    VERSION = "1.2"
 
     fields = {"objects": fields.ListOfObjectsField("Instance")}
-    obj_relationships = {"objects": [("1.0", "1.0"), ("1.1", "1.1")]}
+    obj_relationships = {"objects": [("1.0", "1.0"), ("1.1", "1.1"), ("1.2", "1.2")]}
 
     @classmethod
     def _from_rows(cls, context: RequestContext, rows: list[InstanceRow]) -> InstanceList:
-        return cls(context, objects=[Instance._from_row(context, row) for row in rows])
+        in_error = [row.uuid for row in rows if row.vm_state == "error"]
+        faults = cloud_db.instance_fault_get_latest(get_database(), context, in_error)
+        return cls(
+            context,
+            objects=[Instance._from_row(context, row, faults.get(row.uuid)) for row in rows],
+        )
 
     @remotable_classmethod
     def get_all(
@@ -197,14 +396,193 @@ class InstanceList(ObjectListBase[Instance], CloudObject):
         filters: dict[str, Any] | None = None,
         limit: int | None = None,
         marker: str | None = None,
+        sort_key: str = "created_at",
+        sort_dir: str = "asc",
     ) -> InstanceList:
-        rows = db_api.instance_get_all(
-            get_database(), context, filters=filters, limit=limit, marker=marker
+        if sort_dir not in ("asc", "desc"):
+            raise ObjectFieldError(f"sort_dir must be 'asc' or 'desc', not {sort_dir!r:.40}")
+        rows = cloud_db.instance_get_all(
+            get_database(),
+            context,
+            filters=filters,
+            limit=limit,
+            marker=marker,
+            sort_key=sort_key,
+            sort_dir="asc" if sort_dir == "asc" else "desc",
         )
         return cls._from_rows(context, rows)
 
     @remotable_classmethod
     def get_by_host(cls, context: RequestContext, host: str) -> InstanceList:
         return cls._from_rows(
-            context, db_api.instance_get_all_by_host(get_database(), context, host)
+            context, cloud_db.instance_get_all_by_host(get_database(), context, host)
         )
+
+
+# -- compute nodes -------------------------------------------------------------
+
+
+@VersionedObjectRegistry.register
+class ComputeNode(CloudObject, SoftDeletedObject):
+    # 1.0: initial
+    VERSION = "1.0"
+
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "host": fields.StringField(),
+        "hypervisor_hostname": fields.StringField(nullable=True),
+        "vcpus": fields.NonNegativeIntegerField(default=0),
+        "memory_mb": fields.NonNegativeIntegerField(default=0),
+        "disk_gb": fields.NonNegativeIntegerField(default=0),
+        "vcpus_used": fields.NonNegativeIntegerField(default=0),
+        "memory_mb_used": fields.NonNegativeIntegerField(default=0),
+        "disk_gb_used": fields.NonNegativeIntegerField(default=0),
+    }
+
+    @classmethod
+    def _from_row(cls, context: RequestContext, row: ComputeNodeRow) -> ComputeNode:
+        node = cls(context)
+        _load(node, row, context)
+        return node
+
+    @remotable_classmethod
+    def get_by_host(cls, context: RequestContext, host: str) -> ComputeNode:
+        return cls._from_row(context, cloud_db.compute_node_get_by_host(get_database(), context, host))
+
+    @remotable_classmethod
+    def report(
+        cls,
+        context: RequestContext,
+        host: str,
+        vcpus: int,
+        memory_mb: int,
+        disk_gb: int,
+        hypervisor_hostname: str | None = None,
+    ) -> ComputeNode:
+        """What the host's hypervisor offers (the row is created on the first report)."""
+        totals = {
+            "vcpus": vcpus,
+            "memory_mb": memory_mb,
+            "disk_gb": disk_gb,
+            "hypervisor_hostname": hypervisor_hostname or host,
+        }
+        for name in ("vcpus", "memory_mb", "disk_gb"):
+            if not isinstance(totals[name], int) or totals[name] < 0:
+                raise ObjectFieldError(f"{name} must be a non-negative integer")
+        row = cloud_db.compute_node_report(get_database(), context, host, totals)
+        return cls._from_row(context, row)
+
+    @remotable_classmethod
+    def claim(
+        cls,
+        context: RequestContext,
+        host: str,
+        instance_uuid: str,
+        ratios: dict[str, float],
+    ) -> bool:
+        """Give the instance to ``host`` if its flavor still fits there (atomic)."""
+        return cloud_db.compute_node_claim(get_database(), context, host, instance_uuid, ratios)
+
+    @remotable_classmethod
+    def release(cls, context: RequestContext, host: str, instance_uuid: str) -> bool:
+        """Take the instance off ``host``, giving its resources back (atomic, idempotent)."""
+        return cloud_db.compute_node_release(get_database(), context, host, instance_uuid)
+
+    @remotable_classmethod
+    def reconcile_usage(cls, context: RequestContext, host: str) -> ComputeNode:
+        """Recount the used amounts from the live instances on ``host``."""
+        return cls._from_row(context, cloud_db.compute_node_reconcile(get_database(), context, host))
+
+
+@VersionedObjectRegistry.register
+class ComputeNodeList(ObjectListBase[ComputeNode], CloudObject):
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("ComputeNode")}
+    obj_relationships = {"objects": [("1.0", "1.0")]}
+
+    @remotable_classmethod
+    def get_all(cls, context: RequestContext) -> ComputeNodeList:
+        rows = cloud_db.compute_node_get_all(get_database(), context)
+        return cls(context, objects=[ComputeNode._from_row(context, row) for row in rows])
+
+
+# -- services ------------------------------------------------------------------
+
+
+@VersionedObjectRegistry.register
+class Service(CloudObject, SoftDeletedObject):
+    # 1.0: initial
+    VERSION = "1.0"
+
+    fields = {
+        "id": fields.IntegerField(read_only=True),
+        "host": fields.StringField(),
+        "binary": fields.StringField(),
+        "topic": fields.StringField(nullable=True),
+        "report_count": fields.NonNegativeIntegerField(default=0),
+        "last_seen_up": fields.DateTimeField(nullable=True),
+        "disabled": fields.BooleanField(default=False),
+        "disabled_reason": fields.StringField(nullable=True),
+        "version": fields.NonNegativeIntegerField(default=0),
+        "forced_down": fields.BooleanField(default=False),
+    }
+
+    @classmethod
+    def _from_row(cls, context: RequestContext, row: ServiceRow) -> Service:
+        service = cls(context)
+        _load(service, row, context)
+        return service
+
+    def is_up(self, service_down_time: float, now: datetime | None = None) -> bool:
+        """Whether its last heartbeat is younger than ``service_down_time`` seconds."""
+        if self.forced_down or self.last_seen_up is None:
+            return False
+        elapsed = (now or datetime.now(UTC)) - self.last_seen_up
+        return elapsed.total_seconds() <= service_down_time
+
+    @remotable_classmethod
+    def report(
+        cls,
+        context: RequestContext,
+        host: str,
+        binary: str,
+        topic: str | None,
+        version: int,
+        sent_at: str,
+    ) -> Service:
+        """A heartbeat sent at ``sent_at``; an older one than stored changes nothing."""
+        row, _newer = cloud_db.service_report(
+            get_database(), context, host, binary, topic, version, parse_sent_at(sent_at)
+        )
+        return cls._from_row(context, row)
+
+    @remotable_classmethod
+    def get_by_id(cls, context: RequestContext, service_id: int) -> Service:
+        return cls._from_row(context, cloud_db.service_get(get_database(), context, service_id))
+
+    @remotable_classmethod
+    def get_by_host_and_binary(cls, context: RequestContext, host: str, binary: str) -> Service:
+        row = cloud_db.service_get_by_host_and_binary(get_database(), context, host, binary)
+        return cls._from_row(context, row)
+
+    @remotable
+    def save(self) -> None:
+        changes = _column_values(self.obj_get_changes())
+        if not changes:
+            return
+        row = cloud_db.service_update(get_database(), self._context, self.id, changes)
+        _load(self, row, self._context)
+
+
+@VersionedObjectRegistry.register
+class ServiceList(ObjectListBase[Service], CloudObject):
+    VERSION = "1.0"
+
+    fields = {"objects": fields.ListOfObjectsField("Service")}
+    obj_relationships = {"objects": [("1.0", "1.0")]}
+
+    @remotable_classmethod
+    def get_all(cls, context: RequestContext, binary: str | None = None) -> ServiceList:
+        rows = cloud_db.service_get_all(get_database(), context, binary=binary)
+        return cls(context, objects=[Service._from_row(context, row) for row in rows])

@@ -1,6 +1,7 @@
-"""Process runtime: configuration, logging, signal handling, service entry points."""
+"""Process runtime: configuration, logging, signal handling, periodic tasks."""
 
 from podium.service.config import ServiceConfig
+from podium.service.periodic import PeriodicTask
 from podium.service.runtime import StopSignals, setup_logging
 
-__all__ = ["ServiceConfig", "StopSignals", "setup_logging"]
+__all__ = ["PeriodicTask", "ServiceConfig", "StopSignals", "setup_logging"]

@@ -1,0 +1,26 @@
+"""The reference cloud as a podium application (entry point group ``podium.apps``).
+
+Loaded by ``podium --help``: this module names modules, it imports none of them.
+"""
+
+from __future__ import annotations
+
+from podium.apps import App
+
+APP = App(
+    name="cloud",
+    migrations="podium.cloud.migrations.versions",
+    models=("podium.cloud.models",),
+    # Children first: a fault outlives nothing it describes.
+    archive=("instance_faults", "instances", "compute_nodes", "services", "flavors"),
+    objects=("podium.cloud.objects",),
+    remote_exceptions=("podium.cloud.exceptions",),
+    conductor_endpoints="podium.cloud.conductor:conductor_endpoints",
+    commands={
+        "api": "podium.cloud.cli:api",
+        "scheduler": "podium.cloud.cli:scheduler",
+        "compute": "podium.cloud.cli:compute",
+        "all-in-one": "podium.cloud.cli:all_in_one",
+        "demo": "podium.cloud.demo:command",
+    },
+)
