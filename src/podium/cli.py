@@ -1,8 +1,9 @@
 """The ``podium`` command.
 
-Each layer owns its sub-commands (``podium.<layer>.cli:group``); they are
-imported only when invoked, so ``podium --help`` stays fast and a worker host
-never imports the DB layer just to print help.
+Each layer owns its sub-commands (``podium.<layer>.cli:group``), and every
+installed application adds its own (``App.commands``); they are imported only
+when invoked, so ``podium --help`` stays fast and a worker host never imports
+the DB layer just to print help (loading the Apps imports no SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -12,25 +13,57 @@ from typing import Any
 
 import click
 
-_SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "objects": ("podium.objects.cli", "group"),
-    "db": ("podium.db.cli", "group"),
-    "conductor": ("podium.conductor.cli", "command"),
-    "demo": ("podium.cloud.demo", "command"),
+from podium.apps import installed_apps, resolve
+from podium.exceptions import AppError
+
+_FRAMEWORK_COMMANDS: dict[str, str] = {
+    "objects": "podium.objects.cli:group",
+    "db": "podium.db.cli:group",
+    "conductor": "podium.conductor.cli:command",
 }
+
+
+def _subcommands() -> dict[str, tuple[str, str]]:
+    """Command name -> (who provides it, "module:attr"); the framework's come first."""
+    commands = {name: ("podium", reference) for name, reference in _FRAMEWORK_COMMANDS.items()}
+    try:
+        apps = installed_apps()
+    except AppError as error:
+        # A broken installation is the operator's to fix: one line, no traceback.
+        raise click.ClickException(str(error)) from None
+    for app in apps:
+        for name, reference in app.commands.items():
+            if name in commands:
+                owner = commands[name][0]
+                raise click.ClickException(
+                    f"application {app.name!r} declares the command {name!r}, "
+                    f"which {owner!r} already has"
+                )
+            commands[name] = (app.name, reference)
+    return commands
 
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *_SUBCOMMANDS])
+        return sorted([*super().list_commands(ctx), *_subcommands()])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in _SUBCOMMANDS:
-            module_name, attr = _SUBCOMMANDS[cmd_name]
+        found = _subcommands().get(cmd_name)
+        if found is None:
+            return super().get_command(ctx, cmd_name)
+        owner, reference = found
+        if owner == "podium":
+            module_name, _, attr = reference.partition(":")
             command: Any = getattr(importlib.import_module(module_name), attr)
-            assert isinstance(command, click.Command)
-            return command
-        return super().get_command(ctx, cmd_name)
+        else:
+            app = next(app for app in installed_apps() if app.name == owner)
+            try:
+                command = resolve(app, reference)
+            except AppError as error:
+                raise click.ClickException(str(error)) from None
+        if not isinstance(command, click.Command):
+            raise click.ClickException(f"{reference} ({owner}) is not a click command")
+        return command
 
 
 @click.group(cls=_LazyGroup)

@@ -191,10 +191,6 @@ class DuplicateEntry(DBError):
     pass
 
 
-class UnexpectedTaskStateError(DBError):
-    pass
-
-
 # -- conductor ---------------------------------------------------------------
 
 

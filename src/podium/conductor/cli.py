@@ -26,9 +26,8 @@ LOG = logging.getLogger(__name__)
     "--objects",
     "object_modules",
     multiple=True,
-    default=["podium.cloud.objects"],
-    show_default=True,
-    help="module(s) whose object classes this conductor serves",
+    help="module(s) whose object classes this conductor serves, beside those of every "
+    "installed application",
 )
 @click.option("--sync-db/--no-sync-db", default=False, help="apply migrations first")
 @click.option(
@@ -50,10 +49,15 @@ def command(
     sync_db: bool,
     inbox_retention: int,
 ) -> None:
-    """Serve object calls for workers that hold no database credentials."""
+    """Serve object calls for workers that hold no database credentials.
+
+    Serves the objects and conductor endpoints of every installed application
+    (entry point group ``podium.apps``).
+    """
+    from podium.apps import import_modules, installed_apps, resolve
     from podium.conductor.service import ConductorService
     from podium.db import Database
-    from podium.db.migration import check_schema, current_version, head_version, sync
+    from podium.db.migration import check_schema, current_version, head_versions, sync
     from podium.rpc import TransportURL, get_transport
 
     config = ServiceConfig.from_env(
@@ -63,20 +67,38 @@ def command(
         rpc_workers=rpc_workers,
     )
     setup_logging(config.log_level)
-    for module in object_modules:
-        importlib.import_module(module)
     # One pooled connection per worker: fewer and every burst opens new ones.
     database = Database(config.database_url, pool_size=config.rpc_workers)
     try:
+        apps = installed_apps()
+        import_modules(apps, "objects")
+        for module in object_modules:
+            importlib.import_module(module)
         # Parsing the transport URL opens nothing: its mistakes come first.
+        # The apps' errors reach their callers as themselves, like podium's.
         transport = get_transport(config.transport_url)
+        transport.allowed_remote_exmods.extend(
+            module for app in apps for module in app.remote_exceptions
+        )
         if sync_db:
             before = current_version(database)
             after = sync(database)
-            if after != before:
-                LOG.info("database migrated from schema %s to %s", before or "none", after)
+            for branch, version in after.items():
+                if before.get(branch) != version:
+                    LOG.info(
+                        "database branch %s migrated from %s to %s",
+                        branch,
+                        before.get(branch) or "none",
+                        version,
+                    )
         schema = check_schema(database)
-        head = head_version()
+        heads = head_versions()
+        endpoints = [
+            endpoint
+            for app in apps
+            if app.conductor_endpoints is not None
+            for endpoint in resolve(app, app.conductor_endpoints)(transport, database, config.host)
+        ]
         service = ConductorService(
             transport,
             database,
@@ -84,6 +106,7 @@ def command(
             topic=config.conductor_topic,
             workers=config.rpc_workers,
             inbox_retention=timedelta(seconds=inbox_retention) if inbox_retention else None,
+            endpoints=endpoints,
         )
         service.start()
     except PodiumError as exc:
@@ -98,15 +121,17 @@ def command(
             config.conductor_topic,
             TransportURL.masked(config.transport_url),
             database.safe_url,
-            schema,
+            ", ".join(f"{branch} {version}" for branch, version in schema.items()),
         )
-        if schema != head:
-            LOG.warning(
-                "database schema %s is newer than this conductor's %s: serving it "
-                "(a rolling upgrade); upgrade this conductor next",
-                schema,
-                head,
-            )
+        for branch, version in schema.items():
+            if version != heads[branch]:
+                LOG.warning(
+                    "database branch %s at %s is newer than this conductor's %s: serving it "
+                    "(a rolling upgrade); upgrade this conductor next",
+                    branch,
+                    version,
+                    heads[branch],
+                )
         # Flushed on its own line so a parent process can wait for readiness.
         click.echo(f"podium-conductor ready host={config.host}", err=False)
         signum = stop_signals.wait()

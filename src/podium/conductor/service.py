@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
 
@@ -49,6 +50,10 @@ def configure_worker(
 class ConductorService:
     """An RPC server on topic ``conductor`` (shared queue) and ``conductor.<host>``.
 
+    It serves the :class:`ConductorManager` (object calls) and ``endpoints``:
+    the applications' own conductor endpoints (``App.conductor_endpoints``),
+    dispatched by their ``target`` namespace and version like any RPC endpoint.
+
     While it runs it also deletes inbox records older than ``inbox_retention``
     (every ``inbox_retention / 4``, at most every 10 minutes); ``None`` leaves
     that to ``podium db prune-inbox``.
@@ -64,6 +69,7 @@ class ConductorService:
         workers: int = 8,
         registry: VersionedObjectRegistry | None = None,
         inbox_retention: timedelta | None = DEFAULT_RETENTION,
+        endpoints: Sequence[object] = (),
     ) -> None:
         if inbox_retention is not None and inbox_retention <= timedelta(0):
             raise ValueError("inbox_retention must be positive (or None: no pruning)")
@@ -75,7 +81,7 @@ class ConductorService:
         self._server = RPCServer(
             transport,
             Target(topic=topic, server=host),
-            [self.manager],
+            [self.manager, *endpoints],
             serializer=VersionedObjectSerializer(registry=registry),
             max_workers=workers,
         )

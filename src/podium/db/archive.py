@@ -1,5 +1,8 @@
 """Move soft-deleted rows into the shadow tables, in batches.
 
+The tables archived are those every application lists in ``App.archive``, in
+that order (children first), applications by name.
+
 Each batch is one transaction: copy the rows into ``shadow_<table>`` (same
 ids, every column) and delete exactly those ids from the live table. A crash
 or a ``max_rows`` stop between batches leaves every row in exactly one of the
@@ -9,12 +12,15 @@ two tables; a failure inside a batch rolls the whole batch back.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Table, select
 
+from podium import apps as app_registry
+from podium.apps import App
 from podium.db.engine import Database
-from podium.db.models import MODELS, shadow_table, table_of
+from podium.db.models import Base, is_soft_delete, shadow_table
 from podium.exceptions import DBError
 
 __all__ = ["archive_deleted_rows", "archived_tables"]
@@ -22,9 +28,27 @@ __all__ = ["archive_deleted_rows", "archived_tables"]
 LOG = logging.getLogger(__name__)
 
 
-def archived_tables() -> list[str]:
-    """Live tables that have a shadow twin, in the order they are archived."""
-    return [model.__tablename__ for model in MODELS]
+def archived_tables(apps: Sequence[App] | None = None) -> list[str]:
+    """Live tables archived, in order: each app's ``archive`` (default: the installed apps).
+
+    Imports the apps' ``models`` modules, so that their tables are declared.
+    """
+    if apps is None:
+        apps = app_registry.installed_apps()
+    app_registry.import_modules(apps, "models")
+    names: list[str] = []
+    for app in apps:
+        for name in app.archive:
+            table = Base.metadata.tables.get(name)
+            if table is None or not is_soft_delete(table):
+                raise DBError(
+                    f"App {app.name} archives {name!r}, which is no soft-delete table "
+                    f"of its models {list(app.models)}"
+                )
+            if name in names:
+                raise DBError(f"table {name!r} is archived twice (App {app.name})")
+            names.append(name)
+    return names
 
 
 def archive_deleted_rows(
@@ -32,21 +56,24 @@ def archive_deleted_rows(
     before: datetime | None = None,
     max_rows: int | None = None,
     batch_size: int = 1000,
+    apps: Sequence[App] | None = None,
 ) -> dict[str, int]:
     """Archive soft-deleted rows; returns rows moved per live table name.
 
     ``before``: only rows whose ``deleted_at`` is older (naive means UTC).
     ``max_rows``: stop after this many rows in total, across tables.
+    ``apps``: whose tables (default: every installed application's).
     """
     if batch_size < 1:
         raise DBError(f"batch_size must be at least 1, not {batch_size}")
     if max_rows is not None and max_rows < 0:
         raise DBError(f"max_rows must be >= 0, not {max_rows}")
-    counts = dict.fromkeys(archived_tables(), 0)
+    names = archived_tables(apps)
+    counts = dict.fromkeys(names, 0)
     remaining = max_rows
-    for model in MODELS:
-        table = table_of(model)
-        shadow = shadow_table(table.name)
+    for name in names:
+        table = Base.metadata.tables[name]
+        shadow = shadow_table(name)
         while remaining is None or remaining > 0:
             wanted = batch_size if remaining is None else min(batch_size, remaining)
             moved = _archive_batch(database, table, shadow, before, wanted)

@@ -1,4 +1,4 @@
-"""``podium db``: schema migrations, schema version, archiving of deleted rows, pruning."""
+"""``podium db``: schema migrations (every branch), versions, archiving of deleted rows, pruning."""
 
 from __future__ import annotations
 
@@ -50,26 +50,30 @@ def group() -> None:
 @group.command()
 @_database_url_option
 def sync(database_url: str | None) -> None:
-    """Apply the schema migrations shipped with podium (up to the newest)."""
+    """Apply the schema migrations of podium and of every installed application."""
     with _opened(database_url) as database:
         before = migration.current_version(database)
         after = migration.sync(database)
-        if before == after:
-            click.echo(f"{database.safe_url}: schema already at {after}")
-        else:
-            click.echo(f"{database.safe_url}: schema {before or 'empty'} -> {after}")
+    click.echo(f"{database.safe_url}:")
+    width = max(len(branch) for branch in after)
+    for branch, version in after.items():
+        was = before.get(branch)
+        change = f"already at {version}" if was == version else f"{was or 'empty'} -> {version}"
+        click.echo(f"{branch:<{width}}  {change}")
 
 
 @group.command()
 @_database_url_option
 def version(database_url: str | None) -> None:
-    """Print the schema version of the database ("none" if never migrated)."""
+    """Print each branch's schema version, one per line ("none" if never migrated)."""
     with _opened(database_url) as database:
         current = migration.current_version(database)
-    head = migration.head_version()
-    click.echo(current or "none")
-    if current != head:
-        click.echo(f"(newest is {head}; run `podium db sync`)", err=True)
+        behind = migration.branches_behind(current)
+    for branch, revision in current.items():
+        click.echo(f"{branch} {revision or 'none'}")
+    if behind:
+        newest = ", ".join(f"{branch} {head}" for branch, head in behind.items())
+        click.echo(f"(newest is {newest}; run `podium db sync`)", err=True)
 
 
 @group.command("archive-deleted-rows")
@@ -93,7 +97,7 @@ def archive_deleted_rows(
     """Move soft-deleted rows into the shadow tables, one transaction per batch."""
     with _opened(database_url) as database:
         current = migration.current_version(database)
-        if current is None:
+        if not any(current.values()):
             raise PodiumError(
                 f"{database.safe_url} has no podium schema; run `podium db sync` first"
             )

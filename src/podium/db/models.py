@@ -1,52 +1,48 @@
-"""SQLAlchemy models of the reference control plane, with soft delete.
+"""The declarative base every application's tables derive from, with soft delete.
 
-Every table has ``created_at``, ``updated_at``, ``deleted_at`` and ``deleted``.
-``deleted`` is 0 on a live row and the row's own ``id`` once soft-deleted
-(Nova's trick): unique constraints include ``deleted``, so any number of
-deleted twins can sit next to the one live row a constraint protects.
+Applications declare their tables on :class:`Base` (one shared MetaData, so
+one migration runner and one archiver see them all). A table with
+:class:`SoftDeleteMixin` has ``created_at``, ``updated_at``, ``deleted_at`` and
+``deleted``. ``deleted`` is 0 on a live row and the row's own ``id`` once
+soft-deleted (Nova's trick): unique constraints include ``deleted``, so any
+number of deleted twins can sit next to the one live row a constraint protects.
 
-Each table has a ``shadow_<name>`` twin (same columns, no unique constraints)
-that :mod:`podium.db.archive` moves old soft-deleted rows into.
+Each soft-delete table has a ``shadow_<name>`` twin (same columns, no unique
+constraints, built by :func:`shadow_table`) that :mod:`podium.db.archive`
+moves old soft-deleted rows into; the application's migration creates it.
 
 Rows are plain mapped objects; ``row["column"]`` and ``row.get("column")``
-also work (Nova's DB objects are read that way), and the column named
-``metadata`` in ``instances`` is the attribute ``metadata_`` (``metadata`` is
+also work (Nova's DB objects are read that way), and a column named
+``metadata`` is declared as the attribute ``metadata_`` (``metadata`` is
 reserved by SQLAlchemy's declarative base).
+
+The framework's own tables here are request records (:class:`ConductorInbox`,
+:class:`RPCDedup`), not domain data.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import (
-    JSON,
-    Column,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    UniqueConstraint,
-)
+from sqlalchemy import JSON, Column, Integer, LargeBinary, MetaData, String, Table
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from podium.db.types import UTCDateTime, utcnow
+from podium.exceptions import DBError
 
 __all__ = [
-    "MODELS",
     "SHADOW_PREFIX",
     "Base",
-    "ComputeNode",
     "ConductorInbox",
-    "Instance",
     "RPCDedup",
-    "Service",
     "SoftDeleteMixin",
     "TimestampMixin",
+    "is_soft_delete",
     "shadow_table",
+    "shadow_tables",
     "table_of",
 ]
 
@@ -107,76 +103,6 @@ class SoftDeleteMixin(TimestampMixin):
     deleted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
-class Service(SoftDeleteMixin, Base):
-    __tablename__ = "services"
-    __table_args__ = (
-        UniqueConstraint("host", "binary", "deleted", name="uniq_services0host0binary0deleted"),
-        {"sqlite_autoincrement": True},
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    host: Mapped[str] = mapped_column(String(255))
-    binary: Mapped[str] = mapped_column(String(255))
-    topic: Mapped[str | None] = mapped_column(String(255))
-    report_count: Mapped[int] = mapped_column(default=0)
-    disabled: Mapped[bool] = mapped_column(default=False)
-    disabled_reason: Mapped[str | None] = mapped_column(String(255))
-    last_seen_up: Mapped[datetime | None]
-    # The object/RPC version this service runs; the lowest live value is what
-    # "upgrade_levels = auto" caps RPC clients to.
-    version: Mapped[int] = mapped_column(default=0)
-    forced_down: Mapped[bool] = mapped_column(default=False)
-
-
-class ComputeNode(SoftDeleteMixin, Base):
-    __tablename__ = "compute_nodes"
-    __table_args__ = (
-        UniqueConstraint("host", "deleted", name="uniq_compute_nodes0host0deleted"),
-        {"sqlite_autoincrement": True},
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    host: Mapped[str] = mapped_column(String(255))
-    hypervisor_hostname: Mapped[str | None] = mapped_column(String(255))
-    vcpus: Mapped[int] = mapped_column(default=0)
-    memory_mb: Mapped[int] = mapped_column(default=0)
-    local_gb: Mapped[int] = mapped_column(default=0)
-    vcpus_used: Mapped[int] = mapped_column(default=0)
-    memory_mb_used: Mapped[int] = mapped_column(default=0)
-    local_gb_used: Mapped[int] = mapped_column(default=0)
-
-
-class Instance(SoftDeleteMixin, Base):
-    __tablename__ = "instances"
-    __table_args__ = (
-        UniqueConstraint("uuid", "deleted", name="uniq_instances0uuid0deleted"),
-        Index("ix_instances_host_deleted", "host", "deleted"),
-        Index("ix_instances_project_id_deleted", "project_id", "deleted"),
-        {"sqlite_autoincrement": True},
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36))
-    hostname: Mapped[str | None] = mapped_column(String(255))
-    display_name: Mapped[str | None] = mapped_column(String(255))
-    project_id: Mapped[str | None] = mapped_column(String(255))
-    user_id: Mapped[str | None] = mapped_column(String(255))
-    host: Mapped[str | None] = mapped_column(String(255))
-    node: Mapped[str | None] = mapped_column(String(255))
-    vm_state: Mapped[str | None] = mapped_column(String(255))
-    task_state: Mapped[str | None] = mapped_column(String(255))
-    power_state: Mapped[int] = mapped_column(default=0)
-    memory_mb: Mapped[int] = mapped_column(default=0)
-    vcpus: Mapped[int] = mapped_column(default=0)
-    root_gb: Mapped[int] = mapped_column(default=0)
-    image_ref: Mapped[str | None] = mapped_column(String(255))
-    launched_at: Mapped[datetime | None]
-    terminated_at: Mapped[datetime | None]
-    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)
-
-
-MODELS: tuple[type[Base], ...] = (Service, ComputeNode, Instance)
-
 #: A stored reply: up to the 16 MiB an RPC message may carry (MySQL's BLOB
 #: stops at 64 KiB).
 REPLY_TYPE = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
@@ -218,7 +144,51 @@ class RPCDedup(Base):
     reply: Mapped[bytes | None] = mapped_column(REPLY_TYPE)
 
 
-def _make_shadow(table: Table) -> Table:
+def table_of(model: type[Base]) -> Table:
+    """The Core table of a model (typed as a Table, which it always is here)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def is_soft_delete(table: Table) -> bool:
+    """Whether ``table`` keeps soft-deleted rows (and so has a shadow twin)."""
+    return (
+        not table.name.startswith(SHADOW_PREFIX)
+        and "deleted" in table.c
+        and "deleted_at" in table.c
+        and "id" in table.c
+    )
+
+
+# Two threads archiving at once would otherwise both declare the shadow table,
+# and MetaData refuses the second.
+_SHADOW_LOCK = threading.Lock()
+
+
+def shadow_table(name: str) -> Table:
+    """The shadow twin of the live soft-delete table ``name``, built on first use.
+
+    Same columns (``id`` included, without autoincrement: ids come from the
+    live table), no unique constraint or index: a key may have been deleted
+    many times. Built into ``Base.metadata`` so that the schema check compares
+    it with what the migration created.
+    """
+    shadow_name = SHADOW_PREFIX + name
+    existing = Base.metadata.tables.get(shadow_name)
+    if existing is not None:
+        return existing
+    with _SHADOW_LOCK:
+        existing = Base.metadata.tables.get(shadow_name)
+        if existing is not None:
+            return existing
+        return _make_shadow(name, shadow_name)
+
+
+def _make_shadow(name: str, shadow_name: str) -> Table:
+    table = Base.metadata.tables.get(name)
+    if table is None or not is_soft_delete(table):
+        raise DBError(f"{name!r} is no soft-delete table of Base.metadata: it has no shadow")
     columns = [
         Column(
             column.name,
@@ -229,21 +199,10 @@ def _make_shadow(table: Table) -> Table:
         )
         for column in table.columns
     ]
-    return Table(SHADOW_PREFIX + table.name, Base.metadata, *columns)
+    return Table(shadow_name, Base.metadata, *columns)
 
 
-def table_of(model: type[Base]) -> Table:
-    """The Core table of a model (typed as a Table, which it always is here)."""
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_SHADOWS: dict[str, Table] = {
-    model.__tablename__: _make_shadow(table_of(model)) for model in MODELS
-}
-
-
-def shadow_table(name: str) -> Table:
-    """The shadow twin of the live table ``name``."""
-    return _SHADOWS[name]
+def shadow_tables() -> list[Table]:
+    """The shadow twin of every soft-delete table declared so far (built now)."""
+    live = [table for table in Base.metadata.sorted_tables if is_soft_delete(table)]
+    return [shadow_table(table.name) for table in live]

@@ -1,8 +1,13 @@
-"""Request records: the conductor's inbox and the RPC servers' shared de-dup store.
+"""The framework's tables: the conductor's inbox and the RPC servers' shared de-dup store.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: podium_0001
+Revises:
 Create Date: 2026-11-27
+
+The first revision of the branch ``podium``; applications' tables are in their
+own branches. Written out by hand rather than from the models, so that later
+changes to the models never rewrite history; tests/db/test_migration.py checks
+that the migrated schema still matches the models.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ from sqlalchemy.dialects import mysql
 
 from podium.db.types import UTCDateTime
 
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
+revision = "podium_0001"
+down_revision = None
+branch_labels = ("podium",)
 depends_on = None
 
 
