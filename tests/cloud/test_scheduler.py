@@ -111,8 +111,8 @@ def test_resource_filters_keep_hosts_without_room_out(spine: Spine, short_of: st
     # One unit less than the flavor of one resource; plenty of the others (and
     # the most free RAM where RAM is not the point, so the weigher would pick it).
     small = {"vcpus": 16, "memory_mb": 65536, "disk_gb": 1000, short_of: flavor[short_of] - 1}
-    add_host(ctxt, "small", **small)
-    add_host(ctxt, "exact", **flavor)
+    add_host(ctxt, "small", small["vcpus"], small["memory_mb"], small["disk_gb"])
+    add_host(ctxt, "exact", flavor["vcpus"], flavor["memory_mb"], flavor["disk_gb"])
     manager = scheduler()
 
     assert place(manager, ctxt, flavor) == "exact"  # used + wanted == total fits
