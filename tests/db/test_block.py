@@ -25,10 +25,16 @@ CHILD = textwrap.dedent(
     import sqlalchemy as sa
     from sqlalchemy import create_engine as imported_early
     from sqlalchemy import event
+    from sqlalchemy.orm import Mapped, mapped_column
     from podium.context import RequestContext
     from podium.db import Database, block_db_access
     from podium.db import api as db_api
+    from podium.db.models import Base, SoftDeleteMixin
     from podium.exceptions import DBNotAllowed
+
+    class Thing(SoftDeleteMixin, Base):  # an application's table
+        __tablename__ = "things"
+        id: Mapped[int] = mapped_column(primary_key=True)
 
     url, path = sys.argv[1], sys.argv[2]
     results = {}
@@ -84,7 +90,7 @@ CHILD = textwrap.dedent(
 
     attempt("session", open_session)
     attempt("engine", lambda: Database(url).engine)  # ENGINE
-    attempt("api", lambda: db_api.instance_get_all(Database(url), RequestContext()))  # API
+    attempt("api", lambda: db_api.get(Database(url), RequestContext(), Thing, id=1))  # API
     attempt("old_session", open_old_session)
     attempt("direct", direct)
     attempt("pooled", pooled)

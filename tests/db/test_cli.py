@@ -1,4 +1,8 @@
-"""``podium db ...`` through click's CliRunner, on every backend."""
+"""``podium db ...`` through click's CliRunner, on every backend.
+
+The toy application stands in as an installed one (``installed_apps`` patched),
+so the commands show every branch: the framework's, the installed apps', the toy's.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from toy_app.models import Widget
 
+import podium.apps
+from podium.apps import App
 from podium.cli import main
-from podium.context import RequestContext
-from podium.db import Database
+from podium.db import Database, migration
 from podium.db import api as db_api
-from podium.db.models import Instance, table_of
+from podium.db.models import table_of
 
-CTX = RequestContext()
+
+@pytest.fixture(autouse=True)
+def _toy_installed(monkeypatch: pytest.MonkeyPatch, apps: tuple[App, ...]) -> None:
+    monkeypatch.setattr(podium.apps, "installed_apps", lambda: apps)
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -24,22 +33,52 @@ def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_sync_and_version_from_empty(empty_url: str) -> None:
+def test_sync_and_version_from_empty(empty_url: str, apps: tuple[App, ...]) -> None:
+    heads = migration.head_versions(apps)
+    branches = ["podium", *(app.name for app in apps)]
+    assert list(heads) == branches and branches[-1] == "toy"
+    assert (heads["podium"], heads["toy"]) == ("podium_0001", "toy_0001")
     code, out, err = _run("version", "--database-url", empty_url)
-    assert (code, out) == (0, "none\n")
-    assert "run `podium db sync`" in err
+    assert (code, out) == (0, "".join(f"{branch} none\n" for branch in branches))
+    assert "run `podium db sync`" in err and "toy toy_0001" in err
     code, out, _ = _run("sync", "--database-url", empty_url)
-    assert code == 0 and "schema empty -> 0002" in out
+    width = max(map(len, branches))
+    assert code == 0
+    assert out.splitlines()[1:] == [
+        f"{branch:<{width}}  empty -> {heads[branch]}" for branch in branches
+    ]
     code, out, _ = _run("sync", "--database-url", empty_url)
-    assert code == 0 and "already at 0002" in out
+    assert code == 0
+    assert out.splitlines()[1:] == [
+        f"{branch:<{width}}  already at {heads[branch]}" for branch in branches
+    ]
     code, out, err = _run("version", "--database-url", empty_url)
-    assert (code, out, err) == (0, "0002\n", "")
+    assert (code, err) == (0, "")
+    assert out == "".join(f"{branch} {heads[branch]}\n" for branch in branches)
+    assert out.startswith("podium podium_0001\n") and out.endswith("toy toy_0001\n")
+
+
+def test_version_hints_at_the_branch_behind(empty_url: str, apps: tuple[App, ...]) -> None:
+    database = Database(empty_url)
+    try:
+        migration.sync(database, apps=apps)
+        migration.downgrade(database, "toy@base", apps=apps)
+    finally:
+        database.dispose()
+    code, out, err = _run("version", "--database-url", empty_url)
+    assert code == 0 and out.endswith("toy none\n") and "podium podium_0001\n" in out
+    assert err == "(newest is toy toy_0001; run `podium db sync`)\n"
+    code, out, _ = _run("sync", "--database-url", empty_url)
+    changes = dict(line.split(maxsplit=1) for line in out.splitlines()[1:])
+    assert changes["toy"] == "empty -> toy_0001"
+    assert changes["podium"] == "already at podium_0001"
 
 
 def test_database_url_from_environment(empty_url: str) -> None:
     code, out, _ = _run("sync", env={"PODIUM_DATABASE_URL": empty_url})
-    assert code == 0 and "0002" in out
-    assert _run("version", env={"PODIUM_DATABASE_URL": empty_url})[1] == "0002\n"
+    assert code == 0 and "podium_0001" in out
+    out = _run("version", env={"PODIUM_DATABASE_URL": empty_url})[1]
+    assert "podium podium_0001\n" in out and "toy toy_0001\n" in out
 
 
 def _table(output: str) -> dict[str, int]:
@@ -50,10 +89,10 @@ def _table(output: str) -> dict[str, int]:
 
 def test_archive_deleted_rows(database: Database) -> None:
     url = database.url.render_as_string(hide_password=False)
-    rows = [db_api.instance_create(database, CTX, {"host": "h"}) for _ in range(5)]
+    rows = [db_api.create(database, Widget, {"name": f"w{n}"}) for n in range(5)]
     for row in rows[:4]:
-        db_api.instance_destroy(database, CTX, row.uuid)
-    table = table_of(Instance)
+        database.run(lambda session, row=row: db_api.soft_delete(session, Widget, id=row.id))
+    table = table_of(Widget)
     with database.connection() as connection:
         connection.execute(
             table.update()
@@ -63,11 +102,12 @@ def test_archive_deleted_rows(database: Database) -> None:
     day = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d")
     code, out, _ = _run("archive-deleted-rows", "--database-url", url, "--before", day)
     assert code == 0, out
-    assert _table(out) == {"services": 0, "compute_nodes": 0, "instances": 1, "total": 1}
+    counts = _table(out)
+    assert (counts["toy_parts"], counts["toy_widgets"], counts["total"]) == (0, 1, 1)
     code, out, _ = _run(
         "archive-deleted-rows", "--database-url", url, "--max-rows", "2", "--batch-size", "1"
     )
-    assert _table(out)["instances"] == 2
+    assert _table(out)["toy_widgets"] == 2
     code, out, _ = _run("archive-deleted-rows", "--database-url", url)
     assert _table(out)["total"] == 1
     with database.connection() as connection:

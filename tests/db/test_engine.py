@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from toy_app.models import Widget
 
-from podium.context import RequestContext
 from podium.db import Database, default_url
 from podium.db import api as db_api
-from podium.db.models import Service
 from podium.exceptions import InvalidDatabaseURL
 
 
@@ -98,14 +97,14 @@ def test_new_sqlite_file_waits_for_a_writer_before_switching_to_wal(tmp_path: Pa
 
 def test_session_commits_or_rolls_back(database: Database) -> None:
     with pytest.raises(RuntimeError), database.session() as session:
-        session.add(Service(host="a", binary="b"))
+        session.add(Widget(name="a"))
         session.flush()
         raise RuntimeError("abort")
     with database.session() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(Service)) == 0
-        session.add(Service(host="a", binary="b"))
+        assert session.scalar(sa.select(sa.func.count()).select_from(Widget)) == 0
+        session.add(Widget(name="a"))
     with database.session() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(Service)) == 1
+        assert session.scalar(sa.select(sa.func.count()).select_from(Widget)) == 1
 
 
 def test_threads_share_one_database(database: Database) -> None:
@@ -115,8 +114,12 @@ def test_threads_share_one_database(database: Database) -> None:
     def work(n: int) -> None:
         try:
             for i in range(5):
-                row = db_api.instance_create(database, RequestContext(), {"host": f"t{n}"})
-                db_api.instance_update(database, RequestContext(), row.uuid, {"vcpus": i})
+                row = db_api.create(database, Widget, {"name": f"t{n}-{i}"})
+                database.run(
+                    lambda session, row=row, i=i: db_api.update_live(
+                        session, Widget, {"size": i}, id=row.id
+                    )
+                )
         except BaseException as error:
             errors.append(error)
 
@@ -126,7 +129,9 @@ def test_threads_share_one_database(database: Database) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert len(db_api.instance_get_all(database, RequestContext())) == 20
+    with database.session() as session:
+        rows = session.scalars(sa.select(Widget)).all()
+    assert sorted(row.size for row in rows) == sorted(list(range(5)) * 4)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

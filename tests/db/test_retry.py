@@ -22,11 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy import event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from toy_app.models import Widget
 
 from podium.context import RequestContext
 from podium.db import Database, engine
 from podium.db import api as db_api
-from podium.db.models import Instance
+from podium.db.models import table_of
 from podium.exceptions import DBConnectionError, DBError
 
 NETWORK_BACKENDS = [
@@ -114,21 +115,50 @@ def _fill_pool(db: Database, size: int) -> None:
             stack.enter_context(db.session()).execute(sa.text("SELECT 1"))
 
 
-def _increment(db: Database, instance_id: int) -> None:
-    """One write that shows if it landed twice: ``vcpus + 1`` in one transaction."""
+WIDGETS = table_of(Widget)
+
+
+def _counter(db: Database) -> Widget:
+    return db_api.create(db, Widget, {"name": f"counter-{secrets.token_hex(4)}", "size": 0})
+
+
+def _create(db: Database) -> None:
+    db_api.create(db, Widget, {"name": f"created-{secrets.token_hex(8)}", "colour": "created"})
+
+
+def _created(db: Database) -> int:
+    with db.session() as session:
+        query = select(sa.func.count()).where(WIDGETS.c.colour == "created")
+        return int(session.scalar(query) or 0)
+
+
+def _swap(db: Database, widget_id: int, expected: str, new: str) -> None:
+    """A compare-and-swap on ``colour``: a write applied twice would find it moved on."""
+    where = [WIDGETS.c.id == widget_id, WIDGETS.c.colour == expected]
+    row = db.run(
+        lambda session: db_api.update_returning(
+            session, Widget, {"colour": new}, where, [WIDGETS.c.id == widget_id]
+        ),
+        single_statement=db_api.returns_updates(db),
+    )
+    if row is None:
+        raise DBError(f"expected colour {expected!r}: not swapped")
+
+
+def _increment(db: Database, widget_id: int) -> None:
+    """One write that shows if it landed twice: ``size + 1`` in one transaction."""
 
     def work(session: Session) -> None:
-        table = Instance.__table__
         session.execute(
-            update(table).where(table.c.id == instance_id).values(vcpus=table.c.vcpus + 1)
+            update(WIDGETS).where(WIDGETS.c.id == widget_id).values(size=WIDGETS.c.size + 1)
         )
 
     db.run(work)
 
 
-def _vcpus(db: Database, instance_id: int) -> int:
+def _size(db: Database, widget_id: int) -> int:
     with db.session() as session:
-        return int(session.scalar(select(Instance.vcpus).where(Instance.id == instance_id)) or 0)
+        return int(session.scalar(select(Widget.size).where(Widget.id == widget_id)) or 0)
 
 
 def _retry_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -145,8 +175,8 @@ def test_connections_terminated_between_requests_cost_no_request(
     """The pool held connections the server had closed: none of the 200 calls fails."""
     db = Database(killer.url, pool_size=POOL_SIZE)
     try:
-        cas = db_api.instance_create(db, CTX, {"task_state": "s0", "vcpus": 0})
-        counter = db_api.instance_create(db, CTX, {"vcpus": 0})
+        cas = db_api.create(db, Widget, {"name": "cas", "colour": "s0"})
+        counter = _counter(db)
         failures: list[DBError] = []
         state = increments = created = 0
         for _ in range(4):
@@ -157,27 +187,21 @@ def test_connections_terminated_between_requests_cost_no_request(
                     if step % 3 == 0:
                         # A compare-and-swap chain: a write applied twice would
                         # find the state moved on and fail.
-                        db_api.instance_update(
-                            db,
-                            CTX,
-                            cas.uuid,
-                            {"task_state": f"s{state + 1}"},
-                            expected_task_state=f"s{state}",
-                        )
+                        _swap(db, cas.id, f"s{state}", f"s{state + 1}")
                         state += 1
                     elif step % 3 == 1:
                         _increment(db, counter.id)
                         increments += 1
                     else:
-                        db_api.instance_create(db, CTX, {"host": "created"})
+                        _create(db)
                         created += 1
                 except DBError as error:
                     failures.append(error)
         assert failures == []
         assert killer.killed >= 4 * POOL_SIZE
-        assert db_api.instance_get_by_uuid(db, CTX, cas.uuid).task_state == f"s{state}"
-        assert _vcpus(db, counter.id) == increments
-        assert len(db_api.instance_get_all(db, CTX, filters={"host": "created"})) == created
+        assert db_api.get(db, CTX, Widget, id=cas.id).colour == f"s{state}"
+        assert _size(db, counter.id) == increments
+        assert _created(db) == created
         assert state + increments + created == 200
     finally:
         db.dispose()
@@ -195,7 +219,7 @@ def test_a_transaction_that_met_a_dead_connection_runs_again(
     caplog.set_level(logging.WARNING, logger="podium.db.engine")
     db = Database(killer.url, pool_size=POOL_SIZE)
     try:
-        counter = db_api.instance_create(db, CTX, {"vcpus": 0})
+        counter = _counter(db)
         failures: list[DBError] = []
         increments = created = 0
         for _ in range(4):
@@ -207,13 +231,13 @@ def test_a_transaction_that_met_a_dead_connection_runs_again(
                         _increment(db, counter.id)
                         increments += 1
                     else:
-                        db_api.instance_create(db, CTX, {"host": "created"})
+                        _create(db)
                         created += 1
                 except DBError as error:
                     failures.append(error)
         assert failures == []
-        assert _vcpus(db, counter.id) == increments == 100
-        assert len(db_api.instance_get_all(db, CTX, filters={"host": "created"})) == created
+        assert _size(db, counter.id) == increments == 100
+        assert _created(db) == created
         # Each round's first call met a dead connection and ran again, and said so once.
         retries = _retry_warnings(caplog)
         assert len(retries) >= 4
@@ -242,7 +266,7 @@ def test_a_connection_lost_after_the_point_of_no_return_is_not_retried(
     caplog.set_level(logging.WARNING, logger="podium.db.engine")
     db = Database(killer.url)
     try:
-        counter = db_api.instance_create(db, CTX, {"vcpus": 0})
+        counter = _counter(db)
         # Listeners added now run after podium's own: after its last look at the socket.
         if single_statement:
             event.listen(db.engine, "before_cursor_execute", _kill_once(killer))
@@ -253,9 +277,8 @@ def test_a_connection_lost_after_the_point_of_no_return_is_not_retried(
         def work(session: Session) -> None:
             nonlocal runs
             runs += 1
-            table = Instance.__table__
             session.execute(
-                update(table).where(table.c.id == counter.id).values(vcpus=table.c.vcpus + 1)
+                update(WIDGETS).where(WIDGETS.c.id == counter.id).values(size=WIDGETS.c.size + 1)
             )
 
         with pytest.raises(DBConnectionError, match="unknown"):
@@ -280,21 +303,20 @@ def test_a_connection_lost_before_anything_was_sent_is_retried(
     killer = Killer(backend, database.url.render_as_string(hide_password=False), password)
     db = Database(killer.url)
     try:
-        counter = db_api.instance_create(db, CTX, {"vcpus": 0})
+        counter = _counter(db)
         event.listen(db.engine, "checkout", _kill_once(killer))
         runs = 0
 
         def work(session: Session) -> None:
             nonlocal runs
             runs += 1
-            table = Instance.__table__
             session.execute(
-                update(table).where(table.c.id == counter.id).values(vcpus=table.c.vcpus + 1)
+                update(WIDGETS).where(WIDGETS.c.id == counter.id).values(size=WIDGETS.c.size + 1)
             )
 
         db.run(work, single_statement=single_statement)
         assert runs == 2
-        assert _vcpus(db, counter.id) == 1
+        assert _size(db, counter.id) == 1
         (warning,) = _retry_warnings(caplog)
         message = warning.getMessage()
         assert "trying again" in message
@@ -351,7 +373,7 @@ def test_connections_killed_under_load(
     caplog.set_level(logging.WARNING, logger="podium.db.engine")
     # Short pauses keep the test short; the policy is the same.
     db = Database(killer.url, pool_size=2, retry_max_delay=0.01)
-    counter = db_api.instance_create(db, CTX, {"vcpus": 0})
+    counter = _counter(db)
     writes = 300
     done = 0  # writes finished, landed or not
     stop = threading.Event()
@@ -388,7 +410,7 @@ def test_connections_killed_under_load(
         db.dispose()
     check = Database(database.url.render_as_string(hide_password=False))
     try:
-        stored = _vcpus(check, counter.id)
+        stored = _size(check, counter.id)
     finally:
         check.dispose()
     retried = len(_retry_warnings(caplog))
