@@ -19,10 +19,10 @@ from oslo_config import cfg
 from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import fields as ovo_fields
 
+from podium.cloud import db as db_api
 from podium.cloud.objects import Instance as PodiumInstance
 from podium.context import RequestContext
 from podium.db import Database
-from podium.db import api as db_api
 
 _FIELD_MAP = {
     "Integer": ovo_fields.IntegerField,

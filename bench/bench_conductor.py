@@ -1,7 +1,7 @@
 """Remote ``save()`` through a conductor: podium vs oslo.versionedobjects + oslo.messaging.
 
 Both conductors run as their own process on the local RabbitMQ and write to the
-same PostgreSQL with the same DB function (``podium.db.api.instance_update``),
+same PostgreSQL with the same DB function (``podium.cloud.db.instance_update``),
 so the figures compare the object + messaging stacks and nothing else. Both
 conductors stay up during the run and the cases alternate between them in
 rounds, so drift in the broker or the database falls on both alike.
@@ -28,11 +28,11 @@ from _common import (
     percentiles_ms,
     run_callers,
 )
+from podium.cloud import db as db_api
 from podium.cloud.objects import CloudObject, Instance
 from podium.conductor import configure_worker
 from podium.context import RequestContext
 from podium.db import Database
-from podium.db import api as db_api
 from podium.rpc import get_transport
 
 RABBIT_URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")

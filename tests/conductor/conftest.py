@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from podium.apps import installed_apps
 from podium.cloud.objects import CloudObject
 from podium.conductor import ConductorAPI, ConductorService, configure_worker
 from podium.context import RequestContext
@@ -25,6 +26,11 @@ def database(tmp_path: Path) -> Iterator[Database]:
 @pytest.fixture
 def transport() -> Iterator[Transport]:
     with get_transport(f"memory://conductor-{uuid.uuid4().hex}") as transport:
+        # As `podium conductor` and the cloud's services do: the installed apps'
+        # errors (UnexpectedTaskStateError...) reach callers as themselves.
+        transport.allowed_remote_exmods.extend(
+            module for app in installed_apps() for module in app.remote_exceptions
+        )
         yield transport
 
 

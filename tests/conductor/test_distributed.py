@@ -111,19 +111,27 @@ def test_a_conductor_refuses_an_unmigrated_database(
         check=False,
     )
     assert out.returncode == 1
-    assert "is at schema none (empty); this code needs 0002: run `podium db sync`" in out.stderr
+    assert "is behind: podium at none (empty), this code needs podium_0001" in out.stderr
+    assert "run `podium db sync`" in out.stderr
     assert "Traceback" not in out.stderr and "ready" not in out.stdout
 
 
 def test_a_conductor_serves_a_schema_newer_than_its_own_and_says_so(
     rabbit_url: str, database_url: str, topic: str, conductors: list[ConductorProcess]
 ) -> None:
-    _query(database_url, "UPDATE alembic_version SET version_num = '0099' RETURNING 1")
+    _query(
+        database_url,
+        "UPDATE alembic_version SET version_num = 'podium_0099' "
+        "WHERE version_num = 'podium_0001' RETURNING 1",
+    )
     conductor = ConductorProcess(rabbit_url, database_url, topic, "c-old", log_level="INFO")
     conductors.append(conductor)
     err = conductor.stop(signal.SIGTERM)
-    assert "at schema 0099" in err
-    assert "schema 0099 is newer than this conductor's 0002: serving it" in err
+    assert "at schema podium podium_0099, " in err
+    assert (
+        "database branch podium at podium_0099 is newer than this conductor's podium_0001: "
+        "serving it" in err
+    )
 
 
 def test_two_conductors_share_the_load_and_survive_losing_one(

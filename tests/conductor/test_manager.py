@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from podium.cloud.exceptions import UnexpectedTaskStateError
 from podium.cloud.objects import CloudObject, Instance, InstanceList
 from podium.conductor import ConductorAPI, ConductorManager, configure_worker
 from podium.context import RequestContext
@@ -19,7 +20,6 @@ from podium.exceptions import (
     MethodNotRemotable,
     NotFound,
     ObjectActionError,
-    UnexpectedTaskStateError,
     UnsupportedObjectError,
 )
 from podium.objects import VersionedObjectSerializer
