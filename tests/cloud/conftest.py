@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from tests.conftest import Servers
 
 from podium.cloud.conductor import ComputeTaskManager
 from podium.cloud.config import CloudConfig
@@ -18,7 +19,6 @@ from podium.context import RequestContext, get_admin_context
 from podium.db import Database
 from podium.db.migration import sync
 from podium.rpc import Transport, get_transport
-from tests.conftest import Servers
 
 CLOUD_EXCEPTIONS = ["podium.exceptions", "podium.cloud.exceptions"]
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from tests.cloud.conftest import Spine
 
 from podium.cloud import states
 from podium.cloud.exceptions import InstanceInvalidState, UnexpectedTaskStateError
@@ -22,7 +23,6 @@ from podium.cloud.objects import (
 )
 from podium.context import RequestContext
 from podium.exceptions import NotFound, ObjectFieldError
-from tests.cloud.conftest import Spine
 
 RATIO_ONE = {"cpu": 1.0, "ram": 1.0, "disk": 1.0}
 
@@ -182,9 +182,7 @@ def test_listing_pages_sorts_and_hides_the_deleted(spine: Spine) -> None:
     created[0].destroy()
     page = InstanceList.get_all(ctx, sort_key="display_name", sort_dir="desc", limit=2)
     assert [i.display_name for i in page] == ["vm-4", "vm-3"]
-    rest = InstanceList.get_all(
-        ctx, sort_key="display_name", sort_dir="desc", marker=page[-1].uuid
-    )
+    rest = InstanceList.get_all(ctx, sort_key="display_name", sort_dir="desc", marker=page[-1].uuid)
     assert [i.display_name for i in rest] == ["vm-2", "vm-1"]
     everything = InstanceList.get_all(ctx.elevated(read_deleted="yes"))
     assert len(everything) == 5
@@ -203,3 +201,29 @@ def test_older_peers_get_instances_without_the_new_fields(spine: Spine) -> None:
     listed = InstanceList.get_all(ctx).obj_to_primitive(target_version="1.1")
     [item] = listed["podium_object.data"]["objects"]
     assert item["podium_object.version"] == "1.1"
+
+
+@pytest.mark.parametrize("sort_dir", ["asc", "desc"])
+def test_paging_walks_every_instance_once_even_through_null_sort_values(
+    spine: Spine, sort_dir: str
+) -> None:
+    ctx = RequestContext(user_id="u", project_id="p1")
+    for name in (None, "b", None, "a", "b", None):
+        _new_instance(ctx, display_name=name)
+    whole = InstanceList.get_all(ctx, sort_key="display_name", sort_dir=sort_dir)
+    names = [i.display_name for i in whole]
+    nulls_at = [None] * 3
+    assert names == (
+        [*nulls_at, "a", "b", "b"] if sort_dir == "asc" else ["b", "b", "a", *nulls_at]
+    )
+    walked: list[str] = []
+    marker = None
+    while True:
+        page = InstanceList.get_all(
+            ctx, sort_key="display_name", sort_dir=sort_dir, limit=2, marker=marker
+        )
+        if not page:
+            break
+        walked.extend(i.uuid for i in page)
+        marker = page[-1].uuid
+    assert walked == [i.uuid for i in whole]

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from podium.cloud.exceptions import InstanceInvalidState, UnexpectedTaskStateError
@@ -142,16 +142,21 @@ def instance_get_all(
             ahead = _INSTANCES.c.id > marker_row.id
             if sort_dir == "desc":
                 ahead = _INSTANCES.c.id < marker_row.id
+            # NULLs come first ascending and last descending (the ORDER BY below
+            # says so explicitly: backends disagree by default).
+            tie: ColumnElement[bool]
+            after: ColumnElement[bool]
             if value is None:
-                # NULLs sort first ascending and last descending on every backend
-                # we run once ORDER BY says so explicitly (below).
-                after = sort_column.is_not(None) if sort_dir == "asc" else sort_column.is_(None)
-                query = query.where(or_(after, and_(sort_column.is_(None), ahead)))
+                tie = and_(sort_column.is_(None), ahead)
+                after = sort_column.is_not(None) if sort_dir == "asc" else false()
             else:
-                after = sort_column > value if sort_dir == "asc" else sort_column < value
-                if sort_dir == "desc":
-                    after = or_(after, sort_column.is_(None))
-                query = query.where(or_(after, and_(sort_column == value, ahead)))
+                tie = and_(sort_column == value, ahead)
+                after = (
+                    sort_column > value
+                    if sort_dir == "asc"
+                    else or_(sort_column < value, sort_column.is_(None))
+                )
+            query = query.where(or_(after, tie))
         if sort_dir == "asc":
             query = query.order_by(
                 sort_column.is_not(None), sort_column.asc(), _INSTANCES.c.id.asc()

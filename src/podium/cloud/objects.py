@@ -63,7 +63,9 @@ class SoftDeletedObject(TimestampedObject):
     }
 
 
-def _load(obj: VersionedObject, row: Any, context: RequestContext, skip: tuple[str, ...] = ()) -> None:
+def _load(
+    obj: VersionedObject, row: Any, context: RequestContext, skip: tuple[str, ...] = ()
+) -> None:
     for name in obj.fields:
         if name in skip:
             continue
@@ -157,10 +159,13 @@ class FlavorList(ObjectListBase[Flavor], CloudObject):
     fields = {"objects": fields.ListOfObjectsField("Flavor")}
     obj_relationships = {"objects": [("1.0", "1.0")]}
 
+    @classmethod
+    def _from_rows(cls, context: RequestContext, rows: list[FlavorRow]) -> FlavorList:
+        return cls(context, objects=[Flavor._from_row(context, row) for row in rows])
+
     @remotable_classmethod
     def get_all(cls, context: RequestContext) -> FlavorList:
-        rows = cloud_db.flavor_get_all(get_database(), context)
-        return cls(context, objects=[Flavor._from_row(context, row) for row in rows])
+        return cls._from_rows(context, cloud_db.flavor_get_all(get_database(), context))
 
 
 # -- faults --------------------------------------------------------------------
@@ -267,7 +272,8 @@ class Instance(CloudObject, SoftDeletedObject):
 
     def _load_row(self, row: InstanceRow, fault: InstanceFaultRow | None = None) -> None:
         _load(self, row, self._context, skip=_INSTANCE_DERIVED)
-        self.flavor = None if row.flavor is None else Flavor.from_snapshot(self._context, row.flavor)
+        snapshot = row.flavor
+        self.flavor = None if snapshot is None else Flavor.from_snapshot(self._context, snapshot)
         self.fault = None if fault is None else InstanceFault._from_row(self._context, fault)
         self.obj_reset_changes()
 
@@ -279,11 +285,15 @@ class Instance(CloudObject, SoftDeletedObject):
             ).get(row.uuid)
         self._load_row(row, fault)
 
+    @classmethod
+    def _fresh(cls, context: RequestContext, row: InstanceRow) -> Instance:
+        instance = cls(context)
+        instance._load_fresh(row)
+        return instance
+
     @remotable_classmethod
     def get_by_uuid(cls, context: RequestContext, uuid: str) -> Instance:
-        instance = cls(context)
-        instance._load_fresh(cloud_db.instance_get_by_uuid(get_database(), context, uuid))
-        return instance
+        return cls._fresh(context, cloud_db.instance_get_by_uuid(get_database(), context, uuid))
 
     def _values(self, changes: Mapping[str, Any]) -> dict[str, Any]:
         values = _column_values(changes, skip=_INSTANCE_DERIVED)
@@ -447,7 +457,8 @@ class ComputeNode(CloudObject, SoftDeletedObject):
 
     @remotable_classmethod
     def get_by_host(cls, context: RequestContext, host: str) -> ComputeNode:
-        return cls._from_row(context, cloud_db.compute_node_get_by_host(get_database(), context, host))
+        row = cloud_db.compute_node_get_by_host(get_database(), context, host)
+        return cls._from_row(context, row)
 
     @remotable_classmethod
     def report(
@@ -460,7 +471,7 @@ class ComputeNode(CloudObject, SoftDeletedObject):
         hypervisor_hostname: str | None = None,
     ) -> ComputeNode:
         """What the host's hypervisor offers (the row is created on the first report)."""
-        totals = {
+        totals: dict[str, Any] = {
             "vcpus": vcpus,
             "memory_mb": memory_mb,
             "disk_gb": disk_gb,
@@ -491,7 +502,8 @@ class ComputeNode(CloudObject, SoftDeletedObject):
     @remotable_classmethod
     def reconcile_usage(cls, context: RequestContext, host: str) -> ComputeNode:
         """Recount the used amounts from the live instances on ``host``."""
-        return cls._from_row(context, cloud_db.compute_node_reconcile(get_database(), context, host))
+        row = cloud_db.compute_node_reconcile(get_database(), context, host)
+        return cls._from_row(context, row)
 
 
 @VersionedObjectRegistry.register
@@ -501,10 +513,13 @@ class ComputeNodeList(ObjectListBase[ComputeNode], CloudObject):
     fields = {"objects": fields.ListOfObjectsField("ComputeNode")}
     obj_relationships = {"objects": [("1.0", "1.0")]}
 
+    @classmethod
+    def _from_rows(cls, context: RequestContext, rows: list[ComputeNodeRow]) -> ComputeNodeList:
+        return cls(context, objects=[ComputeNode._from_row(context, row) for row in rows])
+
     @remotable_classmethod
     def get_all(cls, context: RequestContext) -> ComputeNodeList:
-        rows = cloud_db.compute_node_get_all(get_database(), context)
-        return cls(context, objects=[ComputeNode._from_row(context, row) for row in rows])
+        return cls._from_rows(context, cloud_db.compute_node_get_all(get_database(), context))
 
 
 # -- services ------------------------------------------------------------------
@@ -539,7 +554,7 @@ class Service(CloudObject, SoftDeletedObject):
         if self.forced_down or self.last_seen_up is None:
             return False
         elapsed = (now or datetime.now(UTC)) - self.last_seen_up
-        return elapsed.total_seconds() <= service_down_time
+        return bool(elapsed.total_seconds() <= service_down_time)
 
     @remotable_classmethod
     def report(
@@ -582,7 +597,11 @@ class ServiceList(ObjectListBase[Service], CloudObject):
     fields = {"objects": fields.ListOfObjectsField("Service")}
     obj_relationships = {"objects": [("1.0", "1.0")]}
 
+    @classmethod
+    def _from_rows(cls, context: RequestContext, rows: list[ServiceRow]) -> ServiceList:
+        return cls(context, objects=[Service._from_row(context, row) for row in rows])
+
     @remotable_classmethod
     def get_all(cls, context: RequestContext, binary: str | None = None) -> ServiceList:
         rows = cloud_db.service_get_all(get_database(), context, binary=binary)
-        return cls(context, objects=[Service._from_row(context, row) for row in rows])
+        return cls._from_rows(context, rows)

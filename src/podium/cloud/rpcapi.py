@@ -98,9 +98,10 @@ class ComputeAPI:
 
 
 def _host_of(instance: Instance) -> str:
-    if not instance.host:
+    host = instance.host
+    if not host:
         raise ValueError(f"instance {instance.uuid} has no host to send the action to")
-    return instance.host
+    return str(host)
 
 
 class ComputeTaskAPI:
@@ -124,7 +125,9 @@ class ComputeTaskAPI:
         self, context: RequestContext, instances: list[Instance], request_spec: dict[str, Any]
     ) -> None:
         """Schedule and build; ``request_spec["num_attempts"]``/``ignore_hosts`` carry retries."""
-        self._client.cast(context, "build_instances", instances=instances, request_spec=request_spec)
+        self._client.cast(
+            context, "build_instances", instances=instances, request_spec=request_spec
+        )
 
     def guest_heartbeat(
         self, context: RequestContext, instance_uuid: str, status: str, sent_at: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Self
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -37,7 +37,7 @@ class ServiceConfig:
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServiceConfig:
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Self:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):

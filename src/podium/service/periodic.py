@@ -20,7 +20,7 @@ class PeriodicTask:
         self,
         name: str,
         interval: float,
-        function: Callable[[], None],
+        function: Callable[[], object],
         *,
         initial_delay: float | None = None,
     ) -> None:
