@@ -25,7 +25,8 @@ class ServiceProcess:
         ready_timeout: float = 60.0,
     ) -> None:
         self.argv = [sys.executable, "-m", "podium", *argv]
-        self._log = tempfile.TemporaryFile(mode="w+t")
+        # Lives as long as the process; stop() closes it.
+        self._log = tempfile.TemporaryFile(mode="w+t")  # noqa: SIM115
         self.process = subprocess.Popen(
             self.argv,
             env={**os.environ, **(env or {})},
