@@ -390,7 +390,11 @@ def test_builds_failing_everywhere_end_in_error_after_max_attempts(spine: Spine)
     ):
         instance = new_instance()
         ComputeTaskAPI(spine.transport).build_instances(ADMIN, [instance], {})
-        failed = wait_settled(instance.uuid, states.ERROR)
+        wait_settled(instance.uuid, states.ERROR)
+        # The conductor records the fault just after the state: wait for both.
+        failed = wait_for(
+            lambda: (lambda i: i if i.fault else None)(fetch(instance.uuid)), "the fault"
+        )
         for host in hosts:
             assert usage(host) == (0, 0, 0)
     assert failed.host is None
@@ -549,3 +553,15 @@ def test_init_host_blocks_database_access_before_anything_else(tmp_path: Path) -
     # Refused at every one of them: the block came first.
     assert len(conductor.refused) == 3
     assert all("'podium-compute'" in message for message in conductor.refused)
+
+
+def test_the_node_is_reported_every_interval(spine: Spine) -> None:
+    with running_compute(spine, "compute-1"):
+        node = ComputeNode.get_by_host(ADMIN, "compute-1")
+        # Totals changed behind the compute's back are put right by its next report.
+        cloud_db.compute_node_update(spine.database, ADMIN, node.id, {"vcpus": 1, "disk_gb": 2})
+        wait_for(
+            lambda: ComputeNode.get_by_host(ADMIN, "compute-1").vcpus == 4,
+            "the periodic resource report",
+        )
+    assert ComputeNode.get_by_host(ADMIN, "compute-1").disk_gb == 100
