@@ -22,7 +22,7 @@ from tests.cloud.conftest import Spine, cloud_config
 
 from podium.cloud import db as cloud_db
 from podium.cloud import states
-from podium.cloud.compute import BINARY, ComputeManager, FakeDriver, compute_service
+from podium.cloud.compute import COMPUTE_BINARY, ComputeManager, FakeDriver, compute_service
 from podium.cloud.config import CloudConfig
 from podium.cloud.exceptions import NoValidHost, UnexpectedTaskStateError
 from podium.cloud.objects import (
@@ -149,7 +149,7 @@ def test_build_reaches_active_and_the_host_reports_in(spine: Spine) -> None:
     with running_compute(spine, "compute-1", driver):
         node = ComputeNode.get_by_host(ADMIN, "compute-1")
         assert (node.vcpus, node.memory_mb, node.disk_gb) == (4, 8192, 100)
-        service = Service.get_by_host_and_binary(ADMIN, "compute-1", BINARY)
+        service = Service.get_by_host_and_binary(ADMIN, "compute-1", COMPUTE_BINARY)
         assert service.topic == "compute" and service.is_up(spine.config.service_down_time)
 
         instance = build_on(spine, "compute-1", new_instance())

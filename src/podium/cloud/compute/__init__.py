@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from podium.cloud.compute.driver import FakeDriver
-from podium.cloud.compute.manager import BINARY, ComputeManager
+from podium.cloud.compute.manager import COMPUTE_BINARY, ComputeManager
 from podium.cloud.config import CloudConfig
 from podium.cloud.rpcapi import COMPUTE_TOPIC
 from podium.cloud.service import CloudService
 from podium.rpc import Transport
 
-__all__ = ["BINARY", "ComputeManager", "FakeDriver", "compute_service"]
+__all__ = ["COMPUTE_BINARY", "ComputeManager", "FakeDriver", "compute_service"]
 
 
 def compute_service(
@@ -30,5 +30,10 @@ def compute_service(
         transport, config, host, driver or FakeDriver.from_config(config), block_db=block_db
     )
     return CloudService(
-        transport, binary=BINARY, host=host, config=config, topic=COMPUTE_TOPIC, manager=manager
+        transport,
+        binary=COMPUTE_BINARY,
+        host=host,
+        config=config,
+        topic=COMPUTE_TOPIC,
+        manager=manager,
     )

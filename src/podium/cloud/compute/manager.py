@@ -40,9 +40,9 @@ from podium.service import PeriodicTask
 
 LOG = logging.getLogger(__name__)
 
-__all__ = ["BINARY", "ComputeManager", "guest_status_of"]
+__all__ = ["COMPUTE_BINARY", "ComputeManager", "guest_status_of"]
 
-BINARY = "podium-compute"
+COMPUTE_BINARY = "podium-compute"
 
 #: What a guest agent says for each power state (Trove's statuses).
 _GUEST_STATUS = {
@@ -103,9 +103,9 @@ class _InstanceLocks:
 class ComputeManager:
     """The endpoint of topic ``compute`` on one host, and that host's periodic work.
 
-    ``init_host``, ``periodic_tasks`` and ``cleanup_host`` are called by the
-    service runner; they take no request context, so the RPC dispatcher (which
-    passes one to every method) cannot run them from a message.
+    ``init_host`` and ``periodic_tasks`` are called by the service runner
+    (before it takes requests); they take no request context, so the RPC
+    dispatcher, which passes one to every method, cannot run them from a message.
     """
 
     target = Target(version=ComputeAPI.VERSION)
@@ -133,13 +133,12 @@ class ComputeManager:
     def init_host(self) -> None:
         """Before taking requests: refuse the database, report the node, settle its instances."""
         if self._block_db:
-            block_db_access(BINARY)
+            block_db_access(COMPUTE_BINARY)
         ctxt = get_admin_context()
         self._report_node(ctxt)
         for instance in InstanceList.get_by_host(ctxt, self.host):
             try:
-                with self._locks.held(instance.uuid):
-                    self._reconcile(ctxt, instance)
+                self._reconcile(ctxt, instance)
             except (UnexpectedTaskStateError, NotFound) as error:
                 # Someone moved it while we looked (an API delete): theirs stands.
                 LOG.info("instance %s changed during reconciliation: %s", instance.uuid, error)
@@ -182,13 +181,12 @@ class ComputeManager:
         interval = self.config.report_interval
         return [
             PeriodicTask(
-                f"{BINARY}-resources", interval, lambda: self._report_node(get_admin_context())
+                f"{COMPUTE_BINARY}-resources",
+                interval,
+                lambda: self._report_node(get_admin_context()),
             ),
-            PeriodicTask(f"{BINARY}-guest-heartbeats", interval, self._guest_heartbeats),
+            PeriodicTask(f"{COMPUTE_BINARY}-guest-heartbeats", interval, self._guest_heartbeats),
         ]
-
-    def cleanup_host(self) -> None:
-        LOG.info("compute %s stopped with %d VM(s)", self.host, len(self.driver.list_instances()))
 
     def _report_node(self, ctxt: RequestContext) -> None:
         resources = self.driver.resources
