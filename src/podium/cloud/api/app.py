@@ -100,6 +100,9 @@ SortKey = Literal[
 FilterStatus = Literal["BUILD", "ACTIVE", "PAUSED", "SHUTOFF", "REBOOT", "ERROR", "DELETED"]
 
 _UNAVAILABLE = (MessagingTimeout, NoConsumer, TransportError, DBConnectionError)
+# Strings from the query or the path reach SQL comparisons: PostgreSQL refuses
+# a NUL in a string outright (a 500), so control characters stop here as a 400.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 class ApiError(Exception):
@@ -448,16 +451,20 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
 
     def list_servers(
         request: Request,
-        context: RequestContext,
-        name: str | None,
-        status: FilterStatus | None,
-        host: str | None,
-        all_tenants: bool,
-        read_deleted: ReadDeleted,
-        limit: int | None,
-        marker: str | None,
-        sort_key: SortKey,
-        sort_dir: Literal["asc", "desc"],
+        context: User,
+        name: Annotated[
+            str | None, Query(max_length=255, pattern=_PRINTABLE, description="Exact name")
+        ] = None,
+        status: FilterStatus | None = None,
+        host: Annotated[
+            str | None, Query(max_length=255, pattern=_PRINTABLE, description="Admins only")
+        ] = None,
+        all_tenants: Annotated[bool, Query(description="Admins only")] = False,
+        read_deleted: Deleted = "no",
+        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
+        marker: Annotated[str | None, Query(max_length=255, pattern=_PRINTABLE)] = None,
+        sort_key: SortKey = "created_at",
+        sort_dir: Literal["asc", "desc"] = "desc",
     ) -> ServerListBody:
         if (host is not None or all_tenants) and not context.is_admin:
             raise ApiError(403, "Only admins may filter by host or list all projects")
@@ -502,72 +509,20 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
             links.append(Link(rel="next", href=str(href)))
         return ServerListBody(servers=servers, servers_links=links)
 
-    list_responses = _documented(403)
-
-    @app.get(
-        "/servers",
-        tags=["servers"],
-        responses=list_responses,
-        summary="List servers (every view is the detailed one)",
-    )
-    def get_servers(
-        request: Request,
-        context: User,
-        name: Annotated[str | None, Query(max_length=255, description="Exact name")] = None,
-        status: FilterStatus | None = None,
-        host: Annotated[str | None, Query(max_length=255, description="Admins only")] = None,
-        all_tenants: Annotated[bool, Query(description="Admins only")] = False,
-        read_deleted: Deleted = "no",
-        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
-        marker: Annotated[str | None, Query(max_length=255)] = None,
-        sort_key: SortKey = "created_at",
-        sort_dir: Literal["asc", "desc"] = "desc",
-    ) -> ServerListBody:
-        return list_servers(
-            request,
-            context,
-            name,
-            status,
-            host,
-            all_tenants,
-            read_deleted,
-            limit,
-            marker,
-            sort_key,
-            sort_dir,
-        )
-
-    @app.get(
-        "/servers/detail",
-        tags=["servers"],
-        responses=list_responses,
-        summary="List servers (the same as GET /servers, for Nova's clients)",
-    )
-    def get_servers_detail(
-        request: Request,
-        context: User,
-        name: Annotated[str | None, Query(max_length=255, description="Exact name")] = None,
-        status: FilterStatus | None = None,
-        host: Annotated[str | None, Query(max_length=255, description="Admins only")] = None,
-        all_tenants: Annotated[bool, Query(description="Admins only")] = False,
-        read_deleted: Deleted = "no",
-        limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE)] = None,
-        marker: Annotated[str | None, Query(max_length=255)] = None,
-        sort_key: SortKey = "created_at",
-        sort_dir: Literal["asc", "desc"] = "desc",
-    ) -> ServerListBody:
-        return list_servers(
-            request,
-            context,
-            name,
-            status,
-            host,
-            all_tenants,
-            read_deleted,
-            limit,
-            marker,
-            sort_key,
-            sort_dir,
+    # One view for both paths: a list without status is of little use, and
+    # Nova's clients ask for /servers/detail.
+    for path, summary in (
+        ("/servers", "List servers (every view is the detailed one)"),
+        ("/servers/detail", "List servers (the same as GET /servers, for Nova's clients)"),
+    ):
+        app.add_api_route(
+            path,
+            list_servers,
+            methods=["GET"],
+            tags=["servers"],
+            responses=_documented(403),
+            summary=summary,
+            operation_id="list_servers" if path == "/servers" else "list_servers_detail",
         )
 
     @app.get("/servers/{server_id}", tags=["servers"], responses=_documented(403, 404))
@@ -669,14 +624,17 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
         )
 
     @app.get("/flavors/{flavor_id}", tags=["flavors"], responses=_documented(404))
-    def get_flavor(flavor_id: Annotated[str, Path(max_length=255)], context: User) -> FlavorBody:
+    def get_flavor(
+        flavor_id: Annotated[str, Path(max_length=255, pattern=_PRINTABLE)], context: User
+    ) -> FlavorBody:
         return FlavorBody(flavor=views.flavor_view(find_flavor(context, flavor_id, 404)))
 
     # -- services and hypervisors (admins) -------------------------------------
 
     @app.get("/os-services", tags=["admin"], responses=_documented(403))
     def get_services(
-        context: Admin, binary: Annotated[str | None, Query(max_length=255)] = None
+        context: Admin,
+        binary: Annotated[str | None, Query(max_length=255, pattern=_PRINTABLE)] = None,
     ) -> ServiceListBody:
         services = ServiceList.get_all(context, binary=binary)
         return ServiceListBody(
