@@ -1,9 +1,11 @@
 """The oslo side of the conductor benchmark: oslo.versionedobjects + oslo.messaging.
 
 A minimal conductor in Nova's shape (``object_action`` clones, dispatches,
-diffs, returns ``(updates, result)``), an ``Instance`` with the same 22 fields
-as podium's, and a ``save`` that calls the very same DB function podium's
-does, so the two stacks differ only in their object and messaging layers.
+diffs, returns ``(updates, result)``), an ``Instance`` with the same fields as
+podium's (its ``flavor`` and ``fault`` nested objects with the same fields as
+podium's ``Flavor`` and ``InstanceFault``), and a ``save`` that calls the very
+same DB function podium's does, so the two stacks differ only in their object
+and messaging layers.
 
     python _oslo_conductor.py TRANSPORT_URL DATABASE_URL TOPIC   # runs a server
 """
@@ -20,7 +22,9 @@ from oslo_versionedobjects import base as ovo_base
 from oslo_versionedobjects import fields as ovo_fields
 
 from podium.cloud import db as db_api
+from podium.cloud.objects import Flavor as PodiumFlavor
 from podium.cloud.objects import Instance as PodiumInstance
+from podium.cloud.objects import InstanceFault as PodiumInstanceFault
 from podium.context import RequestContext
 from podium.db import Database
 
@@ -32,17 +36,25 @@ _FIELD_MAP = {
     "DateTime": ovo_fields.DateTimeField,
     "Boolean": ovo_fields.BooleanField,
 }
+#: podium's nested object names -> the oslo classes below that mirror them.
+_OBJECT_MAP = {"Flavor": "BenchFlavor", "InstanceFault": "BenchInstanceFault"}
 DATABASE: Database | None = None
 
 
-def _ovo_fields() -> dict[str, Any]:
+def _ovo_fields(podium_cls: Any) -> dict[str, Any]:
+    """oslo fields mirroring a podium object's, field for field (same names, kinds, nullability)."""
     out: dict[str, Any] = {}
-    for name, field in PodiumInstance.fields.items():
+    for name, field in podium_cls.fields.items():
         kind = type(field.field_type).__name__
         if kind in _FIELD_MAP:
             out[name] = _FIELD_MAP[kind](nullable=field.nullable)
-        else:
+        elif kind == "Object":
+            objname = _OBJECT_MAP[field.field_type._obj_name]
+            out[name] = ovo_fields.ObjectField(objname, nullable=field.nullable)
+        elif type(field).__name__ == "DictOfNullableStringsField":
             out[name] = ovo_fields.DictOfNullableStringsField(nullable=field.nullable)
+        else:
+            raise TypeError(f"{podium_cls.__name__}.{name}: no oslo twin for a {kind} field")
     return out
 
 
@@ -55,9 +67,21 @@ class ContextSerializer(ovo_base.VersionedObjectSerializer):
 
 
 @ovo_base.VersionedObjectRegistry.register
+class BenchFlavor(ovo_base.VersionedObject):
+    VERSION = "1.0"
+    fields = _ovo_fields(PodiumFlavor)
+
+
+@ovo_base.VersionedObjectRegistry.register
+class BenchInstanceFault(ovo_base.VersionedObject):
+    VERSION = "1.0"
+    fields = _ovo_fields(PodiumInstanceFault)
+
+
+@ovo_base.VersionedObjectRegistry.register
 class BenchInstance(ovo_base.VersionedObject):
-    VERSION = "1.1"
-    fields = _ovo_fields()
+    VERSION = "1.2"
+    fields = _ovo_fields(PodiumInstance)
 
     @ovo_base.remotable
     def save(self) -> None:

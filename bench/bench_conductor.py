@@ -122,6 +122,25 @@ def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> 
     return [_saver(inst) for inst in instances], close
 
 
+def _oslo_copy(obj: Any, row: Any, nested: dict[str, Any] | None = None) -> Any:
+    """Set ``obj``'s fields that are columns of ``row`` from it (the others stay unset).
+
+    ``nested``: field name -> the oslo class a JSON snapshot column is loaded into.
+    """
+    columns = set(type(row).__mapper__.columns.keys())
+    for name in obj.fields:
+        attribute = "metadata_" if name == "metadata" else name
+        if attribute not in columns:
+            continue
+        value = getattr(row, attribute)
+        if name == "deleted":
+            value = bool(value)
+        elif nested and name in nested and value is not None:
+            value = nested[name](**value)
+        setattr(obj, name, value)
+    return obj
+
+
 def _oslo_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> Any:
     sys.path.insert(0, str(HERE))
     import _oslo_conductor as oslo_side
@@ -138,10 +157,10 @@ def _oslo_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> An
     instances = []
     for u in uuids:
         row = db_api.instance_get_by_uuid(database, ctx, u)
-        inst = oslo_side.BenchInstance(ctx)
-        for name in inst.fields:
-            value = getattr(row, "metadata_" if name == "metadata" else name)
-            setattr(inst, name, bool(value) if name == "deleted" else value)
+        inst = _oslo_copy(oslo_side.BenchInstance(ctx), row, {"flavor": oslo_side.BenchFlavor})
+        # Not a column: podium reads it from instance_faults on get, as here.
+        fault = db_api.instance_fault_get_latest(database, ctx, [u]).get(u)
+        inst.fault = None if fault is None else _oslo_copy(oslo_side.BenchInstanceFault(), fault)
         inst.obj_reset_changes()
         instances.append(inst)
     database.dispose()
