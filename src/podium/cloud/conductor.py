@@ -1,10 +1,10 @@
 """The conductor's part of the cloud: the build flow, and the guest agents' heartbeats.
 
-Served on topic ``conductor`` beside the object calls (namespace
-``compute_task``). Its object methods run here, on the conductor's database,
-even in a process whose workers route theirs through the bus (the
-all-in-one): a conductor thread waiting on its own conductor for a free
-worker would deadlock under load.
+Served by every conductor on topic ``compute_task``, with a worker pool apart
+from the object calls': a build waits on the scheduler, whose own object
+calls need free conductor workers. For the same reason its object methods run
+here, on the conductor's database, even in a process whose workers route
+theirs through the bus (the all-in-one).
 """
 
 from __future__ import annotations
@@ -17,22 +17,33 @@ from typing import Any
 from podium.cloud import states
 from podium.cloud.config import CloudConfig
 from podium.cloud.exceptions import NoValidHost, UnexpectedTaskStateError
-from podium.cloud.objects import Instance, InstanceFault
-from podium.cloud.rpcapi import COMPUTE_TASK_NAMESPACE, ComputeAPI, ComputeTaskAPI, SchedulerAPI
-from podium.context import RequestContext
+from podium.cloud.objects import Instance, InstanceFault, Service
+from podium.cloud.rpcapi import (
+    COMPUTE_TASK_TOPIC,
+    CONDUCTOR_TOPIC,
+    ComputeAPI,
+    ComputeTaskAPI,
+    SchedulerAPI,
+    sent_now,
+)
+from podium.cloud.service import SERVICE_VERSION
+from podium.context import RequestContext, get_admin_context
 from podium.db import Database
 from podium.db.current import use_database
 from podium.exceptions import NotFound, PodiumError
 from podium.objects import run_locally
 from podium.rpc import Target, Transport
+from podium.service import PeriodicTask
 
 LOG = logging.getLogger(__name__)
+
+CONDUCTOR_BINARY = "podium-conductor"
 
 
 class ComputeTaskManager:
     """Schedules builds, hands them to computes, reschedules failures, records faults."""
 
-    target = Target(namespace=COMPUTE_TASK_NAMESPACE, version=ComputeTaskAPI.VERSION)
+    target = Target(topic=COMPUTE_TASK_TOPIC, version=ComputeTaskAPI.VERSION)
 
     def __init__(
         self, transport: Transport, database: Database, host: str, config: CloudConfig
@@ -44,6 +55,28 @@ class ComputeTaskManager:
         self.compute = ComputeAPI(transport)
         #: Guest heartbeats that arrived after a newer one and were dropped.
         self.stale_heartbeats = 0
+
+    def periodic_tasks(self) -> list[PeriodicTask]:
+        """The conductor's own heartbeat, like every other service's (run by ConductorService)."""
+        return [
+            PeriodicTask(
+                "podium-conductor-heartbeat",
+                self.config.report_interval,
+                self.report,
+                initial_delay=0.0,
+            )
+        ]
+
+    def report(self) -> Service:
+        with run_locally(), use_database(self.database):
+            return Service.report(
+                get_admin_context(),
+                self.host,
+                CONDUCTOR_BINARY,
+                CONDUCTOR_TOPIC,
+                SERVICE_VERSION,
+                sent_now(),
+            )
 
     def build_instances(
         self, ctxt: RequestContext, instances: list[Instance], request_spec: dict[str, Any]
@@ -60,12 +93,17 @@ class ComputeTaskManager:
         if instance.host is not None:
             # The build was already handed to a host (a redelivered cast): the
             # first delivery owns it.
-            LOG.info("instance %s is already on %s; not building it again", instance.uuid,
-                     instance.host)
+            LOG.info(
+                "instance %s is already on %s; not building it again", instance.uuid, instance.host
+            )
             return
         if instance.task_state != states.SCHEDULING:
-            LOG.info("instance %s is %s/%s, not waiting for a host; not building it",
-                     instance.uuid, instance.vm_state, instance.task_state)
+            LOG.info(
+                "instance %s is %s/%s, not waiting for a host; not building it",
+                instance.uuid,
+                instance.vm_state,
+                instance.task_state,
+            )
             return
         attempts = int(spec.get("num_attempts", 0)) + 1
         if attempts > self.config.max_build_attempts:
@@ -81,8 +119,11 @@ class ComputeTaskManager:
         spec.update(
             num_attempts=attempts,
             instance_uuids=[instance.uuid],
-            flavor={"vcpus": instance.vcpus, "memory_mb": instance.memory_mb,
-                    "disk_gb": instance.root_gb},
+            flavor={
+                "vcpus": instance.vcpus,
+                "memory_mb": instance.memory_mb,
+                "disk_gb": instance.root_gb,
+            },
             ignore_hosts=list(spec.get("ignore_hosts", [])),
         )
         try:
@@ -99,22 +140,20 @@ class ComputeTaskManager:
             )
             return
         instance.refresh()
-        LOG.info("instance %s goes to %s (attempt %d)", instance.uuid, destination["host"],
-                 attempts)
+        LOG.info(
+            "instance %s goes to %s (attempt %d)", instance.uuid, destination["host"], attempts
+        )
         self.compute.build_and_run_instance(ctxt, destination["host"], instance, spec)
 
     def _fail(
         self, ctxt: RequestContext, instance: Instance, message: str, details: str = ""
     ) -> None:
-        """ERROR with a fault saying why; an instance another action took over is left alone."""
+        """ERROR with a fault saying why; an instance another action took over is left alone.
+
+        The fault is written first: a reader that sees ERROR finds its reason
+        (a fault on an instance that is not in ERROR is never shown).
+        """
         LOG.warning("instance %s: %s", instance.uuid, message)
-        instance.vm_state = states.ERROR
-        instance.task_state = None
-        try:
-            instance.save(expected_task_state=[states.SCHEDULING])
-        except UnexpectedTaskStateError:
-            LOG.info("instance %s changed task meanwhile; no fault recorded", instance.uuid)
-            return
         InstanceFault(
             ctxt,
             instance_uuid=instance.uuid,
@@ -123,6 +162,12 @@ class ComputeTaskManager:
             details=details or None,
             host=self.host,
         ).create()
+        instance.vm_state = states.ERROR
+        instance.task_state = None
+        try:
+            instance.save(expected_task_state=[states.SCHEDULING])
+        except UnexpectedTaskStateError:
+            LOG.info("instance %s changed task meanwhile; left as it is", instance.uuid)
 
     def guest_heartbeat(
         self, ctxt: RequestContext, instance_uuid: str, status: str, sent_at: str
@@ -136,8 +181,11 @@ class ComputeTaskManager:
                 return
         if not stored:
             self.stale_heartbeats += 1
-            LOG.debug("guest heartbeat of %s sent %s is older than the stored one; dropped",
-                      instance_uuid, sent_at)
+            LOG.debug(
+                "guest heartbeat of %s sent %s is older than the stored one; dropped",
+                instance_uuid,
+                sent_at,
+            )
 
 
 def conductor_endpoints(transport: Transport, database: Database, host: str) -> Sequence[Any]:

@@ -601,9 +601,7 @@ def compute_node_reconcile(db: Database, context: RequestContext, host: str) -> 
     on_host = [_INSTANCES.c.host == host, _INSTANCES.c.deleted == 0]
 
     def total(column: ColumnElement[int]) -> Any:
-        return (
-            select(func.coalesce(func.sum(column), 0)).where(*on_host).scalar_subquery()
-        )
+        return select(func.coalesce(func.sum(column), 0)).where(*on_host).scalar_subquery()
 
     values = {
         "vcpus_used": total(_INSTANCES.c.vcpus),

@@ -341,7 +341,9 @@ class Instance(CloudObject, SoftDeletedObject):
     @remotable
     def destroy(self) -> None:
         """Soft-delete, giving the host's resources back; set fields are stored first."""
-        values = self._values(self.obj_get_changes())
+        changes = self.obj_get_changes()
+        changes.pop("uuid", None)  # the key, not a change
+        values = self._values(changes)
         database = get_database()
         try:
             row = cloud_db.instance_destroy(database, self._context, self.uuid, values)

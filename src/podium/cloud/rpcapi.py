@@ -17,9 +17,9 @@ from podium.rpc import RPCClient, Target, Transport
 SCHEDULER_TOPIC = "scheduler"
 COMPUTE_TOPIC = "compute"
 CONDUCTOR_TOPIC = "conductor"
-#: The conductor endpoint of the build flow shares topic ``conductor`` with the
-#: object calls; its namespace keeps the two APIs apart.
-COMPUTE_TASK_NAMESPACE = "compute_task"
+#: The conductor's build flow has a topic (and a worker pool) of its own: a
+#: build waits on the scheduler, whose object calls need free conductor workers.
+COMPUTE_TASK_TOPIC = "compute_task"
 
 
 def sent_now() -> str:
@@ -115,9 +115,7 @@ class ComputeTaskAPI:
     def __init__(self, transport: Transport) -> None:
         self._client = RPCClient(
             transport,
-            Target(
-                topic=CONDUCTOR_TOPIC, namespace=COMPUTE_TASK_NAMESPACE, version=self.VERSION
-            ),
+            Target(topic=COMPUTE_TASK_TOPIC, version=self.VERSION),
             serializer=VersionedObjectSerializer(),
         )
 

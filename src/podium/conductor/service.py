@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from types import TracebackType
@@ -13,6 +12,7 @@ from podium.db.current import set_default_database
 from podium.db.inbox import DEFAULT_RETENTION, prune_inbox
 from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
 from podium.rpc import RPCServer, Target, Transport
+from podium.service import PeriodicTask
 
 from .api import ConductorAPI
 from .manager import ConductorManager
@@ -53,6 +53,9 @@ class ConductorService:
     It serves the :class:`ConductorManager` (object calls) and ``endpoints``:
     the applications' own conductor endpoints (``App.conductor_endpoints``),
     dispatched by their ``target`` namespace and version like any RPC endpoint.
+    One whose ``target`` names a topic is served on that topic (and
+    ``<topic>.<host>``) by a worker pool of its own; an endpoint's
+    ``periodic_tasks()`` run while the service does.
 
     While it runs it also deletes inbox records older than ``inbox_retention``
     (every ``inbox_retention / 4``, at most every 10 minutes); ``None`` leaves
@@ -75,47 +78,64 @@ class ConductorService:
             raise ValueError("inbox_retention must be positive (or None: no pruning)")
         self.database = database
         self.inbox_retention = inbox_retention
-        self._pruner: threading.Thread | None = None
-        self._stopped = threading.Event()
         self.manager = ConductorManager(database, registry=registry, host=host)
-        self._server = RPCServer(
-            transport,
-            Target(topic=topic, server=host),
-            [self.manager, *endpoints],
-            serializer=VersionedObjectSerializer(registry=registry),
-            max_workers=workers,
-        )
+        # An endpoint whose target names a topic of its own is served there, by
+        # a server and worker pool of its own: its handlers may wait on other
+        # services that in turn make object calls here, and must never hold
+        # every worker those object calls need.
+        by_topic: dict[str, list[object]] = {topic: [self.manager]}
+        for endpoint in endpoints:
+            own = getattr(getattr(endpoint, "target", None), "topic", None)
+            by_topic.setdefault(own or topic, []).append(endpoint)
+        serializer = VersionedObjectSerializer(registry=registry)
+        self._servers = [
+            RPCServer(
+                transport,
+                Target(topic=served, server=host),
+                served_endpoints,
+                serializer=serializer,
+                max_workers=workers,
+            )
+            for served, served_endpoints in by_topic.items()
+        ]
+        # An endpoint may bring work of its own to run while the conductor
+        # serves (an application's heartbeat, say): ``periodic_tasks()``.
+        self._tasks: list[PeriodicTask] = [
+            task
+            for endpoint in endpoints
+            if callable(getattr(endpoint, "periodic_tasks", None))
+            for task in endpoint.periodic_tasks()  # type: ignore[attr-defined]
+        ]
+        if inbox_retention is not None:
+            interval = min(inbox_retention / 4, timedelta(minutes=10)).total_seconds()
+            self._tasks.append(
+                PeriodicTask("inbox-pruner", interval, lambda: self._prune(inbox_retention))
+            )
 
     def start(self) -> None:
-        self._server.start()
-        if self.inbox_retention is not None and self._pruner is None:
-            self._stopped.clear()
-            self._pruner = threading.Thread(
-                target=self._prune, args=(self.inbox_retention,), name="inbox-pruner", daemon=True
-            )
-            self._pruner.start()
+        for server in self._servers:
+            server.start()
+        for task in self._tasks:
+            task.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._server.stop()
+        for task in self._tasks:
+            task.stop()
+        for server in self._servers:
+            server.stop()
 
     def _prune(self, retention: timedelta) -> None:
-        interval = min(retention / 4, timedelta(minutes=10)).total_seconds()
-        while not self._stopped.wait(interval):
-            try:
-                pruned = prune_inbox(self.database, older_than=retention)
-            except Exception:
-                # A database away for a while: the next round tries again.
-                LOG.warning("could not prune the conductor inbox", exc_info=True)
-                continue
-            if pruned:
-                LOG.info("pruned %d inbox records older than %s", pruned, retention)
+        # A failure (the database away for a while) is logged by the task,
+        # and the next round tries again.
+        pruned = prune_inbox(self.database, older_than=retention)
+        if pruned:
+            LOG.info("pruned %d inbox records older than %s", pruned, retention)
 
     def wait(self) -> None:
-        self._server.wait()
-        pruner, self._pruner = self._pruner, None
-        if pruner is not None:
-            pruner.join()
+        for server in self._servers:
+            server.wait()
+        for task in self._tasks:
+            task.wait()
 
     def __enter__(self) -> ConductorService:
         self.start()

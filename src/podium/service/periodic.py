@@ -55,8 +55,12 @@ class PeriodicTask:
             self._function()
         except Exception:
             if not self._failing:
-                LOG.warning("periodic task %s failed; retrying every %ss", self.name,
-                            self.interval, exc_info=True)
+                LOG.warning(
+                    "periodic task %s failed; retrying every %ss",
+                    self.name,
+                    self.interval,
+                    exc_info=True,
+                )
             self._failing = True
             return False
         if self._failing:

@@ -1,0 +1,182 @@
+"""The whole cloud in one process: conductor, scheduler, fake computes and the API.
+
+Every service is the same code as in the distributed shape and talks to the
+others over the bus (``memory://`` by default: the messages are encoded as on
+RabbitMQ); only the conductor opens the database. The computes cannot call
+``block_db_access`` here (it is process-wide and would stop the conductor too).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from podium.cloud.api import ApiService, api_service
+from podium.cloud.compute import compute_service
+from podium.cloud.conductor import ComputeTaskManager
+from podium.cloud.config import CloudConfig
+from podium.cloud.objects import CloudObject
+from podium.cloud.scheduler import scheduler_service
+from podium.cloud.service import CloudService
+from podium.conductor import ConductorService, configure_worker
+from podium.db import Database
+from podium.db.current import set_default_database
+from podium.db.migration import sync
+from podium.rpc import Transport, get_transport
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_COMPUTES = ("compute-1", "compute-2", "compute-3")
+
+
+def default_data_dir() -> Path:
+    """Where the all-in-one keeps its database and tokens (XDG data home)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "podium"
+
+
+def ensure_tokens(data_dir: Path) -> Path:
+    """A tokens file with an admin and a member token, made once (readable by its owner only)."""
+    path = data_dir / "tokens"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "# podium all-in-one API tokens: TOKEN=user:project:roles",
+            f"{secrets.token_urlsafe(24)}=admin:admin:admin",
+            f"{secrets.token_urlsafe(24)}=demo:demo:member",
+        ]
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write("\n".join(lines) + "\n")
+    return path
+
+
+def read_tokens(path: Path) -> dict[str, str]:
+    """user -> token, from a tokens file."""
+    found: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            token, _, rest = line.partition("=")
+            found.setdefault(rest.split(":")[0], token)
+    return found
+
+
+class AllInOne:
+    """Start with ``start()`` (or ``with``); every service runs until ``stop()``."""
+
+    def __init__(
+        self,
+        config: CloudConfig,
+        database_url: str,
+        *,
+        computes: Sequence[str] = DEFAULT_COMPUTES,
+        failing_computes: Sequence[str] = (),
+    ) -> None:
+        self.config = config
+        self.database = Database(database_url, pool_size=config.rpc_workers)
+        self.computes = list(computes)
+        self.failing_computes = set(failing_computes)
+        self.transport: Transport | None = None
+        self.conductor: ConductorService | None = None
+        self.build_flow: ComputeTaskManager | None = None
+        self.services: dict[str, CloudService] = {}
+        self.api: ApiService | None = None
+        self._running: list[Any] = []
+
+    def start(self) -> None:
+        sync(self.database)
+        set_default_database(self.database)
+        url = self.config.transport_url
+        if url.rstrip("/") == "memory:":
+            url = f"memory://all-in-one-{uuid.uuid4().hex[:8]}"
+        self.transport = get_transport(
+            url, allowed_remote_exmods=["podium.exceptions", "podium.cloud.exceptions"]
+        )
+        try:
+            self.build_flow = ComputeTaskManager(
+                self.transport, self.database, "conductor", self.config
+            )
+            self.conductor = ConductorService(
+                self.transport,
+                self.database,
+                host="conductor",
+                workers=self.config.rpc_workers,
+                endpoints=[self.build_flow],
+            )
+            self._start(self.conductor)
+            configure_worker(self.transport, base=CloudObject, timeout=self.config.rpc_timeout)
+            self._start_service(
+                "scheduler", scheduler_service(self.transport, self.config, "scheduler")
+            )
+            for host in self.computes:
+                self.start_compute(host)
+            self.api = api_service(self.transport, self.config, "api")
+            self._start(self.api)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start_compute(self, host: str, *, fail_builds: bool | None = None) -> CloudService:
+        """Add (or restart) a compute host while the cloud runs."""
+        assert self.transport is not None, "start() first"
+        failing = host in self.failing_computes if fail_builds is None else fail_builds
+        config = self.config if not failing else _with(self.config, fake_fail_builds=True)
+        service = compute_service(self.transport, config, host, block_db=False)
+        self._start_service(host, service)
+        return service
+
+    def stop_compute(self, host: str) -> None:
+        service = self.services.pop(host)
+        self._running.remove(service)
+        service.stop()
+        service.wait()
+
+    def _start_service(self, name: str, service: CloudService) -> None:
+        self.services[name] = service
+        self._start(service)
+
+    def _start(self, service: Any) -> None:
+        service.start()
+        self._running.append(service)
+
+    def stop(self) -> None:
+        """Stop every service (the API first, the conductor last) and release the bus and DB."""
+        for service in reversed(self._running):
+            service.stop()
+        for service in reversed(self._running):
+            try:
+                service.wait()
+            except Exception:
+                LOG.exception("a service did not stop cleanly")
+        self._running.clear()
+        self.services.clear()
+        CloudObject.indirection_api = None
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        set_default_database(None)
+        self.database.dispose()
+
+    def __enter__(self) -> AllInOne:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _with(config: CloudConfig, **changes: Any) -> CloudConfig:
+    from dataclasses import replace
+
+    return replace(config, **changes)

@@ -1,0 +1,209 @@
+"""``podium api|scheduler|compute|all-in-one``: the cloud's services as processes.
+
+Each worker service holds no database credentials: it calls
+``block_db_access()`` first and reaches the database only through the
+conductor on the bus. ``podium conductor`` (the framework's command) serves
+the cloud too, since the cloud is an installed app.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from podium.cloud.app import APP
+from podium.cloud.config import CloudConfig
+from podium.exceptions import PodiumError
+
+LOG = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _service_options(function: F) -> F:
+    function = click.option(
+        "--transport-url",
+        help="rabbit://user:pass@host:5672/ the services share [PODIUM_TRANSPORT_URL]",
+    )(function)
+    function = click.option("--host", help="this service's host name [PODIUM_HOST]")(function)
+    return function
+
+
+def _config(**overrides: Any) -> CloudConfig:
+    try:
+        return CloudConfig.from_env(**overrides)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def worker_exceptions() -> list[str]:
+    """Exception modules a cloud service re-raises as themselves."""
+    return ["podium.exceptions", *APP.remote_exceptions]
+
+
+@contextmanager
+def _worker(config: CloudConfig, binary: str) -> Iterator[Any]:
+    """A transport for a worker service whose objects go through the conductor."""
+    from podium.cloud.objects import CloudObject
+    from podium.conductor import configure_worker
+    from podium.db import block_db_access
+    from podium.rpc import TransportURL, get_transport
+    from podium.service import setup_logging
+
+    setup_logging(config.log_level)
+    if TransportURL.parse(config.transport_url).scheme == "memory":
+        raise click.ClickException(
+            f"{binary} on its own needs the bus the other services use: pass --transport-url "
+            "rabbit://USER:PASS@HOST:5672/ (or PODIUM_TRANSPORT_URL); for the whole cloud in "
+            "one process run `podium all-in-one`"
+        )
+    block_db_access(binary)
+    try:
+        transport = get_transport(config.transport_url, allowed_remote_exmods=worker_exceptions())
+    except PodiumError as error:
+        raise click.ClickException(str(error)) from None
+    with transport:
+        configure_worker(
+            transport, base=CloudObject, topic=config.conductor_topic, timeout=config.rpc_timeout
+        )
+        try:
+            yield transport
+        finally:
+            CloudObject.indirection_api = None
+
+
+def serve(service: Any, binary: str, host: str, ready_detail: str = "") -> None:
+    """Start ``service``, say ready on stdout, run until SIGTERM/SIGINT, stop cleanly."""
+    from podium.service import StopSignals
+
+    with StopSignals() as stop_signals:
+        try:
+            service.start()
+        except PodiumError as error:
+            raise click.ClickException(str(error)) from None
+        # Its own line on stdout, flushed, so a supervisor can wait for readiness.
+        click.echo(f"{binary} ready host={host}{' ' + ready_detail if ready_detail else ''}")
+        signum = stop_signals.wait()
+        LOG.info("%s on %s stopping on %s", binary, host, signal.Signals(signum).name)
+        service.stop()
+        service.wait()
+    LOG.info("%s on %s stopped", binary, host)
+
+
+@click.command()
+@_service_options
+def scheduler(transport_url: str | None, host: str | None) -> None:
+    """Pick a compute host for each build and claim its resources there."""
+    from podium.cloud.scheduler import SCHEDULER_BINARY, scheduler_service
+
+    config = _config(transport_url=transport_url, host=host)
+    with _worker(config, SCHEDULER_BINARY) as transport:
+        serve(scheduler_service(transport, config, config.host), SCHEDULER_BINARY, config.host)
+
+
+@click.command()
+@_service_options
+@click.option(
+    "--spawn-time", type=float, help="seconds a fake build takes [PODIUM_FAKE_SPAWN_TIME]"
+)
+@click.option(
+    "--fail-builds/--no-fail-builds",
+    default=None,
+    help="make every build on this host fail [PODIUM_FAKE_FAIL_BUILDS]",
+)
+def compute(
+    transport_url: str | None,
+    host: str | None,
+    spawn_time: float | None,
+    fail_builds: bool | None,
+) -> None:
+    """Run instances on this host's (fake) hypervisor; no database credentials needed."""
+    from podium.cloud.compute import COMPUTE_BINARY, compute_service
+
+    config = _config(
+        transport_url=transport_url,
+        host=host,
+        fake_spawn_time=spawn_time,
+        fake_fail_builds=fail_builds,
+    )
+    with _worker(config, COMPUTE_BINARY) as transport:
+        serve(compute_service(transport, config, config.host), COMPUTE_BINARY, config.host)
+
+
+@click.command()
+@_service_options
+@click.option("--listen", help="HOST:PORT to serve the REST API on [PODIUM_API_LISTEN]")
+def api(transport_url: str | None, host: str | None, listen: str | None) -> None:
+    """Serve the REST API; it holds no database credentials either."""
+    from podium.cloud.api import api_service
+    from podium.cloud.api.auth import TokenError
+
+    config = _config(transport_url=transport_url, host=host, api_listen=listen)
+    with _worker(config, "podium-api") as transport:
+        try:
+            service = api_service(transport, config, config.host)
+        except (TokenError, ValueError, OSError) as error:
+            raise click.ClickException(str(error)) from None
+        serve(service, "podium-api", config.host, f"url={service.url}")
+
+
+@click.command("all-in-one")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where the database and the API tokens live [default: ~/.local/share/podium]",
+)
+@click.option("--fresh", is_flag=True, help="start from an empty database")
+@click.option(
+    "--computes",
+    type=click.IntRange(1, 64),
+    default=3,
+    show_default=True,
+    help="fake compute hosts to run",
+)
+@click.option("--listen", help="HOST:PORT of the REST API [PODIUM_API_LISTEN, 127.0.0.1:8774]")
+def all_in_one(data_dir: Path | None, fresh: bool, computes: int, listen: str | None) -> None:
+    """The whole cloud in one process (memory:// bus, SQLite): api, conductor, scheduler,
+    and fake compute hosts."""
+    from podium.cloud.allinone import AllInOne, default_data_dir, ensure_tokens, read_tokens
+    from podium.service import setup_logging
+
+    data_dir = data_dir or default_data_dir()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_file = data_dir / "podium.sqlite"
+    if fresh:
+        database_file.unlink(missing_ok=True)
+    tokens_file = ensure_tokens(data_dir)
+    config = _config(api_listen=listen)
+    if not config.api_tokens:
+        config = replace(config, api_tokens=f"@{tokens_file}")
+    setup_logging(config.log_level)
+    cloud = AllInOne(
+        config,
+        f"sqlite:///{database_file}",
+        computes=[f"compute-{n}" for n in range(1, computes + 1)],
+    )
+    try:
+        cloud.start()
+    except PodiumError as error:
+        raise click.ClickException(str(error)) from None
+    assert cloud.api is not None
+    tokens = read_tokens(tokens_file)
+    click.echo(f"API:      {cloud.api.url}")
+    click.echo(f"database: {database_file}")
+    for user, token in tokens.items():
+        click.echo(f"token:    {user:6} {token}")
+    demo = tokens.get("demo", "")
+    click.echo(f"try:      curl -H 'X-Auth-Token: {demo}' {cloud.api.url}/servers")
+    from podium.service import StopSignals
+
+    with StopSignals() as stop_signals:
+        click.echo(f"podium all-in-one ready url={cloud.api.url}")
+        stop_signals.wait()
+        cloud.stop()
