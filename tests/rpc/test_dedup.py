@@ -168,18 +168,24 @@ def test_the_memory_store_is_bounded() -> None:
 def test_a_shared_claim_is_held_only_by_its_owner_and_lapses_with_its_lease(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
-    store = make_store(kind, request, lease=0.3)
-    key = f"id-{uuid.uuid4().hex}"
-    assert store.claim(key, "dead-server").state == "new"
-    store.release(key, "someone-else")  # not theirs to release
-    assert store.claim(key, "b").state == "running"
+    # Two servers on one store, by lease: a live one's outlasts the test however
+    # slow the machine, a dead one's lapses soon.
+    live = make_store(kind, request, lease=600.0)
+    dying = make_store(kind, request, lease=0.3)
+    held = f"id-{uuid.uuid4().hex}"
+    assert live.claim(held, "a").state == "new"
+    live.release(held, "someone-else")  # not theirs to release
+    assert live.claim(held, "b").state == "running"
+    lapsing = f"id-{uuid.uuid4().hex}"
+    assert dying.claim(lapsing, "dead-server").state == "new"
     deadline = time.monotonic() + 30
-    while (claim := store.claim(key, "b")).state == "running":  # the holder never renews
+    while (claim := live.claim(lapsing, "b")).state == "running":  # never renewed
         assert time.monotonic() < deadline, "the lease never lapsed"
         time.sleep(0.05)
     assert claim.state == "new"
-    assert store.claim(key, "dead-server").state == "running"  # b holds it now
-    store.close()
+    assert dying.claim(lapsing, "dead-server").state == "running"  # b holds it now
+    live.close()
+    dying.close()
 
 
 @pytest.mark.redis
