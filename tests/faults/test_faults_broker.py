@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from faults_helpers import GRACE, Load, ServerProcesses, poll, summary, wait_until
-from faults_node import RabbitNode
+from faults_node import RESTARTING_TEST_TIMEOUT, RabbitNode
 
 from podium.exceptions import MessagingError
 from podium.rpc import RPCClient, Target, get_transport
@@ -30,6 +30,7 @@ def servers(broker: RabbitNode, topic: str, tmp_path: Path) -> Iterator[ServerPr
     processes.stop_all()
 
 
+@pytest.mark.timeout(RESTARTING_TEST_TIMEOUT)
 def test_broker_stopped_and_killed_under_load_loses_and_hangs_nothing(
     broker: RabbitNode, servers: ServerProcesses, topic: str
 ) -> None:
@@ -174,6 +175,7 @@ def test_frozen_broker_every_call_returns_by_its_deadline(
     )
 
 
+@pytest.mark.timeout(RESTARTING_TEST_TIMEOUT)
 def test_no_call_waits_on_a_broker_that_is_down(
     broker: RabbitNode, servers: ServerProcesses, topic: str
 ) -> None:

@@ -29,7 +29,7 @@ from faults_helpers import (
     summary,
     wait_until,
 )
-from faults_node import RabbitNode
+from faults_node import RESTARTING_TEST_TIMEOUT, RabbitNode
 from sqlalchemy.engine import make_url
 
 from podium.cloud.objects import CloudObject, Instance
@@ -335,6 +335,7 @@ def test_db_connections_terminated_under_load_fail_no_save(
 SLOW_COMMIT = 0.3
 
 
+@pytest.mark.timeout(RESTARTING_TEST_TIMEOUT)
 def test_each_save_takes_effect_once_across_broker_and_conductor_kills(
     broker: RabbitNode,
     schema_url: str,
