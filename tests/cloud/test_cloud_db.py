@@ -692,11 +692,6 @@ def test_a_failed_destroy_gives_nothing_back(database: Database) -> None:
     assert db_api.instance_get_by_uuid(database, CTX, instance.uuid).deleted == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in podium.cloud.db.compute_node_release: the second release's UPDATE of the "
-    "instance matches no row (its host is already cleared) but the room is given back again",
-)
 def test_racing_releases_of_one_instance_give_its_room_back_once(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -723,12 +718,6 @@ def test_racing_releases_of_one_instance_give_its_room_back_once(
     assert _used(database) == (1, 512, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in podium.cloud.db.compute_node_claim: its UPDATE of the instance does not "
-    "require deleted == 0, so a claim whose read preceded the destroy places the deleted "
-    "instance and keeps its room on the node",
-)
 def test_a_claim_racing_the_destroy_of_its_instance_takes_no_room(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -757,6 +746,36 @@ def test_a_claim_racing_the_destroy_of_its_instance_takes_no_room(
     assert claimed is not True
     assert db_api.instance_get_by_uuid(database, YES, instance.uuid).host is None
     # No live instance is on c1: nothing may be counted there.
+    assert _used(database) == (0, 0, 0)
+
+
+def test_a_destroy_racing_a_claim_of_its_instance_gives_the_room_back(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _node(database)
+    instance = _unplaced(database)
+    real_get_one = db_api.get_one
+    claimed = threading.Event()
+
+    def get_one_then_claim(*args: Any, **kwargs: Any) -> Any:
+        row = real_get_one(*args, **kwargs)
+        if not claimed.is_set():
+            # The destroy has read the instance unplaced; a scheduler claims it now,
+            # in a transaction of its own.
+            claimed.set()
+            won = _race(
+                1,
+                lambda _i: db_api.compute_node_claim(database, CTX, "c1", instance.uuid, RATIO_ONE),
+            )[0]
+            assert won is True, won
+        return row
+
+    monkeypatch.setattr(db_api, "get_one", get_one_then_claim)
+    gone = db_api.instance_destroy(database, CTX, instance.uuid)
+    monkeypatch.undo()
+    assert claimed.is_set()
+    assert gone.deleted and gone.host == "c1"
+    # The destroy saw the claim it raced and gave its room back.
     assert _used(database) == (0, 0, 0)
 
 

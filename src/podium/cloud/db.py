@@ -267,11 +267,14 @@ def instance_destroy(
                 update(Instance).where(_INSTANCES.c.id == row.id).values(**changes),
                 execution_options={"synchronize_session": False},
             )
-        if row.host is not None:
-            _give_back(session, row.host, row)
-        # The soft delete below returns the row as stored: not this stale copy.
+        # The row as the soft delete stored it, not the copy read above: a claim
+        # or release may have committed in between, and the delete (which locks
+        # the row) is what tells which host holds the instance now.
         session.expunge(row)
-        return soft_delete(session, Instance, id=row.id)
+        deleted = soft_delete(session, Instance, id=row.id)
+        if deleted.host is not None:
+            _give_back(session, deleted.host, deleted)
+        return deleted
 
     return db.run(work)
 
@@ -548,6 +551,27 @@ def compute_node_claim(
             raise InstanceInvalidState(
                 f"Instance {instance_uuid} is claimed by host {row.host!r}; release it first"
             )
+        # The instance row first, then the node's: every transaction that
+        # changes both (destroy, release) locks them in this order, so two of
+        # them never wait on each other.
+        assigned = session.execute(
+            update(Instance)
+            .where(
+                _INSTANCES.c.id == row.id, _INSTANCES.c.host.is_(None), _INSTANCES.c.deleted == 0
+            )
+            .values(host=host, node=host, updated_at=utcnow()),
+            execution_options={"synchronize_session": False},
+        )
+        if assigned.rowcount != 1:  # type: ignore[attr-defined]
+            # Deleted, or claimed, since our read.
+            now = session.execute(
+                select(_INSTANCES.c.host, _INSTANCES.c.deleted).where(_INSTANCES.c.id == row.id)
+            ).one()
+            if now.deleted:
+                raise NotFound(f"No live instances row with uuid={instance_uuid!r}")
+            if now.host == host:
+                return True
+            raise InstanceInvalidState(f"Instance {instance_uuid} was claimed by {now.host!r}")
         wanted = {"vcpus": row.vcpus, "memory_mb": row.memory_mb, "disk_gb": row.root_gb}
         fits = [
             _NODES.c[f"{name}_used"] + wanted[name] <= _NODES.c[name] * ratio[resource]
@@ -560,19 +584,17 @@ def compute_node_claim(
             execution_options={"synchronize_session": False},
         )
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
-            return False
-        assigned = session.execute(
-            update(Instance)
-            .where(_INSTANCES.c.id == row.id, _INSTANCES.c.host.is_(None))
-            .values(host=host, node=host, updated_at=utcnow()),
-            execution_options={"synchronize_session": False},
-        )
-        if assigned.rowcount != 1:  # type: ignore[attr-defined]
-            # Claimed elsewhere since our read: undo ours with the transaction.
-            raise InstanceInvalidState(f"Instance {instance_uuid} was claimed concurrently")
+            raise _NoRoom  # rolls the assignment back with the transaction
         return True
 
-    return db.run(work)
+    try:
+        return db.run(work)
+    except _NoRoom:
+        return False
+
+
+class _NoRoom(Exception):
+    """The claimed host has no room left: undo the claim's transaction."""
 
 
 def compute_node_release(
@@ -584,12 +606,14 @@ def compute_node_release(
         row = get_one(session, context.elevated(read_deleted="no"), Instance, uuid=instance_uuid)
         if row.host != host:
             return False
-        session.execute(
+        released = session.execute(
             update(Instance)
-            .where(_INSTANCES.c.id == row.id, _INSTANCES.c.host == host)
+            .where(_INSTANCES.c.id == row.id, _INSTANCES.c.host == host, _INSTANCES.c.deleted == 0)
             .values(host=None, node=None, updated_at=utcnow()),
             execution_options={"synchronize_session": False},
         )
+        if released.rowcount != 1:  # type: ignore[attr-defined]
+            return False  # a concurrent release or destroy gave the room back already
         _give_back(session, host, row)
         return True
 
