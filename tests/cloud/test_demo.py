@@ -6,17 +6,23 @@ from click.testing import CliRunner
 from podium.cli import main
 
 
-def test_demo_runs_the_embedded_control_plane(tmp_path: Path) -> None:
+def test_demo_drives_the_embedded_cloud_through_its_rest_api(tmp_path: Path) -> None:
     db_file = tmp_path / "demo.sqlite"
     result = CliRunner().invoke(
-        main, ["demo", "--database-url", f"sqlite:///{db_file}", "--instances", "2"]
+        main, ["demo", "--database-url", f"sqlite:///{db_file}", "--servers", "3"]
     )
     assert result.exit_code == 0, result.output
-    assert "live instances: 1, with deleted: 2" in result.output
-    assert "archive  instances: 1" in result.output
+    assert result.output.count(" ACTIVE  on compute-") == 3
+    assert "PAUSED" in result.output and "SHUTOFF" in result.output
+    assert "3 servers soft-deleted" in result.output
     engine = sa.create_engine(f"sqlite:///{db_file}")
     with engine.connect() as conn:
-        live = conn.execute(sa.text("SELECT count(*) FROM instances")).scalar_one()
-        shadow = conn.execute(sa.text("SELECT count(*) FROM shadow_instances")).scalar_one()
+        deleted = conn.execute(
+            sa.text("SELECT count(*) FROM instances WHERE deleted != 0")
+        ).scalar_one()
+        live = conn.execute(
+            sa.text("SELECT count(*) FROM instances WHERE deleted = 0")
+        ).scalar_one()
+        used = conn.execute(sa.text("SELECT sum(vcpus_used) FROM compute_nodes")).scalar_one()
     engine.dispose()
-    assert (live, shadow) == (1, 1)
+    assert (deleted, live, used) == (3, 0, 0)

@@ -1,87 +1,113 @@
-"""``podium demo``: the whole control plane in one process (memory:// + SQLite).
+"""``podium demo``: start the whole cloud in this process, drive it through its REST API, stop.
 
-It runs a conductor and plays a worker that holds no database handle of its
-own: every object method below is an RPC to the conductor over the embedded
-bus, encoded exactly as it would be on RabbitMQ.
+The cloud is the all-in-one (conductor, scheduler, three fake computes, the
+API on a free port, the ``memory://`` bus, SQLite); the demo is an HTTP client
+of it, like any user: every step below is a request, and every state change
+it shows was made by a service through the bus.
 """
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
 import click
+import httpx
 
-from podium.cloud.objects import CloudObject, Instance, InstanceList
-from podium.conductor import ConductorService, configure_worker
-from podium.context import RequestContext
-from podium.db import Database
-from podium.db.archive import archive_deleted_rows
-from podium.db.migration import sync
-from podium.rpc import get_transport
+from podium.cloud.allinone import AllInOne
+from podium.cloud.config import CloudConfig
 
 
 def _say(step: str, detail: str = "") -> None:
     click.echo(click.style(f"==> {step}", bold=True) + (f"  {detail}" if detail else ""))
 
 
+def _wait(client: httpx.Client, ids: list[str], status: str, timeout: float = 60.0) -> list[Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = client.get("/servers", params={"all_tenants": "true", "limit": 1000}).json()
+        mine = [s for s in listed["servers"] if s["id"] in ids]
+        if len(mine) == len(ids) and all(
+            s["status"] in (status, "ERROR") and s["task_state"] is None for s in mine
+        ):
+            return mine
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"servers did not reach {status} within {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 @click.command()
 @click.option(
     "--database-url",
-    default="sqlite:///podium.sqlite",
-    show_default=True,
-    help="where the conductor keeps its rows",
+    help="where the conductor keeps its rows [default: a temporary SQLite file]",
 )
-@click.option("--instances", default=3, show_default=True, type=click.IntRange(1, 1000))
-def command(database_url: str, instances: int) -> None:
-    """Run a conductor and a worker in one process and walk instances through their life."""
-    database = Database(database_url)
-    _say("database", f"{database.safe_url} at schema {sync(database)}")
-    ctx = RequestContext(user_id="demo", project_id="demo-project")
-    with (
-        get_transport(f"memory://demo-{uuid.uuid4().hex[:8]}") as transport,
-        ConductorService(transport, database, host="conductor-1"),
-    ):
-        api = configure_worker(transport, base=CloudObject, timeout=10)
-        assert api is not None
-        _say("conductor", "serving topic 'conductor'; worker objects now go through it")
-        try:
-            created = []
-            for n in range(instances):
-                inst = Instance(
-                    ctx,
-                    uuid=str(uuid.uuid4()),
-                    hostname=f"vm-{n}",
-                    memory_mb=512,
-                    vcpus=1,
-                    vm_state="building",
-                    task_state="scheduling",
-                )
-                inst.create()
-                created.append(inst)
-                click.echo(f"    created  {inst.uuid}  id={inst.id}  {inst.hostname}")
-            _say("spawn", "task_state scheduling -> spawning -> None, each save a compare-and-swap")
-            for inst in created:
-                inst.task_state = "spawning"
-                inst.host = inst.node = "compute-1"
-                inst.save(expected_task_state="scheduling")
-                inst.vm_state, inst.task_state = "active", None
-                inst.save(expected_task_state="spawning")
-            for inst in InstanceList.get_by_host(ctx, "compute-1"):
-                click.echo(f"    {inst.hostname:8} {inst.vm_state:8} host={inst.host}")
-            _say("delete", f"{created[0].hostname} is soft-deleted: the row stays for audit")
-            created[0].destroy()
-            live = InstanceList.get_all(ctx)
-            every = InstanceList.get_all(ctx.elevated(read_deleted="yes"))
-            click.echo(f"    live instances: {len(live)}, with deleted: {len(every)}")
-            _say("wire", "what Instance looks like to a worker one release behind (1.0)")
-            primitive = created[1].obj_to_primitive(target_version="1.0")
-            click.echo(
-                f"    fields at 1.0: {len(primitive['podium_object.data'])} "
-                f"(1.1 has {len(created[1].obj_to_primitive()['podium_object.data'])})"
+@click.option("--servers", default=6, show_default=True, type=click.IntRange(1, 200))
+def command(database_url: str | None, servers: int) -> None:
+    """Run the whole cloud in this process and walk servers through their life over REST."""
+    token = secrets.token_urlsafe(16)
+    config = CloudConfig(
+        api_listen="127.0.0.1:0",
+        api_tokens=f"{token}=demo:demo:admin",
+        report_interval=1.0,
+        rpc_timeout=30.0,
+    )
+    with tempfile.TemporaryDirectory(prefix="podium-demo-") as scratch:
+        url = database_url or f"sqlite:///{Path(scratch) / 'podium.sqlite'}"
+        with AllInOne(config, url) as cloud:
+            assert cloud.api is not None
+            _say(
+                "cloud",
+                f"conductor, scheduler, {len(cloud.computes)} computes, API at {cloud.api.url}",
             )
-            _say("conductor", f"served {api.ping(ctx)['served']} object calls")
-        finally:
-            CloudObject.indirection_api = None
-    moved = archive_deleted_rows(database)
-    _say("archive", ", ".join(f"{t}: {n}" for t, n in moved.items() if n) or "nothing to move")
-    database.dispose()
+            with httpx.Client(
+                base_url=cloud.api.url, headers={"X-Auth-Token": token}, timeout=30
+            ) as client:
+                _tour(client, servers)
+        _say("stopped", "every service stopped; the rows stay in the database")
+
+
+def _tour(client: httpx.Client, count: int) -> None:
+    flavors = client.get("/flavors").json()["flavors"]
+    _say("flavors", ", ".join(f"{f['name']} (id {f['id']})" for f in flavors))
+    began = time.monotonic()
+    ids = []
+    for n in range(count):
+        response = client.post("/servers", json={"server": {"name": f"vm-{n}", "flavorRef": "1"}})
+        response.raise_for_status()
+        ids.append(response.json()["server"]["id"])
+    _say("create", f"POST /servers x{count}: 202 at once; the builds go on by cast")
+    for server in sorted(_wait(client, ids, "ACTIVE"), key=lambda s: s["name"]):
+        click.echo(f"    {server['name']:6} {server['status']:7} on {server['host']}")
+    _say(
+        "active",
+        f"{count} servers built in {time.monotonic() - began:.2f} s "
+        "(API -> conductor -> scheduler -> compute)",
+    )
+    client.post(f"/servers/{ids[0]}/action", json={"pause": None}).raise_for_status()
+    client.post(f"/servers/{ids[-1]}/action", json={"os-stop": None}).raise_for_status()
+    _wait(client, [ids[0]], "PAUSED")
+    _wait(client, [ids[-1]], "SHUTOFF")
+    _say("actions", f"{ids[0][:8]} PAUSED, {ids[-1][:8]} SHUTOFF (each a cast to its host)")
+    for service in client.get("/os-services").json()["services"]:
+        click.echo(f"    {service['binary']:16} {service['host']:10} {service['state']}")
+    for hypervisor in client.get("/os-hypervisors").json()["hypervisors"]:
+        click.echo(
+            f"    {hypervisor['host']:10} vcpus {hypervisor['vcpus_used']}/{hypervisor['vcpus']}"
+            f"  ram {hypervisor['memory_mb_used']}/{hypervisor['memory_mb']} MB"
+        )
+    for server_id in ids:
+        client.delete(f"/servers/{server_id}").raise_for_status()
+    deadline = time.monotonic() + 60
+    while client.get("/servers").json()["servers"]:
+        if time.monotonic() > deadline:
+            raise click.ClickException("servers were not deleted within 60 s")
+        time.sleep(0.05)
+    deleted = client.get("/servers", params={"read_deleted": "only", "limit": 1000}).json()
+    _say(
+        "delete",
+        f"{len(deleted['servers'])} servers soft-deleted: gone from the list, "
+        "their rows kept for audit",
+    )
