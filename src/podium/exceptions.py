@@ -31,6 +31,9 @@ boundary of the layer that meets them, into one of these::
     │   ├── DBNotAllowed                 this process called block_db_access()
     │   ├── InvalidDatabaseURL           a database URL that names no usable driver
     │   ├── DBConnectionError            the database server could not be reached
+    │   ├── DBDeadlock                   the transaction lost to a concurrent one and
+    │   │                                was rolled back (deadlock, serialization
+    │   │                                failure, SQLite's busy snapshot): safe to retry
     │   ├── NotFound                     no (visible) row matches
     │   └── DuplicateEntry               a unique constraint refused the row
     ├── ConductorError                   podium.conductor
@@ -181,6 +184,10 @@ class InvalidDatabaseURL(DBError):
 
 class DBConnectionError(DBError):
     pass
+
+
+class DBDeadlock(DBError):
+    """Rolled back by the database in favour of a concurrent transaction; nothing committed."""
 
 
 class NotFound(DBError):

@@ -62,12 +62,12 @@ class ComputeTaskManager:
             PeriodicTask(
                 "podium-conductor-heartbeat",
                 self.config.report_interval,
-                self.report,
+                self._report,
                 initial_delay=0.0,
             )
         ]
 
-    def report(self) -> Service:
+    def _report(self) -> Service:
         with run_locally(), use_database(self.database):
             return Service.report(
                 get_admin_context(),

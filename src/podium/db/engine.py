@@ -53,6 +53,7 @@ from sqlalchemy.pool import Pool
 from podium._urls import mask_url
 from podium.exceptions import (
     DBConnectionError,
+    DBDeadlock,
     DBError,
     DBNotAllowed,
     DuplicateEntry,
@@ -65,6 +66,9 @@ LOG = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "PODIUM_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: How many times Database.run starts a transaction again that the database
+#: rolled back in favour of a concurrent one.
+DEADLOCK_RETRIES = 20
 
 #: How many times :meth:`Database.run` tries a unit of work that lost its
 #: connection before anything of it could commit, and the longest pause
@@ -382,10 +386,28 @@ def translate_error(error: exc.StatementError, url: URL | None = None) -> DBErro
         if duplicate is not None:
             return DuplicateEntry(duplicate)
         return DBError(f"Integrity error: {_first_line(error.orig)}")
+    if _lost_to_a_concurrent_transaction(error):
+        return DBDeadlock(f"{type(error.orig).__name__}: {_first_line(error.orig)}")
     if error.connection_invalidated or _is_connect_failure(error):
         where = f" at {url.render_as_string()}" if url is not None else ""
         return DBConnectionError(f"Cannot reach the database{where}: {_first_line(error.orig)}")
     return DBError(f"{type(error.orig).__name__}: {_first_line(error.orig)}")
+
+
+def _lost_to_a_concurrent_transaction(error: exc.DBAPIError) -> bool:
+    """The database rolled the transaction back so that a concurrent one could go on."""
+    orig = error.orig
+    if isinstance(orig, sqlite3.OperationalError):
+        # In WAL mode a transaction that read, then writes after another
+        # committed gets SQLITE_BUSY at once (its snapshot is stale; the busy
+        # timeout does not apply): it must start again.
+        return "database is locked" in str(orig)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in ("40001", "40P01"):  # PostgreSQL: serialization failure, deadlock
+        return True
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    # MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout.
+    return bool(args) and isinstance(args[0], int) and args[0] in (1205, 1213)
 
 
 def _first_line(value: object) -> str:
@@ -683,16 +705,28 @@ class Database:
         statement) was sent is not retried: the outcome is unknown, and
         :class:`~podium.exceptions.DBConnectionError` says so.
 
+        A transaction the database rolled back in favour of a concurrent one
+        (:class:`~podium.exceptions.DBDeadlock`) runs again too, after a short
+        random pause, up to ``DEADLOCK_RETRIES`` times: nothing of it committed.
+
         ``work`` may therefore run more than once: it must act only through
         the session, and nothing in it may commit by itself (MariaDB's DDL does).
         """
         attempt = 1
+        conflicts = 0
         while True:
             unit = _Unit()
             token = _unit.set(unit)
             try:
                 with self.session(single_statement=single_statement) as session:
                     return work(session)
+            except DBDeadlock:
+                conflicts += 1
+                if conflicts > DEADLOCK_RETRIES:
+                    raise
+                # Random, so that the transactions that collided do not collide again.
+                delay = random.uniform(0, min(0.005 * 2**conflicts, 0.5))
+                LOG.debug("transaction rolled back for a concurrent one; again (%d)", conflicts)
             except DBConnectionError as error:
                 if unit.sent is not None:
                     raise DBConnectionError(
@@ -714,10 +748,10 @@ class Database:
                     attempt + 1,
                     self._retry_attempts,
                 )
+                attempt += 1
             finally:
                 _unit.reset(token)
             time.sleep(delay)
-            attempt += 1
 
     @contextmanager
     def connection(self) -> Iterator[sa.Connection]:

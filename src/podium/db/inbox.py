@@ -47,7 +47,7 @@ from podium.db.current import use_database
 from podium.db.engine import Database, translate_error
 from podium.db.models import ConductorInbox, RPCDedup, table_of
 from podium.db.types import utcnow
-from podium.exceptions import DBConnectionError, DBError, DuplicateEntry
+from podium.exceptions import DBConnectionError, DBDeadlock, DBError, DuplicateEntry
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -337,14 +337,10 @@ def _attempt(
         except Exception as error:
             if request.replayed:
                 raise _Replayed(request_id) from None
+            _lost_to_a_concurrent_transaction(ambient)
             if not savepoints and ambient.failure is not None and ambient.failure is not error:
                 # The method went on after a failed DB function and then failed
                 # otherwise: run it as it would have run outside the inbox.
-                raise _Redo(error) from None
-            if _stale_sqlite_snapshot(database, ambient.failure):
-                # SQLite cannot turn a read transaction into a write one once
-                # another writer committed (a duplicate that waited for the
-                # first): a fresh transaction can, and then meets the record.
                 raise _Redo(error) from None
             raise
         finally:
@@ -352,6 +348,7 @@ def _attempt(
         if request.replayed:
             # The method swallowed the duplicate; its work is not wanted.
             raise _Replayed(request_id)
+        _lost_to_a_concurrent_transaction(ambient)
         if not savepoints and ambient.failure is not None:
             raise _Redo(ambient.failure)
         if request.recorded:
@@ -366,12 +363,16 @@ def _attempt(
     return database.run(work)
 
 
-def _stale_sqlite_snapshot(database: Database, failure: BaseException | None) -> bool:
-    return (
-        isinstance(failure, DBError)
-        and "database is locked" in str(failure)
-        and database.backend == "sqlite"
-    )
+def _lost_to_a_concurrent_transaction(ambient: InboxDatabase) -> None:
+    """Raise the DBDeadlock a DB function of the request met, if any.
+
+    The database rolled the request's transaction back (or, for SQLite's stale
+    snapshot, refused its first write) for a concurrent one: Database.run
+    starts the whole request again in a new transaction, where a duplicate
+    that waited for the first meets its record.
+    """
+    if isinstance(ambient.failure, DBDeadlock):
+        raise ambient.failure
 
 
 def stored_reply(database: Database, request_id: str) -> Any:
