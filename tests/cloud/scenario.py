@@ -9,11 +9,12 @@ the ``CloudUnderTest`` of each test provides.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+from tests.polling import wait_for
 
 ADMIN_TOKEN = "admin-token-e2e"
 DEMO_TOKEN = "demo-token-e2e"
@@ -40,17 +41,6 @@ class CloudUnderTest(Protocol):
     def build_failures(self, host: str) -> int:
         """How many builds failed on ``host``."""
         ...
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = SETTLE_TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass
@@ -95,7 +85,9 @@ class Api:
             done = all(s["status"] == status and s["task_state"] is None for s in mine.values())
             return mine if len(mine) == len(wanted) and done else None
 
-        result: dict[str, dict[str, Any]] = wait_for(f"{len(wanted)} servers {status}", settled)
+        result: dict[str, dict[str, Any]] = wait_for(
+            settled, f"{len(wanted)} servers {status}", SETTLE_TIMEOUT
+        )
         return result
 
     def act(self, server_id: str, body: dict[str, Any]) -> None:
@@ -124,7 +116,11 @@ class Api:
                 host in services and services[host]["state"] == "up" for host in want_up
             ) and all(host in services and services[host]["state"] == "down" for host in want_down)
 
-        wait_for(f"computes up {sorted(want_up)}, down {sorted(want_down)}", states_match)
+        wait_for(
+            states_match,
+            f"computes up {sorted(want_up)}, down {sorted(want_down)}",
+            SETTLE_TIMEOUT,
+        )
 
 
 def run_scenario(cloud: CloudUnderTest, servers: int = 30) -> dict[str, float]:
@@ -159,7 +155,7 @@ def run_scenario(cloud: CloudUnderTest, servers: int = 30) -> dict[str, float]:
 
         for server_id in ids:
             api.delete(server_id)
-        wait_for("every server deleted", lambda: not set(ids) & set(api.servers()))
+        wait_for(lambda: not set(ids) & set(api.servers()), "every server deleted", SETTLE_TIMEOUT)
         assert cloud.scalar("SELECT count(*) FROM instances WHERE deleted != 0") == servers
         assert cloud.scalar("SELECT count(*) FROM instances WHERE deleted = 0") == 0
         used = "SELECT sum(vcpus_used) + sum(memory_mb_used) + sum(disk_gb_used) FROM compute_nodes"
@@ -188,7 +184,7 @@ def run_scenario(cloud: CloudUnderTest, servers: int = 30) -> dict[str, float]:
 
         for server_id in after_kill + rescheduled:
             api.delete(server_id)
-        wait_for("the last servers deleted", lambda: not api.servers())
+        wait_for(lambda: not api.servers(), "the last servers deleted", SETTLE_TIMEOUT)
         assert cloud.scalar(used) == 0
         return timings
     finally:

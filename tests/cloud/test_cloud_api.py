@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import queue
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from tests.cloud.conftest import Spine, cloud_config
+from tests.polling import wait_for
 
 from podium.cloud import states
 from podium.cloud.api import api_service, create_app
@@ -41,17 +41,6 @@ TOKENS = (
     "alice-secret=alice:project-a:member;"
     "bob-secret=bob:project-b:member"
 )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout} s: {predicate}")
-        time.sleep(0.02)
 
 
 def assert_error(response: httpx.Response, status: int, *fragments: str) -> str:
@@ -378,7 +367,7 @@ def test_build_without_a_scheduler_ends_in_error_with_a_fault(
         # The conductor stores ERROR, then the fault: wait for both.
         return server if server["status"] == "ERROR" and server["fault"] else None
 
-    server = wait_for(shown)
+    server = wait_for(shown, "the server shown", 10.0)
     assert server["fault"]["code"] == 500
     assert "Scheduling failed" in server["fault"]["message"]
     assert server["fault"]["details"] is None  # the traceback is for admins

@@ -152,6 +152,7 @@ class EmbeddedCloud:
     def stop(self) -> None:
         logging.getLogger("podium.cloud.compute").removeHandler(self.failures)
         self.cloud.stop()
+        self.cloud.wait()
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from tests.cloud.conftest import Spine, cloud_config
+from tests.polling import wait_for
 
 from podium.cloud import db as cloud_db
 from podium.cloud import states
@@ -48,18 +48,6 @@ ADMIN = get_admin_context()
 DELETED_TOO = get_admin_context(read_deleted="yes")
 FLAVOR = {"vcpus": 1, "memory_mb": 512, "root_gb": 1}
 DEADLINE = 15.0
-
-
-def wait_for(predicate: Callable[[], T | None], what: str, timeout: float = DEADLINE) -> T:
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def fetch(instance_uuid: str, context: RequestContext = ADMIN) -> Instance:

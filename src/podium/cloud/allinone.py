@@ -13,8 +13,8 @@ import os
 import secrets
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from podium.cloud.api import ApiService, api_service
@@ -29,6 +29,7 @@ from podium.db import Database
 from podium.db.current import set_default_database
 from podium.db.migration import sync
 from podium.rpc import Transport, get_transport
+from podium.service import Lifecycle
 
 LOG = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def read_tokens(path: Path) -> dict[str, str]:
     return found
 
 
-class AllInOne:
+class AllInOne(Lifecycle):
     """Start with ``start()`` (or ``with``); every service runs until ``stop()``."""
 
     def __init__(
@@ -120,13 +121,14 @@ class AllInOne:
             self._start(self.api)
         except BaseException:
             self.stop()
+            self.wait()
             raise
 
     def start_compute(self, host: str, *, fail_builds: bool | None = None) -> CloudService:
         """Add (or restart) a compute host while the cloud runs."""
         assert self.transport is not None, "start() first"
         failing = host in self.failing_computes if fail_builds is None else fail_builds
-        config = self.config if not failing else _with(self.config, fake_fail_builds=True)
+        config = replace(self.config, fake_fail_builds=True) if failing else self.config
         service = compute_service(self.transport, config, host, block_db=False)
         self._start_service(host, service)
         return service
@@ -146,9 +148,12 @@ class AllInOne:
         self._running.append(service)
 
     def stop(self) -> None:
-        """Stop every service (the API first, the conductor last) and release the bus and DB."""
+        """Ask every service to stop (the API first, the conductor last)."""
         for service in reversed(self._running):
             service.stop()
+
+    def wait(self) -> None:
+        """Wait until every service has stopped; release the bus and the database."""
         for service in reversed(self._running):
             try:
                 service.wait()
@@ -162,21 +167,3 @@ class AllInOne:
             self.transport = None
         set_default_database(None)
         self.database.dispose()
-
-    def __enter__(self) -> AllInOne:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _with(config: CloudConfig, **changes: Any) -> CloudConfig:
-    from dataclasses import replace
-
-    return replace(config, **changes)

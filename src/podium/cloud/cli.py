@@ -207,3 +207,4 @@ def all_in_one(data_dir: Path | None, fresh: bool, computes: int, listen: str | 
         click.echo(f"podium all-in-one ready url={cloud.api.url}")
         stop_signals.wait()
         cloud.stop()
+        cloud.wait()

@@ -11,18 +11,15 @@ strings: what the wire carries for a datetime field too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from podium.cloud import db as cloud_db
 from podium.cloud.exceptions import UnexpectedTaskStateError
-from podium.cloud.models import ComputeNode as ComputeNodeRow
-from podium.cloud.models import Flavor as FlavorRow
 from podium.cloud.models import Instance as InstanceRow
 from podium.cloud.models import InstanceFault as InstanceFaultRow
-from podium.cloud.models import Service as ServiceRow
 from podium.context import ReadDeleted, RequestContext
 from podium.db import Database
 from podium.db.current import get_database
@@ -51,6 +48,13 @@ _BOOKKEEPING = ("id", "created_at", "updated_at", "deleted_at", "deleted")
 
 class CloudObject(VersionedObject):
     """Base of the cloud's objects: where a worker sets the indirection API."""
+
+    @classmethod
+    def _from_row(cls, context: RequestContext, row: Any) -> Self:
+        """The object of a row of its table, with no changes pending."""
+        obj = cls(context)
+        _load(obj, row, context)
+        return obj
 
 
 class SoftDeletedObject(TimestampedObject):
@@ -112,12 +116,6 @@ class Flavor(CloudObject, SoftDeletedObject):
         "is_public": fields.BooleanField(default=True),
     }
 
-    @classmethod
-    def _from_row(cls, context: RequestContext, row: FlavorRow) -> Flavor:
-        flavor = cls(context)
-        _load(flavor, row, context)
-        return flavor
-
     def snapshot(self) -> dict[str, Any]:
         """What an instance keeps of its flavor."""
         return {
@@ -160,7 +158,7 @@ class FlavorList(ObjectListBase[Flavor], CloudObject):
     obj_relationships = {"objects": [("1.0", "1.0")]}
 
     @classmethod
-    def _from_rows(cls, context: RequestContext, rows: list[FlavorRow]) -> FlavorList:
+    def _from_rows(cls, context: RequestContext, rows: Sequence[Any]) -> Self:
         return cls(context, objects=[Flavor._from_row(context, row) for row in rows])
 
     @remotable_classmethod
@@ -184,12 +182,6 @@ class InstanceFault(CloudObject, SoftDeletedObject):
         "details": fields.StringField(nullable=True),
         "host": fields.StringField(nullable=True),
     }
-
-    @classmethod
-    def _from_row(cls, context: RequestContext, row: InstanceFaultRow) -> InstanceFault:
-        fault = cls(context)
-        _load(fault, row, context)
-        return fault
 
     @remotable
     def create(self) -> None:
@@ -451,12 +443,6 @@ class ComputeNode(CloudObject, SoftDeletedObject):
         "disk_gb_used": fields.NonNegativeIntegerField(default=0),
     }
 
-    @classmethod
-    def _from_row(cls, context: RequestContext, row: ComputeNodeRow) -> ComputeNode:
-        node = cls(context)
-        _load(node, row, context)
-        return node
-
     @remotable_classmethod
     def get_by_host(cls, context: RequestContext, host: str) -> ComputeNode:
         row = cloud_db.compute_node_get_by_host(get_database(), context, host)
@@ -516,7 +502,7 @@ class ComputeNodeList(ObjectListBase[ComputeNode], CloudObject):
     obj_relationships = {"objects": [("1.0", "1.0")]}
 
     @classmethod
-    def _from_rows(cls, context: RequestContext, rows: list[ComputeNodeRow]) -> ComputeNodeList:
+    def _from_rows(cls, context: RequestContext, rows: Sequence[Any]) -> Self:
         return cls(context, objects=[ComputeNode._from_row(context, row) for row in rows])
 
     @remotable_classmethod
@@ -544,12 +530,6 @@ class Service(CloudObject, SoftDeletedObject):
         "version": fields.NonNegativeIntegerField(default=0),
         "forced_down": fields.BooleanField(default=False),
     }
-
-    @classmethod
-    def _from_row(cls, context: RequestContext, row: ServiceRow) -> Service:
-        service = cls(context)
-        _load(service, row, context)
-        return service
 
     def is_up(self, service_down_time: float, now: datetime | None = None) -> bool:
         """Whether its last heartbeat is younger than ``service_down_time`` seconds."""
@@ -600,7 +580,7 @@ class ServiceList(ObjectListBase[Service], CloudObject):
     obj_relationships = {"objects": [("1.0", "1.0")]}
 
     @classmethod
-    def _from_rows(cls, context: RequestContext, rows: list[ServiceRow]) -> ServiceList:
+    def _from_rows(cls, context: RequestContext, rows: Sequence[Any]) -> Self:
         return cls(context, objects=[Service._from_row(context, row) for row in rows])
 
     @remotable_classmethod

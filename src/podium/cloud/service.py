@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from types import TracebackType
 from typing import Any
 
 from podium.cloud.config import CloudConfig
@@ -18,7 +17,7 @@ from podium.cloud.rpcapi import sent_now
 from podium.context import get_admin_context
 from podium.objects import VersionedObjectSerializer
 from podium.rpc import RPCServer, Target, Transport
-from podium.service import PeriodicTask
+from podium.service import Lifecycle, PeriodicTask
 
 LOG = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ LOG = logging.getLogger(__name__)
 SERVICE_VERSION = 1
 
 
-class CloudService:
+class CloudService(Lifecycle):
     """One service of the cloud on ``topic`` (shared queue) and ``topic.<host>``."""
 
     def __init__(
@@ -97,16 +96,3 @@ class CloudService:
             self._server.wait()
         if hasattr(self.manager, "cleanup_host"):
             self.manager.cleanup_host()
-
-    def __enter__(self) -> CloudService:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        self.wait()

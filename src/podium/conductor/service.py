@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from types import TracebackType
 
 from podium.db import Database
 from podium.db.current import set_default_database
 from podium.db.inbox import DEFAULT_RETENTION, prune_inbox
 from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
 from podium.rpc import RPCServer, Target, Transport
-from podium.service import PeriodicTask
+from podium.service import Lifecycle, PeriodicTask
 
 from .api import ConductorAPI
 from .manager import ConductorManager
@@ -47,7 +46,7 @@ def configure_worker(
     return api
 
 
-class ConductorService:
+class ConductorService(Lifecycle):
     """An RPC server on topic ``conductor`` (shared queue) and ``conductor.<host>``.
 
     It serves the :class:`ConductorManager` (object calls) and ``endpoints``:
@@ -136,16 +135,3 @@ class ConductorService:
             server.wait()
         for task in self._tasks:
             task.wait()
-
-    def __enter__(self) -> ConductorService:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        self.wait()

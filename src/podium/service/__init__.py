@@ -2,6 +2,6 @@
 
 from podium.service.config import ServiceConfig
 from podium.service.periodic import PeriodicTask
-from podium.service.runtime import StopSignals, setup_logging
+from podium.service.runtime import Lifecycle, StopSignals, setup_logging
 
-__all__ = ["PeriodicTask", "ServiceConfig", "StopSignals", "setup_logging"]
+__all__ = ["Lifecycle", "PeriodicTask", "ServiceConfig", "StopSignals", "setup_logging"]

@@ -63,3 +63,30 @@ class StopSignals:
         while not self._event.wait(0.5):
             pass
         return self._received[0]
+
+
+class Lifecycle:
+    """A service's three steps, and ``with`` for both ends of its life.
+
+    ``start()`` returns once it serves; ``stop()`` asks it to stop taking work
+    and returns at once; ``wait()`` returns once work in hand is done and
+    everything it held is released. ``stop()`` then ``wait()``, so that several
+    services stop together rather than one after the other.
+    """
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def wait(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+        self.wait()

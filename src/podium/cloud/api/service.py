@@ -13,7 +13,6 @@ import asyncio
 import logging
 import socket
 import threading
-from types import TracebackType
 
 import uvicorn
 
@@ -21,6 +20,7 @@ from podium.cloud.api.app import create_app
 from podium.cloud.config import CloudConfig
 from podium.cloud.service import CloudService
 from podium.rpc import Transport
+from podium.service import Lifecycle
 
 LOG = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class _Server(uvicorn.Server):
             self.ready.set()
 
 
-class ApiService:
+class ApiService(Lifecycle):
     """The API on ``config.api_listen``, plus its ``podium-api`` heartbeat."""
 
     def __init__(self, transport: Transport, config: CloudConfig, host: str) -> None:
@@ -125,19 +125,6 @@ class ApiService:
             thread.join()
         self._heartbeat.wait()
         self._socket.close()
-
-    def __enter__(self) -> ApiService:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-        self.wait()
 
 
 def api_service(transport: Transport, config: CloudConfig, host: str) -> ApiService:
