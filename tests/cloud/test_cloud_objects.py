@@ -229,3 +229,28 @@ def test_paging_walks_every_instance_once_even_through_null_sort_values(
         walked.extend(i.uuid for i in page)
         marker = page[-1].uuid
     assert walked == [i.uuid for i in whole]
+
+
+def test_a_compare_and_swap_has_one_winner_even_when_both_write_the_same(spine: Spine) -> None:
+    ctx = spine.admin
+    instance = _new_instance(ctx)
+    first, second = (Instance.get_by_uuid(ctx, instance.uuid) for _ in range(2))
+    for builder in (first, second):
+        builder.task_state = states.SPAWNING
+    first.save(expected_task_state=states.SCHEDULING)
+    # The row now holds what the second asks, but the second did not win the swap.
+    with pytest.raises(UnexpectedTaskStateError):
+        second.save(expected_task_state=states.SCHEDULING)
+
+
+def test_a_compare_and_swap_on_vm_state(spine: Spine) -> None:
+    ctx = spine.admin
+    instance = _new_instance(ctx)
+    instance.vm_state, instance.task_state = states.STOPPED, None
+    instance.save()
+    instance.task_state = states.REBOOTING
+    with pytest.raises(UnexpectedTaskStateError, match="vm_state in \\['active'\\]"):
+        instance.save(expected_task_state=[None], expected_vm_state=[states.ACTIVE])
+    assert Instance.get_by_uuid(ctx, instance.uuid).task_state is None
+    instance.save(expected_task_state=[None], expected_vm_state=[states.ACTIVE, states.STOPPED])
+    assert Instance.get_by_uuid(ctx, instance.uuid).task_state == states.REBOOTING

@@ -190,14 +190,16 @@ def instance_update(
     uuid: str,
     values: Mapping[str, Any],
     expected_task_state: str | Sequence[str | None] | None = None,
+    expected_vm_state: str | Sequence[str] | None = None,
 ) -> Instance:
     """Update a live instance; returns the updated row.
 
     With ``expected_task_state`` (a state, or a list of states where ``None``
-    stands for "no task"), the update is one atomic compare-and-swap: it
-    applies only if the stored ``task_state`` is one of them, else
-    :class:`~podium.cloud.exceptions.UnexpectedTaskStateError` is raised and
-    nothing changes. ``updated_at`` is set to now unless ``values`` gives it.
+    stands for "no task") and/or ``expected_vm_state``, the update is one
+    atomic compare-and-swap: it applies only if the stored states are among
+    them, else :class:`~podium.cloud.exceptions.UnexpectedTaskStateError` is
+    raised and nothing changes. ``updated_at`` is set to now unless ``values``
+    gives it.
     """
     changes = update_values(Instance, values, protected=("uuid",))
     changes.setdefault("updated_at", utcnow())
@@ -211,16 +213,29 @@ def instance_update(
             else list(expected_task_state)
         )
         where.append(_task_state_clause(expected))
+    vm_states: list[str] | None = None
+    if expected_vm_state is not None:
+        vm_states = (
+            [expected_vm_state] if isinstance(expected_vm_state, str) else list(expected_vm_state)
+        )
+        where.append(_INSTANCES.c.vm_state.in_(vm_states))
 
     def work(session: Session) -> Instance:
         row = _update_returning(session, Instance, changes, where, identity)
         if row is None:
-            current = session.execute(select(_INSTANCES.c.task_state).where(*identity)).first()
+            current = session.execute(
+                select(_INSTANCES.c.task_state, _INSTANCES.c.vm_state).where(*identity)
+            ).first()
             if current is None:
                 raise NotFound(f"No live instances row with uuid={uuid!r}")
+            wanted = []
+            if expected is not None:
+                wanted.append(f"task_state in {expected!r}")
+            if vm_states is not None:
+                wanted.append(f"vm_state in {vm_states!r}")
             raise UnexpectedTaskStateError(
-                f"Instance {uuid}: expected task_state in {expected!r}, found "
-                f"{current.task_state!r}; not updated"
+                f"Instance {uuid}: expected {' and '.join(wanted)}, found task_state "
+                f"{current.task_state!r}, vm_state {current.vm_state!r}; not updated"
             )
         return row
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from podium.cloud import db as cloud_db
-from podium.cloud.exceptions import UnexpectedTaskStateError
 from podium.cloud.models import Instance as InstanceRow
 from podium.cloud.models import InstanceFault as InstanceFaultRow
 from podium.context import ReadDeleted, RequestContext
@@ -293,9 +292,9 @@ class Instance(CloudObject, SoftDeletedObject):
             values["flavor"] = None if self.flavor is None else self.flavor.snapshot()
         return values
 
-    # The bus delivers at least once: a conductor that dies after committing
-    # but before acking has its request run again by another. Each write below
-    # therefore treats "the row already is what was asked" as success.
+    # A create or destroy run again by hand (not through the bus, whose
+    # duplicates the conductor's inbox answers) treats "the row already is what
+    # was asked" as success.
 
     @remotable
     def create(self) -> None:
@@ -310,24 +309,32 @@ class Instance(CloudObject, SoftDeletedObject):
         self._load_fresh(row)
 
     @remotable
-    def save(self, expected_task_state: str | list[str | None] | None = None) -> None:
+    def save(
+        self,
+        expected_task_state: str | list[str | None] | None = None,
+        expected_vm_state: str | list[str] | None = None,
+    ) -> None:
+        """Store the changed fields; with an expected state, only if the row is in it.
+
+        A compare-and-swap that finds another state raises
+        UnexpectedTaskStateError even when the row already holds these values:
+        another writer got there first (two builders of one instance, two
+        actions at once), and only one may go on. A redelivered request is
+        answered by the conductor's inbox before it gets here.
+        """
         changes = self.obj_get_changes()
         changes.pop("id", None)
         changes.pop("fault", None)
         if not changes:
             return
-        values = self._values(changes)
-        database = get_database()
-        try:
-            row = cloud_db.instance_update(
-                database,
-                self._context,
-                self.uuid,
-                values,
-                expected_task_state=expected_task_state,
-            )
-        except UnexpectedTaskStateError as error:
-            row = self._already_stored(error, values, database)
+        row = cloud_db.instance_update(
+            get_database(),
+            self._context,
+            self.uuid,
+            self._values(changes),
+            expected_task_state=expected_task_state,
+            expected_vm_state=expected_vm_state,
+        )
         self._load_fresh(row)
 
     @remotable
