@@ -636,16 +636,34 @@ def compute_node_release(
 
 
 def compute_node_reconcile(db: Database, context: RequestContext, host: str) -> ComputeNode:
-    """Recount a host's used amounts from the live instances on it."""
+    """Recount a host's used amounts from the live instances on it.
+
+    The node's row is locked before the instances are summed: a claim that
+    committed is in the sum, and one in flight (which locks the instance, then
+    the node) waits for the recount and adds itself after it.
+    """
     on_host = [_INSTANCES.c.host == host, _INSTANCES.c.deleted == 0]
+    sums = select(
+        func.coalesce(func.sum(_INSTANCES.c.vcpus), 0),
+        func.coalesce(func.sum(_INSTANCES.c.memory_mb), 0),
+        func.coalesce(func.sum(_INSTANCES.c.root_gb), 0),
+    ).where(*on_host)
 
-    def total(column: ColumnElement[int]) -> Any:
-        return select(func.coalesce(func.sum(column), 0)).where(*on_host).scalar_subquery()
+    def work(session: Session) -> ComputeNode:
+        locked = session.execute(
+            select(_NODES.c.id)
+            .where(_NODES.c.host == host, _NODES.c.deleted == 0)
+            .with_for_update()
+        ).first()
+        if locked is None:
+            raise NotFound(f"No live compute_nodes row with host={host!r}")
+        vcpus, memory_mb, disk_gb = session.execute(sums).one()
+        values = {
+            "vcpus_used": int(vcpus),
+            "memory_mb_used": int(memory_mb),
+            "disk_gb_used": int(disk_gb),
+            "updated_at": utcnow(),
+        }
+        return update_live(session, ComputeNode, values, id=locked.id)
 
-    values = {
-        "vcpus_used": total(_INSTANCES.c.vcpus),
-        "memory_mb_used": total(_INSTANCES.c.memory_mb),
-        "disk_gb_used": total(_INSTANCES.c.root_gb),
-        "updated_at": utcnow(),
-    }
-    return db.run(lambda session: update_live(session, ComputeNode, values, host=host))
+    return db.run(work)

@@ -66,6 +66,7 @@ LOG = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "PODIUM_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8)
 #: How many times Database.run starts a transaction again that the database
 #: rolled back in favour of a concurrent one.
 DEADLOCK_RETRIES = 20
@@ -399,9 +400,10 @@ def _lost_to_a_concurrent_transaction(error: exc.DBAPIError) -> bool:
     orig = error.orig
     if isinstance(orig, sqlite3.OperationalError):
         # In WAL mode a transaction that read, then writes after another
-        # committed gets SQLITE_BUSY at once (its snapshot is stale; the busy
-        # timeout does not apply): it must start again.
-        return "database is locked" in str(orig)
+        # committed gets SQLITE_BUSY_SNAPSHOT at once (its snapshot is stale;
+        # the busy timeout does not apply): it must start again. A plain
+        # SQLITE_BUSY means the busy timeout ran out: not worth waiting again.
+        return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY_SNAPSHOT
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in ("40001", "40P01"):  # PostgreSQL: serialization failure, deadlock
         return True
