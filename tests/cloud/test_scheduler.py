@@ -317,3 +317,54 @@ def test_a_request_for_several_instances_is_all_or_nothing(spine: Spine) -> None
     # The three that found a host gave their claims back.
     assert [Instance.get_by_uuid(ctxt, u).host for u in too_many] == [None] * 4
     assert usage(ctxt, "h1") == usage(ctxt, "h2") == (0, 0, 0)
+
+
+# -- duplicate requests ----------------------------------------------------------
+
+
+def test_an_instance_claimed_elsewhere_by_a_duplicate_request_keeps_its_host(
+    spine: Spine,
+) -> None:
+    ctxt = spine.admin
+    add_host(ctxt, "first")
+    add_host(ctxt, "other")
+    instance_uuid = new_instance(ctxt)
+    # The first delivery of the build claimed "first"; the duplicate's
+    # scheduler may only try "other", where the claim meets the first one's.
+    assert ComputeNode.claim(ctxt, "first", instance_uuid, {"cpu": 1.0})
+
+    destinations = scheduler().select_destinations(
+        ctxt, request([instance_uuid], ignore_hosts=["first"])
+    )
+
+    assert destinations == [{"host": "first", "node": "first"}]
+    assert Instance.get_by_uuid(ctxt, instance_uuid).host == "first"
+    assert usage(ctxt, "first") == (1, 512, 1)
+    assert usage(ctxt, "other") == (0, 0, 0)
+
+
+def test_a_duplicate_request_whose_claim_filled_the_only_host_finds_it(spine: Spine) -> None:
+    ctxt = spine.admin
+    add_host(ctxt, "exact", vcpus=1)
+    instance_uuid = new_instance(ctxt)
+    manager = scheduler()
+    first = manager.select_destinations(ctxt, request([instance_uuid]))
+
+    # The host is full of this very instance: the filters remove it.
+    assert manager.select_destinations(ctxt, request([instance_uuid])) == first
+    assert usage(ctxt, "exact") == (1, 512, 1)
+
+
+def test_an_all_or_nothing_failure_keeps_a_claim_that_was_not_its_own(spine: Spine) -> None:
+    ctxt = spine.admin
+    add_host(ctxt, "h1", vcpus=1)
+    placed_before = new_instance(ctxt)
+    assert ComputeNode.claim(ctxt, "h1", placed_before, {"cpu": 1.0})
+    homeless = new_instance(ctxt)
+
+    with pytest.raises(NoValidHost, match=f"instance {homeless} "):
+        scheduler().select_destinations(ctxt, request([placed_before, homeless]))
+
+    # The claim made by another request stands.
+    assert Instance.get_by_uuid(ctxt, placed_before).host == "h1"
+    assert usage(ctxt, "h1") == (1, 512, 1)

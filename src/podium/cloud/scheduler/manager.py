@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from podium.cloud.config import CloudConfig
-from podium.cloud.exceptions import NoValidHost
-from podium.cloud.objects import ComputeNode, ComputeNodeList, ServiceList
+from podium.cloud.exceptions import InstanceInvalidState, NoValidHost
+from podium.cloud.objects import ComputeNode, ComputeNodeList, Instance, ServiceList
 from podium.cloud.rpcapi import SchedulerAPI
 from podium.cloud.scheduler.filters import (
     DEFAULT_FILTERS,
@@ -74,14 +75,14 @@ class SchedulerManager:
         uuids = [str(uuid) for uuid in request_spec.get("instance_uuids") or ()]
         flavor = flavor_of(request_spec)
         hosts = self._host_states(admin)
-        chosen: list[tuple[str, HostState]] = []
+        chosen: list[_Placement] = []
         try:
             for uuid in uuids:
-                chosen.append((uuid, self._place(admin, uuid, flavor, hosts, request_spec)))
+                chosen.append(self._place(admin, uuid, flavor, hosts, request_spec))
         except NoValidHost:
             self._release(admin, chosen)
             raise
-        return [{"host": state.host, "node": state.nodename} for _, state in chosen]
+        return [{"host": placement.host, "node": placement.node} for placement in chosen]
 
     def _host_states(self, ctxt: RequestContext) -> list[HostState]:
         services = {
@@ -107,7 +108,7 @@ class SchedulerManager:
         flavor: FlavorSpec,
         hosts: list[HostState],
         spec: Mapping[str, Any],
-    ) -> HostState:
+    ) -> _Placement:
         removed: dict[str, int] = {}
         candidates = hosts
         for host_filter in self.filters:
@@ -116,7 +117,16 @@ class SchedulerManager:
             candidates = passed
         lost: list[str] = []
         for state in self._weighed(candidates, spec):
-            if ComputeNode.claim(ctxt, state.host, uuid, self.config.allocation_ratios()):
+            try:
+                claimed = ComputeNode.claim(ctxt, state.host, uuid, self.config.allocation_ratios())
+            except InstanceInvalidState:
+                # Claimed elsewhere: another delivery of this request (a
+                # duplicate on another conductor) placed it first.
+                placed = self._already_placed(ctxt, uuid)
+                if placed is not None:
+                    return placed
+                continue  # given back since: the next host may take it
+            if claimed:
                 state.consume(flavor)
                 LOG.info(
                     "instance %s -> %s (attempt %s; %d of %d hosts passed the filters%s)",
@@ -127,9 +137,14 @@ class SchedulerManager:
                     len(hosts),
                     f"; lost claims on {', '.join(lost)}" if lost else "",
                 )
-                return state
+                return _Placement(uuid, state.host, state.nodename, claimed=True)
             # Another scheduler filled the host since our snapshot.
             lost.append(state.host)
+        # The host that holds its claim may be what the filters removed (its
+        # room is this very instance's): a duplicate request must not fail it.
+        placed = self._already_placed(ctxt, uuid)
+        if placed is not None:
+            return placed
         reasons = ", ".join(f"{name} removed {count}" for name, count in removed.items())
         message = (
             f"There are not enough hosts available for instance {uuid} "
@@ -163,11 +178,32 @@ class SchedulerManager:
         order = sorted(range(len(shuffled)), key=lambda index: -totals[index])
         return [shuffled[index] for index in order]
 
-    def _release(self, ctxt: RequestContext, chosen: list[tuple[str, HostState]]) -> None:
-        for uuid, state in chosen:
-            ComputeNode.release(ctxt, state.host, uuid)
+    def _already_placed(self, ctxt: RequestContext, uuid: str) -> _Placement | None:
+        instance = Instance.get_by_uuid(ctxt, uuid)
+        if instance.host is None:
+            return None
+        LOG.info(
+            "instance %s is already claimed by %s; that is its destination", uuid, instance.host
+        )
+        return _Placement(uuid, instance.host, instance.node or instance.host, claimed=False)
+
+    def _release(self, ctxt: RequestContext, chosen: list[_Placement]) -> None:
+        for placement in chosen:
+            if not placement.claimed:
+                continue  # not this request's claim to give back
+            ComputeNode.release(ctxt, placement.host, placement.uuid)
             LOG.info(
                 "instance %s: claim on %s given back (its request found no host for all)",
-                uuid,
-                state.host,
+                placement.uuid,
+                placement.host,
             )
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Where an instance of a request goes; ``claimed``: the claim is this request's own."""
+
+    uuid: str
+    host: str
+    node: str
+    claimed: bool
