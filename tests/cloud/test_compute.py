@@ -553,3 +553,31 @@ def test_the_node_is_reported_every_interval(spine: Spine) -> None:
             "the periodic resource report",
         )
     assert ComputeNode.get_by_host(ADMIN, "compute-1").disk_gb == 100
+
+
+def test_a_build_cast_to_a_host_that_does_not_hold_the_claim_is_dropped(
+    spine: Spine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="podium.cloud.compute.manager")
+    ComputeNode.report(ADMIN, "compute-1", 4, 8192, 100)
+    driver = FakeDriver.from_config(spine.config)
+    with running_compute(spine, "compute-2", driver):
+        instance = new_instance()
+        assert ComputeNode.claim(
+            ADMIN, "compute-1", instance.uuid, spine.config.allocation_ratios()
+        )
+        # The message's copy says compute-2 (stale, or wrong): the database says compute-1.
+        instance.refresh()
+        instance.host = "compute-2"
+        ComputeAPI(spine.transport).build_and_run_instance(ADMIN, "compute-2", instance, {})
+        wait_for(
+            lambda: "claimed by 'compute-1', not by compute-2; build dropped" in caplog.text,
+            "the build dropped by compute-2",
+        )
+    stored = fetch(instance.uuid)
+    assert (stored.vm_state, stored.task_state, stored.host) == (
+        states.BUILDING,
+        states.SCHEDULING,
+        "compute-1",
+    )
+    assert driver.list_instances() == [] and driver.spawn_attempts == 0

@@ -34,7 +34,7 @@ from podium.cloud.objects import ComputeNode, Instance, InstanceFault, InstanceL
 from podium.cloud.rpcapi import ComputeAPI, ComputeTaskAPI, sent_now
 from podium.context import RequestContext, get_admin_context
 from podium.db import block_db_access
-from podium.exceptions import NotFound
+from podium.exceptions import MessagingError, NotFound
 from podium.rpc import Target, Transport
 from podium.service import PeriodicTask
 
@@ -213,12 +213,23 @@ class ComputeManager:
         self, ctxt: RequestContext, instance: Instance, request_spec: dict[str, Any]
     ) -> None:
         with self._locks.held(instance.uuid), _dropped_if_moved(instance, "build"):
+            # The message's copy may be stale (a cast sent before the claim
+            # moved) or wrong: the database says where the instance is claimed.
+            instance.refresh()
             if instance.host != self.host:
                 LOG.warning(
                     "instance %s is claimed by %r, not by %s; build dropped",
                     instance.uuid,
                     instance.host,
                     self.host,
+                )
+                return
+            if instance.task_state != states.SCHEDULING:
+                LOG.info(
+                    "instance %s is %s/%s, not waiting for its build; build dropped",
+                    instance.uuid,
+                    instance.vm_state,
+                    instance.task_state,
                 )
                 return
             instance.task_state = states.SPAWNING
@@ -259,7 +270,20 @@ class ComputeManager:
         spec["ignore_hosts"] = [*spec.get("ignore_hosts", []), self.host]
         spec["last_failure"] = f"{type(error).__name__}: {error} (host {self.host})"
         spec["last_failure_details"] = "".join(traceback.format_exception(error))
-        self.compute_task.build_instances(ctxt, [instance], spec)
+        try:
+            self.compute_task.build_instances(ctxt, [instance], spec)
+        except MessagingError as cast_error:
+            # Nobody else would ever pick it up: it has no host, and the
+            # server acks this cast whatever we raise.
+            self._set_error(
+                ctxt,
+                instance,
+                states.SCHEDULING,
+                f"Build failed on host {self.host} ({spec['last_failure']}) and could not be "
+                f"rescheduled: {type(cast_error).__name__}: {cast_error}",
+                code=500,
+                details="".join(traceback.format_exception(cast_error)),
+            )
 
     def _destroy_if_deleted(self, ctxt: RequestContext, uuid: str) -> None:
         try:
@@ -372,15 +396,28 @@ class ComputeManager:
         ).create()
 
     def _set_error(
-        self, ctxt: RequestContext, instance: Instance, expected: str, message: str, code: int
+        self,
+        ctxt: RequestContext,
+        instance: Instance,
+        expected: str,
+        message: str,
+        code: int,
+        details: str | None = None,
     ) -> None:
+        # The fault first: a reader that sees ERROR finds its reason (a fault
+        # on an instance that is not in ERROR is never shown).
+        InstanceFault(
+            ctxt,
+            instance_uuid=instance.uuid,
+            code=code,
+            message=message,
+            details=details,
+            host=self.host,
+        ).create()
         instance.vm_state = states.ERROR
         instance.power_state = states.NOSTATE
         instance.task_state = None
         instance.save(expected_task_state=expected)
-        InstanceFault(
-            ctxt, instance_uuid=instance.uuid, code=code, message=message, host=self.host
-        ).create()
         LOG.warning("instance %s set to ERROR: %s", instance.uuid, message)
 
 
