@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from podium.cloud import states
 from podium.cloud.config import CloudConfig
 from podium.cloud.exceptions import NoValidHost, UnexpectedTaskStateError
-from podium.cloud.objects import Instance, InstanceFault, Service
+from podium.cloud.objects import ComputeNode, Instance, InstanceFault, InstanceList, Service
 from podium.cloud.rpcapi import (
     COMPUTE_TASK_TOPIC,
     CONDUCTOR_TOPIC,
@@ -30,7 +31,7 @@ from podium.cloud.service import SERVICE_VERSION
 from podium.context import RequestContext, get_admin_context
 from podium.db import Database
 from podium.db.current import use_database
-from podium.exceptions import NotFound, PodiumError
+from podium.exceptions import MessagingError, NotFound, PodiumError
 from podium.objects import run_locally
 from podium.rpc import Target, Transport
 from podium.service import PeriodicTask
@@ -38,6 +39,11 @@ from podium.service import PeriodicTask
 LOG = logging.getLogger(__name__)
 
 CONDUCTOR_BINARY = "podium-conductor"
+
+#: Seconds a build may stay ``scheduling`` before the conductor drives it again.
+#: Well above a normal schedule-and-cast; a re-drive of a build that was only
+#: slow is harmless (the claim and the compute's CAS let one copy through).
+BUILD_TIMEOUT = 300.0
 
 
 class ComputeTaskManager:
@@ -55,6 +61,7 @@ class ComputeTaskManager:
         self.compute = ComputeAPI(transport)
         #: Guest heartbeats that arrived after a newer one and were dropped.
         self.stale_heartbeats = 0
+        self.build_timeout = BUILD_TIMEOUT
 
     def periodic_tasks(self) -> list[PeriodicTask]:
         """The conductor's own heartbeat, like every other service's (run by ConductorService)."""
@@ -64,7 +71,11 @@ class ComputeTaskManager:
                 self.config.report_interval,
                 self._report,
                 initial_delay=0.0,
-            )
+            ),
+            # A stuck build waits between build_timeout and 1.25 times it.
+            PeriodicTask(
+                "podium-conductor-stuck-builds", self.build_timeout / 4, self.redrive_stuck_builds
+            ),
         ]
 
     def _report(self) -> Service:
@@ -78,6 +89,39 @@ class ComputeTaskManager:
                 sent_now(),
             )
 
+    def redrive_stuck_builds(self) -> int:
+        """Drive again the builds ``scheduling`` for longer than ``build_timeout``; how many.
+
+        What leaves one there: a conductor that died (or whose cast failed
+        unnoticed) between taking the build and handing it to a compute, a
+        compute that died before casting its reschedule. Every conductor runs
+        this; two re-driving the same build meet at the claim.
+        """
+        ctxt = get_admin_context()
+        now = datetime.now(UTC)
+        redriven = 0
+        with run_locally(), use_database(self.database):
+            stuck = InstanceList.get_all(ctxt, filters={"task_state": states.SCHEDULING})
+            for instance in stuck:
+                since = instance.updated_at or instance.created_at
+                if since is None or (now - since).total_seconds() <= self.build_timeout:
+                    continue
+                LOG.warning(
+                    "instance %s has been scheduling since %s (host %s); driving its build again",
+                    instance.uuid,
+                    since.isoformat(),
+                    instance.host,
+                )
+                redriven += 1
+                try:
+                    self._build_one(ctxt, instance, {})
+                except NotFound:
+                    LOG.info("instance %s was deleted before it was built", instance.uuid)
+                except PodiumError:
+                    # The others still get their turn; this one is retried next round.
+                    LOG.exception("instance %s: driving its build again failed", instance.uuid)
+        return redriven
+
     def build_instances(
         self, ctxt: RequestContext, instances: list[Instance], request_spec: dict[str, Any]
     ) -> None:
@@ -90,13 +134,6 @@ class ComputeTaskManager:
 
     def _build_one(self, ctxt: RequestContext, instance: Instance, spec: dict[str, Any]) -> None:
         instance.refresh()
-        if instance.host is not None:
-            # The build was already handed to a host (a redelivered cast): the
-            # first delivery owns it.
-            LOG.info(
-                "instance %s is already on %s; not building it again", instance.uuid, instance.host
-            )
-            return
         if instance.task_state != states.SCHEDULING:
             LOG.info(
                 "instance %s is %s/%s, not waiting for a host; not building it",
@@ -105,6 +142,31 @@ class ComputeTaskManager:
                 instance.task_state,
             )
             return
+        host: str | None = instance.host
+        if host is not None:
+            # Claimed, but still scheduling: the cast to the host may never have
+            # been sent (a conductor that died or failed after the claim). Sending
+            # it again is harmless: the compute's CAS scheduling -> spawning lets
+            # one copy through.
+            LOG.info(
+                "instance %s is claimed by %s but not spawning; build cast again",
+                instance.uuid,
+                host,
+            )
+        while True:
+            if host is None:
+                host = self._schedule(ctxt, instance, spec)
+                if host is None:
+                    return
+            if self._cast_build(ctxt, instance, host, spec):
+                return
+            host = None
+
+    def _schedule(
+        self, ctxt: RequestContext, instance: Instance, spec: dict[str, Any]
+    ) -> str | None:
+        """The host the instance is claimed on, for a new attempt; None once it is in ERROR
+        or taken over by another action."""
         attempts = int(spec.get("num_attempts", 0)) + 1
         if attempts > self.config.max_build_attempts:
             reason = spec.get("last_failure") or "the build failed"
@@ -115,7 +177,7 @@ class ComputeTaskManager:
                 f"for instance {instance.uuid}. Last failure: {reason}",
                 details=str(spec.get("last_failure_details") or ""),
             )
-            return
+            return None
         spec.update(
             num_attempts=attempts,
             instance_uuids=[instance.uuid],
@@ -130,7 +192,7 @@ class ComputeTaskManager:
             [destination] = self.scheduler.select_destinations(ctxt, spec)
         except NoValidHost as error:
             self._fail(ctxt, instance, f"No valid host was found. {error}")
-            return
+            return None
         except PodiumError as error:
             self._fail(
                 ctxt,
@@ -138,12 +200,65 @@ class ComputeTaskManager:
                 f"Scheduling failed: {type(error).__name__}: {error}",
                 details="".join(traceback.format_exception(error)),
             )
-            return
+            return None
         instance.refresh()
-        LOG.info(
-            "instance %s goes to %s (attempt %d)", instance.uuid, destination["host"], attempts
-        )
-        self.compute.build_and_run_instance(ctxt, destination["host"], instance, spec)
+        if instance.task_state != states.SCHEDULING:
+            LOG.info(
+                "instance %s became %s/%s while it was scheduled; not building it",
+                instance.uuid,
+                instance.vm_state,
+                instance.task_state,
+            )
+            return None
+        if instance.host != destination["host"]:
+            # Another delivery of this build (a duplicate on another conductor)
+            # placed it, or gave its claim back since: the cast follows the
+            # instance, and the compute's CAS keeps a second copy harmless.
+            LOG.info(
+                "instance %s: scheduled to %s, but it is on %s; following the instance",
+                instance.uuid,
+                destination["host"],
+                instance.host,
+            )
+            if instance.host is None:
+                return self._schedule(ctxt, instance, spec)
+        LOG.info("instance %s goes to %s (attempt %d)", instance.uuid, instance.host, attempts)
+        return str(instance.host)
+
+    def _cast_build(
+        self, ctxt: RequestContext, instance: Instance, host: str, spec: dict[str, Any]
+    ) -> bool:
+        """Hand the build to ``host``; False when the cast failed and its claim was given back.
+
+        The RPC server acks a cast whose handler raised, so an error let out
+        of here would lose the build for good: the instance would stay
+        building, holding its claim.
+        """
+        try:
+            self.compute.build_and_run_instance(ctxt, host, instance, spec)
+        except MessagingError as error:
+            LOG.warning("instance %s: the build cast to %s failed: %s", instance.uuid, host, error)
+            failure = error
+        else:
+            return True
+        instance.refresh()
+        if instance.task_state != states.SCHEDULING or instance.host != host:
+            # The compute got the cast after all, or another action took the
+            # instance over: the claim is theirs now.
+            LOG.info(
+                "instance %s is %s/%s on %s since the failed cast; left as it is",
+                instance.uuid,
+                instance.vm_state,
+                instance.task_state,
+                instance.host,
+            )
+            return True
+        ComputeNode.release(ctxt, host, instance.uuid)
+        instance.refresh()
+        spec["ignore_hosts"] = [*spec.get("ignore_hosts", []), host]
+        spec["last_failure"] = f"{type(failure).__name__}: {failure} (cast to host {host})"
+        spec["last_failure_details"] = "".join(traceback.format_exception(failure))
+        return False
 
     def _fail(
         self, ctxt: RequestContext, instance: Instance, message: str, details: str = ""
