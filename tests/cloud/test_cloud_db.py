@@ -396,20 +396,23 @@ def _report(
 
 
 def test_the_first_report_creates_the_service(database: Database) -> None:
+    before = datetime.now(UTC)
     row, stored = _report(database, T0)
     assert stored
+    # Up is judged by when the report was stored, on the storing side's clock.
+    assert row.last_seen_up is not None and row.last_seen_up >= before
     assert (row.host, row.binary, row.topic, row.version) == ("h1", "podium-compute", "compute", 2)
-    assert (row.report_count, row.last_seen_up, row.deleted) == (1, T0, 0)
+    assert (row.report_count, row.last_report_sent_at, row.deleted) == (1, T0, 0)
     assert row.disabled is False
     got = db_api.service_get_by_host_and_binary(database, CTX, "h1", "podium-compute")
-    assert (got.id, got.report_count, got.last_seen_up) == (row.id, 1, T0)
+    assert (got.id, got.report_count, got.last_report_sent_at) == (row.id, 1, T0)
 
 
 def test_a_report_older_than_the_stored_one_changes_nothing(database: Database) -> None:
     first, _ = _report(database, T0)
     newer, stored = _report(database, T0 + timedelta(seconds=10), version=3)
     assert stored
-    assert (newer.id, newer.report_count, newer.last_seen_up) == (
+    assert (newer.id, newer.report_count, newer.last_report_sent_at) == (
         first.id,
         2,
         T0 + timedelta(seconds=10),
@@ -418,14 +421,18 @@ def test_a_report_older_than_the_stored_one_changes_nothing(database: Database) 
     for late in (T0 + timedelta(seconds=5), T0 + timedelta(seconds=10)):
         row, stored = _report(database, late, topic="other", version=9)
         assert not stored
-        assert (row.report_count, row.last_seen_up, row.topic, row.version) == (
+        assert (row.report_count, row.last_report_sent_at, row.topic, row.version) == (
             2,
             T0 + timedelta(seconds=10),
             "compute",
             3,
         )
     got = db_api.service_get(database, CTX, first.id)
-    assert (got.report_count, got.last_seen_up, got.version) == (2, T0 + timedelta(seconds=10), 3)
+    assert (got.report_count, got.last_report_sent_at, got.version) == (
+        2,
+        T0 + timedelta(seconds=10),
+        3,
+    )
 
 
 def test_a_report_after_the_service_was_deleted_starts_a_new_row(database: Database) -> None:
@@ -434,7 +441,7 @@ def test_a_report_after_the_service_was_deleted_starts_a_new_row(database: Datab
     # Older than the deleted row's last report: the deleted row does not count.
     again, stored = _report(database, T0 - timedelta(seconds=1))
     assert stored and again.id != first.id
-    assert (again.report_count, again.last_seen_up) == (1, T0 - timedelta(seconds=1))
+    assert (again.report_count, again.last_report_sent_at) == (1, T0 - timedelta(seconds=1))
 
 
 def test_a_report_keeps_an_admin_disabling(database: Database) -> None:
@@ -475,7 +482,7 @@ def test_racing_first_reports_end_in_one_row(
     live = db_api.service_get_all(database, CTX)
     assert len(live) == 1
     assert len(db_api.service_get_all(database, YES)) == 1
-    assert live[0].last_seen_up == T0 + timedelta(seconds=1)
+    assert live[0].last_report_sent_at == T0 + timedelta(seconds=1)
     # The older one counts only if it created the row before the newer came.
     assert live[0].report_count == outcomes.count(True)
 

@@ -298,6 +298,9 @@ def instance_record_guest_status(
     db: Database, context: RequestContext, uuid: str, status: str, sent_at: datetime
 ) -> bool:
     """Store a guest's status unless a newer report is already stored; whether it was."""
+    # Never taken as later than now: a guest whose clock runs ahead must not
+    # shut out the reports after its own.
+    sent_at = min(sent_at, utcnow())
     statement = (
         update(Instance)
         .where(
@@ -451,17 +454,22 @@ def service_report(
     """A heartbeat: the service's row, and whether this report was newer than the stored one.
 
     The first report creates the row. A report sent before the newest one
-    stored (delivered late, or replayed) changes nothing: ``last_seen_up``
-    only moves forward.
+    stored (delivered late, or replayed) changes nothing. ``last_seen_up`` is
+    the time the report was stored, by this clock; the send time (from the
+    sender's clock, and never taken as later than now, so a sender whose clock
+    runs ahead cannot shut out the reports after it) only orders the reports.
     """
+    now = utcnow()
+    sent = min(sent_at, now)
     keys = [_SERVICES.c.host == host, _SERVICES.c.binary == binary, _SERVICES.c.deleted == 0]
-    newer = or_(_SERVICES.c.last_seen_up.is_(None), _SERVICES.c.last_seen_up < sent_at)
+    newer = or_(_SERVICES.c.last_report_sent_at.is_(None), _SERVICES.c.last_report_sent_at < sent)
     values = {
         "report_count": _SERVICES.c.report_count + 1,
-        "last_seen_up": sent_at,
+        "last_seen_up": now,
+        "last_report_sent_at": sent,
         "topic": topic,
         "version": version,
-        "updated_at": utcnow(),
+        "updated_at": now,
     }
     live = context.elevated(read_deleted="no")
 
@@ -477,7 +485,8 @@ def service_report(
         pass
     try:
         first = {"host": host, "binary": binary, "topic": topic, "version": version}
-        return create(db, Service, {**first, "report_count": 1, "last_seen_up": sent_at}), True
+        stamps = {"last_seen_up": now, "last_report_sent_at": sent}
+        return create(db, Service, {**first, "report_count": 1, **stamps}), True
     except DuplicateEntry:
         # Two first reports raced (a restart that overlapped its predecessor).
         return db.run(work)

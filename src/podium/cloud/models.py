@@ -31,8 +31,12 @@ class Service(SoftDeleteMixin, Base):
     report_count: Mapped[int] = mapped_column(default=0)
     disabled: Mapped[bool] = mapped_column(default=False)
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
-    # The send time of the newest heartbeat stored (the sender's clock).
+    # When the conductor stored the newest heartbeat (its own clock: whether a
+    # service is up must not depend on the sender's clock being right).
     last_seen_up: Mapped[datetime | None]
+    # That heartbeat's send time, by the sender's clock (never later than
+    # last_seen_up): what orders the reports, so a late one is dropped.
+    last_report_sent_at: Mapped[datetime | None]
     # The RPC/object version this service runs; the lowest live value is what
     # "upgrade_levels = auto" caps clients to.
     version: Mapped[int] = mapped_column(default=0)

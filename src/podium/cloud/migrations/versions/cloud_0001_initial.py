@@ -41,6 +41,7 @@ def _services() -> list[sa.Column[object]]:
         sa.Column("disabled", sa.Boolean(), nullable=False),
         sa.Column("disabled_reason", sa.String(255), nullable=True),
         sa.Column("last_seen_up", UTCDateTime(), nullable=True),
+        sa.Column("last_report_sent_at", UTCDateTime(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("forced_down", sa.Boolean(), nullable=False),
     ]
