@@ -10,6 +10,7 @@ import logging
 import queue
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,12 +23,12 @@ from tests.polling import wait_for
 from podium.cloud import states
 from podium.cloud.api import api_service, create_app
 from podium.cloud.api import app as api_app
-from podium.cloud.api.app import SortKey
+from podium.cloud.api.app import FilterStatus, SortKey
 from podium.cloud.api.auth import RateLimiter, TokenError, parse_tokens, token_digest
 from podium.cloud.api.views import server_status
 from podium.cloud.db import INSTANCE_SORT_KEYS
-from podium.cloud.objects import ComputeNode, FlavorList, Instance, Service
-from podium.cloud.rpcapi import COMPUTE_TOPIC, SCHEDULER_TOPIC
+from podium.cloud.objects import ComputeNode, FlavorList, Instance, InstanceFault, Service
+from podium.cloud.rpcapi import COMPUTE_TOPIC, SCHEDULER_TOPIC, ComputeAPI
 from podium.context import RequestContext
 from podium.exceptions import MessagingTimeout
 from podium.objects import VersionedObjectSerializer
@@ -107,24 +108,47 @@ class FakeScheduler:
 
 @pytest.fixture
 def client(spine: Spine) -> Iterator[TestClient]:
-    app = create_app(cloud_config(api_tokens=TOKENS, api_rate_limit=0), spine.transport)
+    # The production default: a compute reported up by a fixture stays up for the test.
+    config = cloud_config(api_tokens=TOKENS, api_rate_limit=0, service_down_time=60.0)
+    app = create_app(config, spine.transport)
     with TestClient(app) as client:
         yield client
 
 
-@pytest.fixture
-def compute(spine: Spine) -> Iterator[FakeCompute]:
+def report_compute(spine: Spine, host: str, ago: timedelta = timedelta(0)) -> Service:
+    """A compute service last seen up ``ago`` (a heartbeat now, its time then set back)."""
+    now = datetime.now(UTC)
+    service = Service.report(spine.admin, host, "podium-compute", COMPUTE_TOPIC, 1, now.isoformat())
+    if ago:
+        service.last_seen_up = now - ago
+        service.save()
+    return service
+
+
+@contextmanager
+def serving_compute(spine: Spine, host: str) -> Iterator[FakeCompute]:
+    """A fake compute consuming ``host``'s queue (whether its service looks up is apart)."""
     fake = FakeCompute()
     server = RPCServer(
         spine.transport,
-        Target(topic=COMPUTE_TOPIC, server="compute-1"),
+        Target(topic=COMPUTE_TOPIC, server=host),
         [fake],
         serializer=VersionedObjectSerializer(),
     )
     server.start()
-    yield fake
-    server.stop()
-    server.wait()
+    try:
+        yield fake
+    finally:
+        server.stop()
+        server.wait()
+
+
+@pytest.fixture
+def compute(spine: Spine) -> Iterator[FakeCompute]:
+    """compute-1, serving and reported up."""
+    report_compute(spine, "compute-1")
+    with serving_compute(spine, "compute-1") as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -416,6 +440,56 @@ def test_another_projects_server_is_404(client: TestClient, spine: Spine) -> Non
     assert client.get(path, headers=ADMIN).json()["server"]["host"] == "compute-1"
 
 
+def errored_server(spine: Spine, message: str, host: str | None) -> Instance:
+    server = make_server(spine, vm_state=states.ERROR, host=None)
+    InstanceFault(
+        spine.admin,
+        instance_uuid=server.uuid,
+        code=500,
+        message=message,
+        details="Traceback (most recent call last): on compute-7",
+        host=host,
+    ).create()
+    return server
+
+
+def shown_faults(client: TestClient, server_id: str, headers: dict[str, str]) -> list[Any]:
+    """The fault as GET /servers/{id} and the list show it (one view, two paths)."""
+    one = client.get(f"/servers/{server_id}", headers=headers).json()["server"]["fault"]
+    path = "/servers?all_tenants=true" if headers is ADMIN else "/servers"
+    listed = client.get(path, headers=headers).json()["servers"]
+    [in_list] = [s["fault"] for s in listed if s["id"] == server_id]
+    return [one, in_list]
+
+
+def test_fault_messages_name_no_host_but_to_admins(client: TestClient, spine: Spine) -> None:
+    message = "spawn failed: RuntimeError: compute-7 is out of disk (compute-7/vda; compute-70)"
+    server = errored_server(spine, message, "compute-7")
+    for fault in shown_faults(client, server.uuid, ALICE):
+        assert fault["message"] == (
+            "spawn failed: RuntimeError: a host is out of disk (a host/vda; compute-70)"
+        )
+        assert fault["details"] is None
+    for fault in shown_faults(client, server.uuid, ADMIN):
+        assert fault["message"] == message
+        assert fault["details"].endswith("on compute-7")
+
+
+def test_no_valid_host_names_no_lost_claims_but_to_admins(client: TestClient, spine: Spine) -> None:
+    reason = (
+        "No valid host was found. There are not enough hosts available for instance x "
+        "(3 compute hosts). Filters: RamFilter removed 1."
+    )
+    message = (
+        f"{reason} Claims failed on 2 host(s) filled by concurrent requests: compute-7, compute-8."
+    )
+    server = errored_server(spine, message, "conductor-1")
+    for fault in shown_faults(client, server.uuid, ALICE):
+        assert fault["message"] == reason
+    for fault in shown_faults(client, server.uuid, ADMIN):
+        assert fault["message"] == message
+
+
 def test_admin_lists_own_project_unless_all_tenants(client: TestClient, spine: Spine) -> None:
     mine = make_server(spine, project="admin-project")
     theirs = make_server(spine, project="project-b", host="compute-2")
@@ -466,9 +540,95 @@ def test_list_filters_by_name_and_status(client: TestClient, spine: Spine) -> No
 
     assert ids("name=b") == {stopped.uuid}
     assert ids("status=SHUTOFF") == {stopped.uuid}
-    assert ids("status=ACTIVE") == {active.uuid, rebooting.uuid}
+    assert ids("status=ACTIVE") == {active.uuid}
     assert ids("status=REBOOT") == {rebooting.uuid}
     assert ids("status=ERROR") == set()
+
+
+VM_STATES = [
+    states.BUILDING,
+    states.ACTIVE,
+    states.PAUSED,
+    states.STOPPED,
+    states.ERROR,
+    states.DELETED,
+    "weird",
+]
+TASK_STATES = [
+    None,
+    states.SCHEDULING,
+    states.SPAWNING,
+    states.PAUSING,
+    states.UNPAUSING,
+    states.POWERING_OFF,
+    states.POWERING_ON,
+    states.REBOOTING,
+    states.DELETING,
+]
+
+
+def test_status_filters_list_exactly_the_servers_showing_that_status(
+    client: TestClient, spine: Spine
+) -> None:
+    for vm_state in VM_STATES:
+        for task_state in TASK_STATES:
+            make_server(spine, vm_state=vm_state, task_state=task_state, host=None)
+    # Deleted rows show DELETED whatever their states said (a local delete keeps them).
+    for vm_state, task_state in [
+        (states.DELETED, None),
+        (states.ACTIVE, states.REBOOTING),
+        (states.STOPPED, None),
+    ]:
+        make_server(spine, vm_state=vm_state, task_state=task_state, host=None).destroy()
+
+    def listed(query: str) -> dict[str, str]:
+        servers = client.get(f"/servers?all_tenants=true&{query}", headers=ADMIN).json()["servers"]
+        shown = {s["id"]: s["status"] for s in servers}
+        assert len(shown) == len(servers)
+        return shown
+
+    for read_deleted in ("no", "yes", "only"):
+        everything = listed(f"read_deleted={read_deleted}")
+        assert len(everything) == {"no": 63, "yes": 66, "only": 3}[read_deleted]
+        for status in FilterStatus.__args__:  # type: ignore[attr-defined]
+            showing = {key for key, shown in everything.items() if shown == status}
+            assert listed(f"read_deleted={read_deleted}&status={status}") == dict.fromkeys(
+                showing, status
+            ), (read_deleted, status)
+    counts = {
+        status: len(listed(f"status={status}"))
+        for status in FilterStatus.__args__  # type: ignore[attr-defined]
+    }
+    assert counts == {
+        "BUILD": 9,
+        "ACTIVE": 8,
+        "PAUSED": 9,
+        "SHUTOFF": 8,
+        "REBOOT": 2,
+        "ERROR": 9,
+        "DELETED": 9,
+    }
+
+
+def test_status_filter_pages_past_the_servers_it_leaves_out(
+    client: TestClient, spine: Spine
+) -> None:
+    # Pages are cut after the status is told from the states: rebooting ACTIVE
+    # servers left out must neither shorten a page nor end the listing early.
+    active = []
+    for number in range(9):
+        task_state = states.REBOOTING if number % 3 else None
+        server = make_server(spine, task_state=task_state, name=f"vm-{number}")
+        if task_state is None:
+            active.append(server.uuid)
+    seen: list[str] = []
+    url: str | None = "/servers?status=ACTIVE&limit=2&sort_key=display_name&sort_dir=asc"
+    while url is not None:
+        body = client.get(url, headers=ALICE).json()
+        assert len(body["servers"]) == 2 or not body["servers_links"]
+        seen += [server["id"] for server in body["servers"]]
+        url = body["servers_links"][0]["href"] if body["servers_links"] else None
+    assert seen == active
 
 
 def test_list_by_detail_path_matches(client: TestClient, spine: Spine) -> None:
@@ -522,15 +682,70 @@ def test_delete_of_a_placed_server_casts_terminate(
     assert client.delete(f"/servers/{server.uuid}", headers=ALICE).status_code == 204
     assert compute.next_call() == ("terminate_instance", server.uuid)
     assert stored(spine, server.uuid).task_state == states.DELETING
-    # A repeated delete is answered alike and sends nothing more.
+    # A repeated delete sends the (idempotent) terminate again: the first one
+    # may have been lost, and nothing else would ever finish the delete.
     assert client.delete(f"/servers/{server.uuid}", headers=ALICE).status_code == 204
-    assert compute.calls.empty()
+    assert compute.next_call() == ("terminate_instance", server.uuid)
+    assert stored(spine, server.uuid).task_state == states.DELETING
+
+
+def test_delete_of_a_server_left_deleting_casts_terminate(
+    client: TestClient, spine: Spine, compute: FakeCompute
+) -> None:
+    server = make_server(spine, task_state=states.DELETING)
+    assert client.delete(f"/servers/{server.uuid}", headers=ALICE).status_code == 204
+    assert compute.next_call() == ("terminate_instance", server.uuid)
 
 
 def test_delete_on_a_host_nobody_serves_is_local(client: TestClient, spine: Spine) -> None:
     server = make_server(spine, host="gone-host")
     assert client.delete(f"/servers/{server.uuid}", headers=ALICE).status_code == 204
     assert stored(spine, server.uuid, read_deleted="only").vm_state == states.DELETED
+
+
+@pytest.mark.parametrize("previous", [None, states.POWERING_OFF])
+def test_delete_whose_cast_fails_is_503_and_can_be_retried(
+    client: TestClient,
+    spine: Spine,
+    compute: FakeCompute,
+    monkeypatch: pytest.MonkeyPatch,
+    previous: str | None,
+) -> None:
+    server = make_server(spine, task_state=previous)
+
+    def unsent(self: ComputeAPI, context: RequestContext, instance: Instance) -> None:
+        raise MessagingTimeout("the broker did not confirm the publish")
+
+    monkeypatch.setattr(ComputeAPI, "terminate_instance", unsent)
+    response = client.delete(f"/servers/{server.uuid}", headers=ALICE)
+    assert_error(response, 503, "try again later")
+    assert response.headers["Retry-After"]
+    # Nothing was sent: the server is as it was, not DELETING for good.
+    assert stored(spine, server.uuid).task_state == previous
+    monkeypatch.undo()
+    assert client.delete(f"/servers/{server.uuid}", headers=ALICE).status_code == 204
+    assert compute.next_call() == ("terminate_instance", server.uuid)
+    assert stored(spine, server.uuid).task_state == states.DELETING
+
+
+@pytest.mark.parametrize("last_report", [timedelta(hours=1), None])
+def test_delete_on_a_host_whose_service_is_down_is_local(
+    client: TestClient, spine: Spine, last_report: timedelta | None
+) -> None:
+    ComputeNode.report(spine.admin, "compute-9", 4, 8192, 100)
+    if last_report is not None:
+        report_compute(spine, "compute-9", last_report)
+    server = make_server(spine, host=None)
+    ratios = {"cpu": 1.0, "ram": 1.0, "disk": 1.0}
+    assert ComputeNode.claim(spine.admin, "compute-9", server.uuid, ratios)
+    # Its queue still has a consumer: only the service's heartbeats say it is gone.
+    with serving_compute(spine, "compute-9") as fake:
+        assert client.delete(f"/servers/{server.uuid}", headers=ALICE).status_code == 204
+        gone = stored(spine, server.uuid, read_deleted="only")
+        assert (gone.vm_state, gone.task_state) == (states.DELETED, None)
+        assert gone.terminated_at is not None
+        assert ComputeNode.get_by_host(spine.admin, "compute-9").vcpus_used == 0
+        assert fake.calls.empty()
 
 
 def test_delete_loses_to_a_concurrent_action_with_409(
@@ -594,6 +809,8 @@ def test_action_sets_the_task_and_casts_to_the_host(
         (states.ACTIVE, None, "compute-1", {"os-start": None}, "it must be stopped"),
         (states.STOPPED, None, "compute-1", {"os-stop": None}, "while it is stopped"),
         (states.STOPPED, None, "compute-1", {"reboot": {"type": "SOFT"}}, "it must be active"),
+        # The hypervisor reboots no paused guest: accepting it would leave it PAUSED silently.
+        (states.PAUSED, None, "compute-1", {"reboot": {"type": "HARD"}}, "unpause it first"),
         (states.BUILDING, "scheduling", None, {"pause": None}, "while it is building"),
         (states.ACTIVE, states.PAUSING, "compute-1", {"pause": None}, "while it is pausing"),
         (states.ERROR, None, None, {"os-stop": None}, "runs on no host"),
@@ -660,10 +877,8 @@ def test_unexpected_error_is_500_without_internals_and_logged(
 
 
 def test_services_show_up_down_and_can_be_disabled(client: TestClient, spine: Spine) -> None:
-    now = datetime.now(UTC)
-    Service.report(spine.admin, "compute-1", "podium-compute", COMPUTE_TOPIC, 1, now.isoformat())
-    old = (now - timedelta(hours=1)).isoformat()
-    stale = Service.report(spine.admin, "compute-2", "podium-compute", COMPUTE_TOPIC, 1, old)
+    report_compute(spine, "compute-1")
+    stale = report_compute(spine, "compute-2", timedelta(hours=1))
     services = {s["host"]: s for s in client.get("/os-services", headers=ADMIN).json()["services"]}
     assert services["compute-1"]["state"] == "up"
     assert services["compute-2"]["state"] == "down"

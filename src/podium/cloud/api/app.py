@@ -16,7 +16,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -50,6 +50,8 @@ from podium.cloud.api.schemas import (
     StopAction,
     UnpauseAction,
 )
+from podium.cloud.api.views import StatusQuery
+from podium.cloud.compute.manager import COMPUTE_BINARY
 from podium.cloud.config import CloudConfig
 from podium.cloud.exceptions import InstanceInvalidState, UnexpectedTaskStateError
 from podium.cloud.objects import (
@@ -147,6 +149,8 @@ class _ActionRule:
     allowed: frozenset[str]
     task_state: str
     cast: Callable[[ComputeAPI, RequestContext, Instance], None]
+    #: vm_state -> what to do first, for a refusal a client can act on.
+    hints: Mapping[str, str] = field(default_factory=dict)
 
 
 # Nova's check_instance_state for each action.
@@ -163,10 +167,13 @@ _ACTIONS: dict[type, _ActionRule] = {
     ),
 }
 _SOFT_REBOOT = _ActionRule(frozenset({states.ACTIVE}), states.REBOOTING, ComputeAPI.reboot_instance)
+# Not PAUSED: the hypervisor reboots no paused guest (as on libvirt), so the
+# server would stay PAUSED with its reboot silently dropped.
 _HARD_REBOOT = _ActionRule(
-    frozenset({states.ACTIVE, states.STOPPED, states.PAUSED, states.ERROR}),
+    frozenset({states.ACTIVE, states.STOPPED, states.ERROR}),
     states.REBOOTING,
     ComputeAPI.reboot_instance,
+    hints={states.PAUSED: "unpause it first"},
 )
 _ACTION_NAMES = {
     PauseAction: "pause",
@@ -476,13 +483,7 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
             filters["display_name"] = name
         if host is not None:
             filters["host"] = host
-        if status is not None:
-            vm_state, task_state = views.STATUS_FILTERS[status]
-            filters["vm_state"] = vm_state
-            if task_state is not None:
-                filters["task_state"] = task_state
         page = min(limit or MAX_PAGE, MAX_PAGE)
-        scoped = replace(context, read_deleted=read_deleted)
         if marker is not None:
             # The marker must be one the caller can see, else paging would
             # tell whether a foreign uuid exists.
@@ -490,24 +491,79 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
                 find_server(context, marker, read_deleted)
             except ApiError:
                 raise ApiError(400, f"Marker {marker} could not be found") from None
-        try:
-            instances = InstanceList.get_all(
-                scoped,
-                filters=filters,
-                limit=page,
-                marker=marker,
-                sort_key=sort_key,
-                sort_dir=sort_dir,
-            )
-        except NotFound:
-            # The marker went away between the check and the query.
-            raise ApiError(400, f"Marker {marker} could not be found") from None
+        query = None
+        if status is not None:
+            query = views.status_query(status, read_deleted)
+            if query is None:
+                return ServerListBody(servers=[], servers_links=[])
+            filters.update(query.filters)
+            read_deleted = query.read_deleted
+        instances = list_page(
+            replace(context, read_deleted=read_deleted),
+            filters,
+            query,
+            page,
+            marker,
+            sort_key=sort_key,
+            sort_dir=sort_dir,
+        )
         servers = [views.server_view(i, admin=context.is_admin) for i in instances]
         links = []
         if len(servers) == page:
             href = request.url.include_query_params(marker=servers[-1].id, limit=page)
             links.append(Link(rel="next", href=str(href)))
         return ServerListBody(servers=servers, servers_links=links)
+
+    def list_page(
+        context: RequestContext,
+        filters: dict[str, Any],
+        query: StatusQuery | None,
+        page: int,
+        marker: str | None,
+        *,
+        sort_key: str,
+        sort_dir: str,
+    ) -> list[Instance]:
+        """Up to ``page`` servers after ``marker`` that ``query`` keeps (all without one).
+
+        The database returns a superset for a status: it is read on in pages
+        until ``page`` servers are kept, so that a full page still means
+        "there may be more" and the next marker is the last server shown.
+        """
+        kept: list[Instance] = []
+        seen: set[str] = set()
+        cursor = marker
+        # Earlier rows of the last batch, to go on after if its last one
+        # is deleted before the next read.
+        fallbacks: list[str] = []
+        while True:
+            try:
+                batch = InstanceList.get_all(
+                    context,
+                    filters=filters,
+                    limit=page,
+                    marker=cursor,
+                    sort_key=sort_key,
+                    sort_dir=sort_dir,
+                )
+            except NotFound:
+                if cursor == marker:
+                    # The marker went away between the check and the query.
+                    raise ApiError(400, f"Marker {marker} could not be found") from None
+                if not fallbacks:
+                    raise ApiError(
+                        409, "The servers changed too much while being listed; try again"
+                    ) from None
+                cursor = fallbacks.pop()
+                continue
+            for instance in batch:
+                if instance.uuid not in seen and (query is None or query.shows(instance)):
+                    seen.add(instance.uuid)
+                    kept.append(instance)
+            if len(kept) >= page or len(batch) < page:
+                return kept[:page]
+            fallbacks = [instance.uuid for instance in batch[:-1]]
+            cursor = batch[-1].uuid
 
     # One view for both paths: a list without status is of little use, and
     # Nova's clients ask for /servers/detail.
@@ -541,25 +597,49 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
     )
     def delete_server(server_id: ServerId, context: User) -> Response:
         instance = find_server(context, server_id)
-        if instance.task_state == states.DELETING:
-            # Already on its way out: a client retrying its delete is answered alike.
-            return Response(status_code=204)
-        # The CAS on the task state read: any action that started meanwhile
-        # (or a build that moved on) makes this a 409 instead of being overrun.
         previous = instance.task_state
-        instance.task_state = states.DELETING
-        instance.save(expected_task_state=[previous])
-        if instance.host is None:
-            _delete_locally(instance)
-            return Response(status_code=204)
+        if previous != states.DELETING:
+            # The CAS on the task state read: any action that started meanwhile
+            # (or a build that moved on) makes this a 409 instead of being overrun.
+            instance.task_state = states.DELETING
+            instance.save(expected_task_state=[previous])
+        # Else a retry: the first terminate may never have gone out (or been
+        # lost), and the compute's terminate is idempotent, so it goes again.
         try:
+            if instance.host is None or not host_is_up(context, instance.host):
+                # Nothing runs there to clean up, or its compute is gone and
+                # will not come to it: Nova's local delete.
+                _delete_locally(instance)
+                return Response(status_code=204)
             compute.terminate_instance(context, instance)
         except NoConsumer:
-            # Nobody serves that host (it was removed): nothing runs there to
-            # clean up, so the delete is done here, as Nova's local delete.
+            # Nobody serves that host (it was removed): as above.
             LOG.warning("compute %s unreachable; deleting %s locally", instance.host, instance.uuid)
             _delete_locally(instance)
+        except (MessagingError, DBConnectionError):
+            # Not sent: put the server back as it was, else it would stay
+            # DELETING with nobody deleting it.
+            if previous != states.DELETING:
+                _put_back(instance, states.DELETING, previous)
+            raise
         return Response(status_code=204)
+
+    def host_is_up(context: RequestContext, host: str) -> bool:
+        try:
+            service = Service.get_by_host_and_binary(context.elevated(), host, COMPUTE_BINARY)
+        except NotFound:
+            return False
+        up = service.is_up(config.service_down_time)
+        if not up:
+            LOG.warning("compute %s is down; its instances are deleted locally", host)
+        return up
+
+    def _put_back(instance: Instance, task_state: str, previous: str | None) -> None:
+        instance.task_state = previous
+        try:
+            instance.save(expected_task_state=[task_state])
+        except PodiumError:
+            LOG.warning("could not clear %s of %s", task_state, instance.uuid, exc_info=True)
 
     def _delete_locally(instance: Instance) -> None:
         instance.vm_state = states.DELETED
@@ -583,10 +663,11 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
             rule = _ACTIONS[type(body)]
         name = _ACTION_NAMES[type(body)]
         if instance.vm_state not in rule.allowed:
+            hint = rule.hints.get(str(instance.vm_state))
             raise ApiError(
                 409,
                 f"Cannot '{name}' server {server_id} while it is {instance.vm_state}; "
-                f"it must be {' or '.join(sorted(rule.allowed))}",
+                + (hint or f"it must be {' or '.join(sorted(rule.allowed))}"),
             )
         if instance.task_state is not None:
             raise ApiError(
@@ -600,13 +681,7 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
             rule.cast(compute, context, instance)
         except MessagingError:
             # Not sent: free the server for the next try instead of leaving it busy.
-            instance.task_state = None
-            try:
-                instance.save(expected_task_state=[rule.task_state])
-            except PodiumError:
-                LOG.warning(
-                    "could not clear %s of %s", rule.task_state, instance.uuid, exc_info=True
-                )
+            _put_back(instance, rule.task_state, None)
             raise
         return Response(status_code=202)
 

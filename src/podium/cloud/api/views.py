@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import Any
+
 from podium.cloud import states
 from podium.cloud.api.schemas import (
     FlavorView,
@@ -12,7 +16,8 @@ from podium.cloud.api.schemas import (
     ServerView,
     ServiceView,
 )
-from podium.cloud.objects import ComputeNode, Flavor, Instance, Service
+from podium.cloud.objects import ComputeNode, Flavor, Instance, InstanceFault, Service
+from podium.context import ReadDeleted
 
 # Nova's _STATE_MAP (nova/api/openstack/common.py), cut to the states this cloud has.
 _STATUS: dict[str | None, ServerStatus] = {
@@ -27,16 +32,11 @@ _STATUS: dict[str | None, ServerStatus] = {
 # being rebooted still says PAUSED).
 _REBOOT_SHOWN = (states.ACTIVE, states.STOPPED)
 
-#: The filters a status stands for: (vm_state, task_state or None for any).
-STATUS_FILTERS: dict[str, tuple[str, str | None]] = {
-    "BUILD": (states.BUILDING, None),
-    "ACTIVE": (states.ACTIVE, None),
-    "PAUSED": (states.PAUSED, None),
-    "SHUTOFF": (states.STOPPED, None),
-    "REBOOT": (states.ACTIVE, states.REBOOTING),
-    "ERROR": (states.ERROR, None),
-    "DELETED": (states.DELETED, None),
-}
+# The scheduler's NoValidHost names the hosts it lost claims on from here on.
+_LOST_CLAIMS = re.compile(r"\s*Claims failed on \d+ host\(s\) filled by concurrent requests:")
+# What may touch a host name in a message without being part of it (so that
+# "compute-1" is not found inside "compute-10").
+_NAME_CHAR = r"[A-Za-z0-9_-]"
 
 
 def server_status(vm_state: str | None, task_state: str | None, deleted: bool) -> ServerStatus:
@@ -46,6 +46,58 @@ def server_status(vm_state: str | None, task_state: str | None, deleted: bool) -
     if task_state == states.REBOOTING and vm_state in _REBOOT_SHOWN:
         return "REBOOT"
     return _STATUS.get(vm_state, "UNKNOWN")
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    """How to find the servers that show a status.
+
+    The database filters only by equality, so ``filters`` (with ``read_deleted``)
+    select a superset; :meth:`shows` picks the servers out by the very rule the
+    view uses, so that a listing by status and the status shown never disagree.
+    """
+
+    status: str
+    read_deleted: ReadDeleted
+    filters: dict[str, Any]
+
+    def shows(self, instance: Instance) -> bool:
+        status = server_status(instance.vm_state, instance.task_state, instance.deleted)
+        return status == self.status
+
+
+def status_query(status: str, read_deleted: ReadDeleted) -> StatusQuery | None:
+    """The query for the servers showing ``status`` among ``read_deleted``; None if none can."""
+    if status == "DELETED":
+        if read_deleted == "no":
+            return StatusQuery(status, "no", {"vm_state": states.DELETED})
+        # Every deleted row shows DELETED, whatever its vm_state.
+        return StatusQuery(status, read_deleted, {})
+    if read_deleted == "only":
+        return None
+    # Anything else shows only on a live row.
+    if status == "REBOOT":
+        return StatusQuery(
+            status, "no", {"vm_state": list(_REBOOT_SHOWN), "task_state": states.REBOOTING}
+        )
+    vm_states = sorted(str(vm) for vm, shown in _STATUS.items() if shown == status)
+    if not vm_states:
+        return None
+    return StatusQuery(status, "no", {"vm_state": vm_states})
+
+
+def fault_message(fault: InstanceFault, *, admin: bool) -> str:
+    """The fault's message; for others than admins, with no host named."""
+    message = str(fault.message)
+    if admin:
+        return message
+    lost = _LOST_CLAIMS.search(message)
+    if lost is not None:
+        message = message[: lost.start()]
+    if fault.host:
+        unnamed = rf"(?<!{_NAME_CHAR}){re.escape(fault.host)}(?!{_NAME_CHAR})"
+        message = re.sub(unnamed, "a host", message)
+    return message
 
 
 def server_view(instance: Instance, *, admin: bool) -> ServerView:
@@ -77,7 +129,8 @@ def server_view(instance: Instance, *, admin: bool) -> ServerView:
         if fault is None
         else ServerFault(
             code=fault.code,
-            message=fault.message,
+            # Which hosts a cloud has is the operator's business, as ``host`` is.
+            message=fault_message(fault, admin=admin),
             created=fault.created_at,
             # Details hold tracebacks from inside the services: operators only.
             details=fault.details if admin else None,
