@@ -833,6 +833,34 @@ def test_action_in_the_wrong_state_is_409(
     assert compute.calls.empty()
 
 
+def test_action_loses_to_a_state_change_after_its_check_with_409(
+    client: TestClient, spine: Spine, compute: FakeCompute, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = make_server(spine)
+
+    class RacingInstance:
+        """What the API module sees as Instance: a read that a finishing stop overtakes."""
+
+        @staticmethod
+        def get_by_uuid(context: RequestContext, uuid: str) -> Instance:
+            instance = Instance.get_by_uuid(context, uuid)
+            other = Instance.get_by_uuid(spine.admin, uuid)
+            other.vm_state = states.STOPPED
+            other.power_state = states.SHUTDOWN
+            other.save(expected_task_state=[None])
+            return instance
+
+    monkeypatch.setattr(api_app, "Instance", RacingInstance)
+    response = client.post(
+        f"/servers/{server.uuid}/action", headers=ALICE, json={"reboot": {"type": "SOFT"}}
+    )
+    assert_error(response, 409, "got there first")
+    monkeypatch.undo()
+    now = stored(spine, server.uuid)
+    assert (now.vm_state, now.task_state) == (states.STOPPED, None)
+    assert compute.calls.empty()
+
+
 def test_action_to_an_unreachable_host_is_503_and_frees_the_server(
     client: TestClient, spine: Spine
 ) -> None:

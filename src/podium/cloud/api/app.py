@@ -676,7 +676,9 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
         if instance.host is None:
             raise ApiError(409, f"Cannot '{name}' server {server_id}: it runs on no host")
         instance.task_state = rule.task_state
-        instance.save(expected_task_state=[None])
+        # The CAS covers what was checked: a stop (say) finishing since the
+        # read must not let a soft reboot run on a STOPPED server.
+        instance.save(expected_task_state=[None], expected_vm_state=list(rule.allowed))
         try:
             rule.cast(compute, context, instance)
         except MessagingError:
