@@ -40,13 +40,19 @@ def add_host(
     memory_mb: int = 8192,
     disk_gb: int = 100,
     *,
-    sent_at: datetime | None = None,
+    last_seen_up: datetime | None = None,
     service: bool = True,
 ) -> None:
     ComputeNode.report(ctxt, host, vcpus, memory_mb, disk_gb)
     if service:
-        moment = sent_at or datetime.now(UTC)
-        Service.report(ctxt, host, COMPUTE_BINARY, "compute", 1, moment.isoformat())
+        reported = Service.report(
+            ctxt, host, COMPUTE_BINARY, "compute", 1, datetime.now(UTC).isoformat()
+        )
+        if last_seen_up is not None:
+            # As if its last report had been stored then (the conductor's clock
+            # stamps it when stored: a report cannot be made old by its sender).
+            reported.last_seen_up = last_seen_up
+            reported.save()
 
 
 def new_instance(ctxt: RequestContext, flavor: dict[str, int] = TINY) -> str:
@@ -204,7 +210,7 @@ def test_ignore_hosts_excludes_the_hosts_a_build_failed_on(spine: Spine) -> None
 def test_down_hosts_are_excluded(spine: Spine) -> None:
     ctxt = spine.admin
     stale = datetime.now(UTC) - timedelta(seconds=301)
-    add_host(ctxt, "down", memory_mb=16384, sent_at=stale)
+    add_host(ctxt, "down", memory_mb=16384, last_seen_up=stale)
     add_host(ctxt, "never-reported", memory_mb=16384, service=False)
     add_host(ctxt, "up", memory_mb=4096)
     manager = scheduler()
@@ -235,7 +241,7 @@ def test_disabled_hosts_are_excluded(spine: Spine) -> None:
 def test_no_valid_host_says_what_each_filter_removed(spine: Spine) -> None:
     ctxt = spine.admin
     add_host(ctxt, "disabled")
-    add_host(ctxt, "down", sent_at=datetime.now(UTC) - timedelta(hours=1))
+    add_host(ctxt, "down", last_seen_up=datetime.now(UTC) - timedelta(hours=1))
     add_host(ctxt, "ignored")
     add_host(ctxt, "tiny", memory_mb=256)
     service = Service.get_by_host_and_binary(ctxt, "disabled", COMPUTE_BINARY)
