@@ -91,15 +91,15 @@ class AllInOne(Lifecycle):
         self._running: list[Any] = []
 
     def start(self) -> None:
-        sync(self.database)
-        set_default_database(self.database)
-        url = self.config.transport_url
-        if url.rstrip("/") == "memory:":
-            url = f"memory://all-in-one-{uuid.uuid4().hex[:8]}"
-        self.transport = get_transport(
-            url, allowed_remote_exmods=["podium.exceptions", "podium.cloud.exceptions"]
-        )
         try:
+            sync(self.database)
+            set_default_database(self.database)
+            url = self.config.transport_url
+            if url.rstrip("/") == "memory:":
+                url = f"memory://all-in-one-{uuid.uuid4().hex[:8]}"
+            self.transport = get_transport(
+                url, allowed_remote_exmods=["podium.exceptions", "podium.cloud.exceptions"]
+            )
             self.build_flow = ComputeTaskManager(
                 self.transport, self.database, "conductor", self.config
             )

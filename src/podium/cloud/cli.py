@@ -85,7 +85,7 @@ def serve(service: Any, binary: str, host: str, ready_detail: str = "") -> None:
     with StopSignals() as stop_signals:
         try:
             service.start()
-        except PodiumError as error:
+        except (PodiumError, RuntimeError) as error:
             raise click.ClickException(str(error)) from None
         # Its own line on stdout, flushed, so a supervisor can wait for readiness.
         click.echo(f"{binary} ready host={host}{' ' + ready_detail if ready_detail else ''}")
@@ -191,7 +191,7 @@ def all_in_one(data_dir: Path | None, fresh: bool, computes: int, listen: str | 
     )
     try:
         cloud.start()
-    except PodiumError as error:
+    except (PodiumError, RuntimeError, OSError) as error:
         raise click.ClickException(str(error)) from None
     assert cloud.api is not None
     tokens = read_tokens(tokens_file)

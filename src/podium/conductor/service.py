@@ -112,8 +112,17 @@ class ConductorService(Lifecycle):
             )
 
     def start(self) -> None:
-        for server in self._servers:
-            server.start()
+        started: list[RPCServer] = []
+        try:
+            for server in self._servers:
+                server.start()
+                started.append(server)
+        except BaseException:
+            # Not half a conductor: one consuming a queue it can no longer serve.
+            for server in started:
+                server.stop()
+                server.wait()
+            raise
         for task in self._tasks:
             task.start()
 

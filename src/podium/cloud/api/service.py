@@ -100,6 +100,8 @@ class ApiService(Lifecycle):
         self._server.ready.wait()
         if not self._server.started:
             self._thread.join()
+            self._thread = None
+            self._socket.close()
             raise RuntimeError(f"the API could not start on {self.url}: {self._failure}")
         self._heartbeat.start()
         LOG.info("API listening on %s", self.url)
