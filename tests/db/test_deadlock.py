@@ -123,3 +123,21 @@ def test_the_retries_are_bounded(database: Database, monkeypatch: pytest.MonkeyP
     with pytest.raises(DBDeadlock):
         database.run(always_loses)
     assert attempts == 4
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_the_retries_stop_after_their_time_budget(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lock the busy timeout already waited out is not worth twenty more waits.
+    monkeypatch.setattr(engine, "DEADLOCK_RETRY_SECONDS", 0.0)
+    attempts = 0
+
+    def always_loses(session: Session) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise DBDeadlock("rolled back for a concurrent transaction")
+
+    with pytest.raises(DBDeadlock):
+        database.run(always_loses)
+    assert attempts == 1

@@ -66,10 +66,11 @@ LOG = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "PODIUM_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-_SQLITE_BUSY_SNAPSHOT = 517  # SQLITE_BUSY | (2 << 8)
-#: How many times Database.run starts a transaction again that the database
-#: rolled back in favour of a concurrent one.
+#: How many times, and for how many seconds after the first try began,
+#: Database.run starts again a transaction the database rolled back in favour
+#: of a concurrent one.
 DEADLOCK_RETRIES = 20
+DEADLOCK_RETRY_SECONDS = 30.0
 
 #: How many times :meth:`Database.run` tries a unit of work that lost its
 #: connection before anything of it could commit, and the longest pause
@@ -399,11 +400,12 @@ def _lost_to_a_concurrent_transaction(error: exc.DBAPIError) -> bool:
     """The database rolled the transaction back so that a concurrent one could go on."""
     orig = error.orig
     if isinstance(orig, sqlite3.OperationalError):
-        # In WAL mode a transaction that read, then writes after another
-        # committed gets SQLITE_BUSY_SNAPSHOT at once (its snapshot is stale;
-        # the busy timeout does not apply): it must start again. A plain
-        # SQLITE_BUSY means the busy timeout ran out: not worth waiting again.
-        return getattr(orig, "sqlite_errorcode", None) == _SQLITE_BUSY_SNAPSHOT
+        # In WAL mode a transaction that has read cannot start writing while
+        # another connection writes (SQLITE_BUSY, at once: waiting would leave
+        # it a stale snapshot) nor once another has committed since its read
+        # (SQLITE_BUSY_SNAPSHOT): either way it must start again. The same text
+        # after the busy timeout ran out is caught by the retries' time budget.
+        return "database is locked" in str(orig)
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in ("40001", "40P01"):  # PostgreSQL: serialization failure, deadlock
         return True
@@ -709,13 +711,15 @@ class Database:
 
         A transaction the database rolled back in favour of a concurrent one
         (:class:`~podium.exceptions.DBDeadlock`) runs again too, after a short
-        random pause, up to ``DEADLOCK_RETRIES`` times: nothing of it committed.
+        random pause, up to ``DEADLOCK_RETRIES`` times within
+        ``DEADLOCK_RETRY_SECONDS`` of the first try: nothing of it committed.
 
         ``work`` may therefore run more than once: it must act only through
         the session, and nothing in it may commit by itself (MariaDB's DDL does).
         """
         attempt = 1
         conflicts = 0
+        began = time.monotonic()
         while True:
             unit = _Unit()
             token = _unit.set(unit)
@@ -724,7 +728,10 @@ class Database:
                     return work(session)
             except DBDeadlock:
                 conflicts += 1
-                if conflicts > DEADLOCK_RETRIES:
+                if (
+                    conflicts > DEADLOCK_RETRIES
+                    or time.monotonic() - began > DEADLOCK_RETRY_SECONDS
+                ):
                     raise
                 # Random, so that the transactions that collided do not collide again.
                 delay = random.uniform(0, min(0.005 * 2**conflicts, 0.5))
