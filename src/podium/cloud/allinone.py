@@ -148,7 +148,16 @@ class AllInOne(Lifecycle):
         self._running.append(service)
 
     def stop(self) -> None:
-        """Ask every service to stop (the API first, the conductor last)."""
+        """Ask every service to stop (the API first, the conductor last).
+
+        The API is drained before the others are asked: a request in hand
+        still needs the conductor, and one left waiting past the API's grace
+        period would be cut off with its connection.
+        """
+        if self.api is not None and self.api in self._running:
+            self.api.stop()
+            self.api.wait()
+            self._running.remove(self.api)
         for service in reversed(self._running):
             service.stop()
 
