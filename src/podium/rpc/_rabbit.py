@@ -282,6 +282,18 @@ def close_connection(connection: pika.BlockingConnection, grace: float) -> None:
                 connection.process_data_events(time_limit=grace)
     except Exception:  # closing a broken connection may fail in many ways
         pass
+    if connection.is_closed:
+        return
+    # Not seen through within the grace (the deadline cut above acts only on
+    # an open connection; this one was already closing, its broker gone): cut
+    # its stream here, let pika see that once, and free its loop's socket pair
+    # even if it still does not call the connection closed.
+    with contextlib.suppress(Exception):
+        connection._impl._terminate_stream(pex.StreamLostError("closed after the grace period"))
+        connection.process_data_events(time_limit=0)
+    if not connection.is_closed:
+        with contextlib.suppress(Exception):
+            connection._cleanup()
 
 
 RECOVERABLE: tuple[type[Exception], ...] = (
