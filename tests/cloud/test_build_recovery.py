@@ -9,7 +9,6 @@ and nothing held: never building forever, never holding a claim it does not use.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from tests.cloud.conftest import Spine
+from tests.cloud.instances import ADMIN, fetch, new_instance, usage, wait_settled
 from tests.polling import wait_for
 
 from podium.cloud import db as cloud_db
@@ -27,38 +27,7 @@ from podium.cloud.objects import ComputeNode, Instance
 from podium.cloud.rpcapi import ComputeAPI, ComputeTaskAPI, SchedulerAPI
 from podium.cloud.scheduler import scheduler_service
 from podium.cloud.service import CloudService
-from podium.context import get_admin_context
 from podium.exceptions import TransportError
-
-ADMIN = get_admin_context()
-FLAVOR = {"vcpus": 1, "memory_mb": 512, "root_gb": 1}
-
-
-def fetch(instance_uuid: str) -> Instance:
-    return Instance.get_by_uuid(ADMIN, instance_uuid)
-
-
-def new_instance(name: str = "vm") -> Instance:
-    instance = Instance(
-        ADMIN,
-        uuid=str(uuid.uuid4()),
-        display_name=name,
-        project_id="project-a",
-        user_id="user-a",
-        vm_state=states.BUILDING,
-        task_state=states.SCHEDULING,
-        **FLAVOR,
-    )
-    instance.create()
-    return instance
-
-
-def wait_settled(instance_uuid: str, vm_state: str) -> Instance:
-    def settled() -> Instance | None:
-        instance = fetch(instance_uuid)
-        return instance if instance.task_state is None and instance.vm_state == vm_state else None
-
-    return wait_for(settled, f"instance {instance_uuid} to be {vm_state} with no task")
 
 
 def wait_fault(instance_uuid: str) -> Instance:
@@ -67,11 +36,6 @@ def wait_fault(instance_uuid: str) -> Instance:
     return wait_for(
         lambda: (lambda i: i if i.fault else None)(fetch(instance_uuid)), "the instance's fault"
     )
-
-
-def usage(host: str) -> tuple[int, int, int]:
-    node = ComputeNode.get_by_host(ADMIN, host)
-    return node.vcpus_used, node.memory_mb_used, node.disk_gb_used
 
 
 @contextmanager

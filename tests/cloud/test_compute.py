@@ -18,6 +18,14 @@ from typing import Any, TypeVar
 
 import pytest
 from tests.cloud.conftest import Spine, cloud_config
+from tests.cloud.instances import (
+    ADMIN,
+    DELETED_TOO,
+    fetch,
+    new_instance,
+    usage,
+    wait_settled,
+)
 from tests.polling import wait_for
 
 from podium.cloud import db as cloud_db
@@ -35,7 +43,7 @@ from podium.cloud.objects import (
 )
 from podium.cloud.rpcapi import SCHEDULER_TOPIC, ComputeAPI, ComputeTaskAPI, SchedulerAPI
 from podium.cloud.service import CloudService
-from podium.context import RequestContext, get_admin_context
+from podium.context import RequestContext
 from podium.db import Database, allow_db_access
 from podium.exceptions import DBNotAllowed
 from podium.objects import VersionedObjectSerializer
@@ -44,25 +52,7 @@ from podium.rpc import RPCServer, Target, get_transport
 
 T = TypeVar("T")
 
-ADMIN = get_admin_context()
-DELETED_TOO = get_admin_context(read_deleted="yes")
-FLAVOR = {"vcpus": 1, "memory_mb": 512, "root_gb": 1}
 DEADLINE = 15.0
-
-
-def fetch(instance_uuid: str, context: RequestContext = ADMIN) -> Instance:
-    return Instance.get_by_uuid(context, instance_uuid)
-
-
-def wait_settled(instance_uuid: str, vm_state: str) -> Instance:
-    """The instance once it is at rest (no task) in ``vm_state``."""
-
-    def settled() -> Instance | None:
-        instance = fetch(instance_uuid)
-        ok = instance.task_state is None and instance.vm_state == vm_state
-        return instance if ok else None
-
-    return wait_for(settled, f"instance {instance_uuid} to be {vm_state} with no task")
 
 
 def wait_deleted(instance_uuid: str) -> Instance:
@@ -70,26 +60,6 @@ def wait_deleted(instance_uuid: str) -> Instance:
         lambda: (lambda i: i if i.deleted else None)(fetch(instance_uuid, DELETED_TOO)),
         f"instance {instance_uuid} to be deleted",
     )
-
-
-def usage(host: str) -> tuple[int, int, int]:
-    node = ComputeNode.get_by_host(ADMIN, host)
-    return node.vcpus_used, node.memory_mb_used, node.disk_gb_used
-
-
-def new_instance(name: str = "vm") -> Instance:
-    instance = Instance(
-        ADMIN,
-        uuid=str(uuid.uuid4()),
-        display_name=name,
-        project_id="project-a",
-        user_id="user-a",
-        vm_state=states.BUILDING,
-        task_state=states.SCHEDULING,
-        **FLAVOR,
-    )
-    instance.create()
-    return instance
 
 
 @contextmanager
