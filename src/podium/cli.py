@@ -9,12 +9,32 @@ the DB layer just to print help (loading the Apps imports no SQLAlchemy).
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 
 from podium.apps import installed_apps, resolve
+from podium.config import CONFIG_ENV
 from podium.exceptions import AppError
+
+__all__ = ["CliOptions", "cli_options", "main"]
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    """The options given before the sub-command (``podium --config F --debug ...``)."""
+
+    config: Path | None = None
+    debug: bool = False
+
+
+def cli_options() -> CliOptions:
+    """The running command's global options (defaults outside a ``podium`` command)."""
+    context = click.get_current_context(silent=True)
+    found = context.find_object(CliOptions) if context is not None else None
+    return found if found is not None else CliOptions()
 
 _FRAMEWORK_COMMANDS: dict[str, str] = {
     "objects": "podium.objects.cli:group",
@@ -65,8 +85,36 @@ class _LazyGroup(click.Group):
             raise click.ClickException(f"{reference} ({owner}) is not a click command")
         return command
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.Abort() from None
+        except Exception as error:
+            options = ctx.find_object(CliOptions)
+            if options is not None and options.debug:
+                raise
+            # A person reads this, not a developer: one line, and how to get more.
+            from podium._text import text_of
+
+            raise click.ClickException(
+                f"{type(error).__name__}: {text_of(error)} (run `podium --debug ...` for the "
+                "traceback)"
+            ) from None
+
 
 @click.group(cls=_LazyGroup)
 @click.version_option(package_name="podium")
-def main() -> None:
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar=CONFIG_ENV,
+    help=f"TOML configuration file [{CONFIG_ENV}]; environment variables and flags override it",
+)
+@click.option("--debug", is_flag=True, help="show tracebacks and debug logs")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, debug: bool) -> None:
     """podium: versioned objects over a message bus, one conductor at the DB."""
+    ctx.obj = CliOptions(config=config, debug=debug)

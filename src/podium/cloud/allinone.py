@@ -9,12 +9,9 @@ RabbitMQ); only the conductor opens the database. The computes cannot call
 from __future__ import annotations
 
 import logging
-import os
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from podium.cloud.api import ApiService, api_service
@@ -34,38 +31,6 @@ from podium.service import Lifecycle
 LOG = logging.getLogger(__name__)
 
 DEFAULT_COMPUTES = ("compute-1", "compute-2", "compute-3")
-
-
-def default_data_dir() -> Path:
-    """Where the all-in-one keeps its database and tokens (XDG data home)."""
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "podium"
-
-
-def ensure_tokens(data_dir: Path) -> Path:
-    """A tokens file with an admin and a member token, made once (readable by its owner only)."""
-    path = data_dir / "tokens"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        lines = [
-            "# podium all-in-one API tokens: TOKEN=user:project:roles",
-            f"{secrets.token_urlsafe(24)}=admin:admin:admin",
-            f"{secrets.token_urlsafe(24)}=demo:demo:member",
-        ]
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write("\n".join(lines) + "\n")
-    return path
-
-
-def read_tokens(path: Path) -> dict[str, str]:
-    """user -> token, from a tokens file."""
-    found: dict[str, str] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            token, _, rest = line.partition("=")
-            found.setdefault(rest.split(":")[0], token)
-    return found
 
 
 class AllInOne(Lifecycle):

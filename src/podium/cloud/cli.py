@@ -171,7 +171,13 @@ def api(transport_url: str | None, host: str | None, listen: str | None) -> None
 def all_in_one(data_dir: Path | None, fresh: bool, computes: int, listen: str | None) -> None:
     """The whole cloud in one process (memory:// bus, SQLite): api, conductor, scheduler,
     and fake compute hosts."""
-    from podium.cloud.allinone import AllInOne, default_data_dir, ensure_tokens, read_tokens
+    from podium.cloud.allinone import AllInOne
+    from podium.cloud.datadir import (
+        default_data_dir,
+        ensure_tokens,
+        read_tokens,
+        write_client_config,
+    )
     from podium.service import setup_logging
 
     data_dir = data_dir or default_data_dir()
@@ -195,12 +201,15 @@ def all_in_one(data_dir: Path | None, fresh: bool, computes: int, listen: str | 
         raise click.ClickException(str(error)) from None
     assert cloud.api is not None
     tokens = read_tokens(tokens_file)
+    client_file = write_client_config(data_dir, cloud.api.url, tokens.get("admin", ""))
     click.echo(f"API:      {cloud.api.url}")
     click.echo(f"database: {database_file}")
     for user, token in tokens.items():
         click.echo(f"token:    {user:6} {token}")
-    demo = tokens.get("demo", "")
-    click.echo(f"try:      curl -H 'X-Auth-Token: {demo}' {cloud.api.url}/servers")
+    click.echo(f"client:   {client_file}")
+    if data_dir != default_data_dir():
+        click.echo(f"          (export PODIUM_CONFIG={client_file} in the client's shell)")
+    click.echo("try:      podium server create vm-1 --wait")
     from podium.service import StopSignals
 
     with StopSignals() as stop_signals:
