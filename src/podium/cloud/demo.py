@@ -12,13 +12,12 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import httpx
 
-from podium.cloud.allinone import AllInOne
-from podium.cloud.config import CloudConfig
+if TYPE_CHECKING:
+    import httpx
 
 
 def _say(step: str, detail: str = "") -> None:
@@ -47,6 +46,12 @@ def _wait(client: httpx.Client, ids: list[str], status: str, timeout: float = 60
 @click.option("--servers", default=6, show_default=True, type=click.IntRange(1, 200))
 def command(database_url: str | None, servers: int) -> None:
     """Run the whole cloud in this process and walk servers through their life over REST."""
+    # Here, not at the top: `podium --help` imports this module for the line above.
+    import httpx
+
+    from podium.cloud.allinone import AllInOne
+    from podium.cloud.config import CloudConfig
+
     token = secrets.token_urlsafe(16)
     config = CloudConfig(
         api_listen="127.0.0.1:0",
