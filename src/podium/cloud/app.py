@@ -22,5 +22,11 @@ APP = App(
         "compute": "podium.cloud.cli:compute",
         "all-in-one": "podium.cloud.cli:all_in_one",
         "demo": "podium.cloud.demo:command",
+        # The client commands, over the REST API. Compute nodes are `hypervisor`
+        # (as in Nova's API and openstack's CLI): `compute` runs a compute host.
+        "server": "podium.cloud.client.commands:server",
+        "flavor": "podium.cloud.client.commands:flavor",
+        "service": "podium.cloud.client.commands:service",
+        "hypervisor": "podium.cloud.client.commands:hypervisor",
     },
 )

@@ -1,0 +1,126 @@
+"""``--wait``: poll a server until it settles, showing its state as it goes.
+
+On a terminal the state is a live line (rich: a spinner, the status, the task
+and the time so far) that gives way to one final line; anywhere else each
+change of status or task is printed once, as a line of its own, so a log or a
+CI job reads as a history instead of a stream of redraws.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from podium.cloud.client.errors import ClientError
+from podium.cloud.client.http import ApiClient, NotFoundError
+
+__all__ = ["DELETED", "Target", "wait_for_server"]
+
+#: The status ``wait_for_server`` reports once a deleted server is gone.
+DELETED = "DELETED"
+#: First and longest pause between two reads of the server (seconds).
+_FIRST_POLL = 0.1
+_LONGEST_POLL = 1.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a server must end as: a status (``DELETED``: gone), and what the action was."""
+
+    status: str
+    action: str
+
+
+def _settled(server: dict[str, Any], target: Target) -> bool:
+    status = server.get("status")
+    if status == DELETED:
+        return True
+    if server.get("task_state") is not None:
+        return False
+    # No task left: the action is over, whatever it came to (ERROR included),
+    # except a delete, which is over only once the server is gone.
+    return target.status != DELETED or status == "ERROR"
+
+
+def _fault(server: dict[str, Any]) -> str:
+    fault = server.get("fault")
+    if isinstance(fault, dict) and isinstance(fault.get("message"), str):
+        return str(fault["message"])
+    return "the cloud recorded no fault"
+
+
+def wait_for_server(
+    api: ApiClient,
+    server_id: str,
+    label: str,
+    target: Target,
+    *,
+    timeout: float,
+    stderr: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any] | None:
+    """The server once settled at ``target`` (None once deleted).
+
+    ClientError if it ends elsewhere (in ERROR: with its fault's message), or
+    is still busy after ``timeout`` seconds. The display goes to stdout, or to
+    stderr with ``stderr`` (``--json``: stdout holds the document only).
+    """
+    from rich.text import Text
+
+    from podium.cloud.client.output import console
+
+    out = console(stderr=stderr)
+    began = clock()
+    deadline = began + timeout
+    pause = _FIRST_POLL
+
+    def read() -> dict[str, Any]:
+        try:
+            body = api.get(f"/servers/{server_id}")
+        except NotFoundError:
+            return {"id": server_id, "status": DELETED, "task_state": None}
+        server = body.get("server") if isinstance(body, dict) else None
+        if not isinstance(server, dict) or not isinstance(server.get("status"), str):
+            raise ClientError(f"the API at {api.where} answered GET /servers/{{id}} oddly")
+        return server
+
+    def describe(server: dict[str, Any]) -> str:
+        task = server.get("task_state")
+        return f"{server['status']}" + (f" ({task})" if task else "")
+
+    last: tuple[Any, Any] | None = None
+    if out.is_terminal:
+        status_line = out.status(Text(f"{label}: waiting"), spinner="dots")
+        status_line.start()
+    else:
+        status_line = None
+    try:
+        while True:
+            server = read()
+            elapsed = clock() - began
+            state = (server.get("status"), server.get("task_state"))
+            if status_line is not None:
+                status_line.update(Text(f"{label}: {describe(server)}  {elapsed:.1f} s"))
+            elif state != last:
+                out.print(Text(f"{elapsed:6.1f} s  {label}: {describe(server)}"))
+            last = state
+            if _settled(server, target):
+                break
+            if clock() >= deadline:
+                raise ClientError(
+                    f"gave up after {timeout:g} s: server {label} is still {describe(server)}"
+                )
+            time.sleep(min(pause, max(0.0, deadline - clock())))
+            pause = min(pause * 1.5, _LONGEST_POLL)
+    finally:
+        if status_line is not None:
+            status_line.stop()
+    status = server["status"]
+    if status == "ERROR" and target.status != "ERROR":
+        raise ClientError(f"server {label} is in ERROR after {target.action}: {_fault(server)}")
+    if status != target.status:
+        raise ClientError(f"server {label} is {status} after {target.action}, not {target.status}")
+    out.print(Text(f"{label}: {'deleted' if status == DELETED else status} after {elapsed:.1f} s"))
+    return None if status == DELETED else server
