@@ -22,7 +22,7 @@ __all__ = ["DELETED", "Target", "wait_for_server"]
 DELETED = "DELETED"
 #: First and longest pause between two reads of the server (seconds).
 _FIRST_POLL = 0.1
-_LONGEST_POLL = 1.0
+_LONGEST_POLL = 0.5
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,22 @@ def _fault(server: dict[str, Any]) -> str:
     if isinstance(fault, dict) and isinstance(fault.get("message"), str):
         return str(fault["message"])
     return "the cloud recorded no fault"
+
+
+class _LiveLine:
+    """The live line's text, drawn afresh at each refresh so that the time runs smoothly
+    between two reads of the server."""
+
+    def __init__(self, label: str, began: float, clock: Callable[[], float]) -> None:
+        self.label = label
+        self.began = began
+        self.clock = clock
+        self.state = "waiting"
+
+    def __rich__(self) -> Any:
+        from rich.text import Text
+
+        return Text(f"{self.label}: {self.state}  {self.clock() - self.began:.1f} s")
 
 
 def wait_for_server(
@@ -83,7 +99,7 @@ def wait_for_server(
             return {"id": server_id, "status": DELETED, "task_state": None}
         server = body.get("server") if isinstance(body, dict) else None
         if not isinstance(server, dict) or not isinstance(server.get("status"), str):
-            raise ClientError(f"the API at {api.where} answered GET /servers/{{id}} oddly")
+            raise ClientError(f"the API at {api.where} answered GET /servers/ID without a server")
         return server
 
     def describe(server: dict[str, Any]) -> str:
@@ -91,19 +107,17 @@ def wait_for_server(
         return f"{server['status']}" + (f" ({task})" if task else "")
 
     last: tuple[Any, Any] | None = None
-    if out.is_terminal:
-        status_line = out.status(Text(f"{label}: waiting"), spinner="dots")
+    line = _LiveLine(label, began, clock)
+    status_line = out.status(line, spinner="dots") if out.is_terminal else None
+    if status_line is not None:
         status_line.start()
-    else:
-        status_line = None
     try:
         while True:
             server = read()
             elapsed = clock() - began
             state = (server.get("status"), server.get("task_state"))
-            if status_line is not None:
-                status_line.update(Text(f"{label}: {describe(server)}  {elapsed:.1f} s"))
-            elif state != last:
+            line.state = describe(server)
+            if status_line is None and state != last:
                 out.print(Text(f"{elapsed:6.1f} s  {label}: {describe(server)}"))
             last = state
             if _settled(server, target):
