@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from podium.cloud.client.errors import ClientError
+from podium.cloud.client.http import ApiClient, NotFoundError
 from podium.cloud.client.settings import API_URL_ENV, TOKEN_ENV
 
 __all__ = ["flavor", "hypervisor", "server", "service"]
@@ -74,12 +75,11 @@ def _wait_options(function: F) -> F:
     return function
 
 
-def _connect(api_url: str | None, token: str | None) -> Any:
+def _connect(api_url: str | None, token: str | None) -> ApiClient:
     """An ApiClient from the flags, the environment and the configuration files."""
     from click.core import ParameterSource
 
     from podium.cli import cli_options
-    from podium.cloud.client.http import ApiClient
     from podium.cloud.client.settings import resolve_settings
     from podium.cloud.datadir import CLIENT_CONFIG_NAME, default_data_dir
     from podium.config import config_file
@@ -104,7 +104,7 @@ def _connect(api_url: str | None, token: str | None) -> Any:
 # -- reading the API's answers -------------------------------------------------
 
 
-def _member(body: Any, key: str, kind: type[Any], api: Any) -> Any:
+def _member(body: Any, key: str, kind: type[Any], api: ApiClient) -> Any:
     """``body[key]``, which must be a ``kind`` (a list holding only objects, for lists)."""
     value: Any = body.get(key) if isinstance(body, dict) else None
     ok = isinstance(value, kind) and (
@@ -115,23 +115,24 @@ def _member(body: Any, key: str, kind: type[Any], api: Any) -> Any:
     return value
 
 
-def _list_servers(api: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+def _list_servers(api: ApiClient, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Every server the query finds, page after page."""
     found: list[dict[str, Any]] = []
+    markers: set[str] = set()
     marker: str | None = None
     while True:
         page_params = {**params, "limit": _PAGE, **({"marker": marker} if marker else {})}
         page = _member(api.get("/servers", page_params), "servers", list, api)
         found.extend(page)
-        if len(page) < _PAGE or not isinstance(page[-1].get("id"), str):
+        marker = page[-1].get("id") if len(page) >= _PAGE else None
+        # A page that ends where an earlier one did would page for ever.
+        if not isinstance(marker, str) or marker in markers:
             return found
-        marker = page[-1]["id"]
+        markers.add(marker)
 
 
-def _find_server(api: Any, ref: str) -> dict[str, Any]:
+def _find_server(api: ApiClient, ref: str) -> dict[str, Any]:
     """The server whose id (tried first) or name is ``ref``."""
-    from podium.cloud.client.http import NotFoundError
-
     if _UUID.match(ref):
         try:
             return dict(_member(api.get(f"/servers/{ref}"), "server", dict, api))
@@ -156,7 +157,7 @@ def _label(server: dict[str, Any]) -> str:
     return f"{name} ({server.get('id')})" if name else str(server.get("id"))
 
 
-def _find_flavor(api: Any, ref: str) -> dict[str, Any]:
+def _find_flavor(api: ApiClient, ref: str) -> dict[str, Any]:
     flavors = _member(api.get("/flavors"), "flavors", list, api)
     for key in ("id", "name"):
         matches = [flavor for flavor in flavors if flavor.get(key) == ref]
@@ -498,7 +499,6 @@ def service_list(binary: str | None, as_json: bool, api_url: str | None, token: 
 def _update_service(
     service_id: int, body: dict[str, Any], as_json: bool, api_url: str | None, token: str | None
 ) -> None:
-    from podium.cloud.client.http import NotFoundError
     from podium.cloud.client.output import print_json, print_table
 
     with _connect(api_url, token) as api:
