@@ -1194,6 +1194,39 @@ class RabbitDriver(Driver):
         self._rotation = (self._rotation + 1) % len(params)
         return params[self._rotation :] + params[: self._rotation]
 
+    def connect(self, timeout: float) -> None:
+        # Retried quietly until the deadline: the one line that matters is the
+        # error at the end (a worker's start-up), not a warning per attempt.
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            try:
+                conn = self.pool.get(deadline)
+            except RECOVERABLE as exc:
+                left = deadline - time.monotonic()
+                if refused_by_broker(exc):
+                    raise TransportError(
+                        f"cannot connect to RabbitMQ at {self.where}: {describe(exc)}"
+                    ) from exc
+                if left <= 0.05:
+                    raise TransportError(
+                        f"cannot connect to RabbitMQ at {self.where}: {describe(exc)} "
+                        f"(gave up after {timeout:g} s, the connect_timeout)"
+                    ) from exc
+                attempt += 1
+                delay = min(self.max_backoff, 0.1 * 2**attempt, left)
+                LOG.debug(
+                    "cannot connect to RabbitMQ at %s (%s); retrying in %.1fs",
+                    self.where,
+                    describe(exc),
+                    delay,
+                )
+                time.sleep(delay)
+            else:
+                # The first call made after start-up finds it in the pool.
+                self.pool.put(conn)
+                return
+
     @contextmanager
     def _connection(self, deadline: float, retry: int | None) -> Iterator[_Conn]:
         attempt = 0

@@ -180,6 +180,15 @@ class Driver(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def connect(self, timeout: float) -> None:
+        """Reach the broker within ``timeout`` seconds, or raise TransportError saying where.
+
+        For start-up: a service told a wrong address says so at once, instead
+        of retrying for as long as a lost broker is retried once it ran. An
+        in-process driver has nothing to reach.
+        """
+        return None
+
 
 def timeout_error(
     target: Target, method: str, timeout: float | None, *, published: bool = True
@@ -224,6 +233,14 @@ class Transport:
         self.driver.close()
 
     close = cleanup
+
+    def connect(self, timeout: float) -> None:
+        """Check the broker can be reached, trying for at most ``timeout`` seconds.
+
+        :class:`~podium.exceptions.TransportError` names the broker's address
+        (never its credentials) and why it could not be reached.
+        """
+        self.driver.connect(timeout)
 
     def __enter__(self) -> Transport:
         return self
