@@ -60,7 +60,7 @@ from podium.exceptions import (
     InvalidDatabaseURL,
 )
 
-__all__ = ["Database", "allow_db_access", "block_db_access", "default_url"]
+__all__ = ["Database", "allow_db_access", "block_db_access", "check_url", "default_url"]
 
 LOG = logging.getLogger(__name__)
 
@@ -213,15 +213,58 @@ def _parse_url(url: str) -> URL:
                 "(and a '/' in a user name as %2F)"
             )
     if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        hint = _DRIVER_HINTS.get(backend)
         raise InvalidDatabaseURL(
-            f"Unsupported database {backend!r} in {_mask_password(parsed)!r}; use "
-            "sqlite:///PATH, postgresql+psycopg://... or mysql+pymysql://..."
+            f"Unsupported database {backend!r} in {_mask_password(parsed)!r}; "
+            + (
+                f"did you mean {hint}://?"
+                if hint
+                else "use sqlite:///PATH, postgresql+psycopg://... or mysql+pymysql://..."
+            )
         )
     if backend in ("mysql", "mariadb") and "charset" not in parsed.query:
         # MySQL's "utf8" is 3 bytes per character; anything outside the BMP
         # (emoji in a display name) would be refused or mangled.
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return parsed
+
+
+#: The URL scheme to use for a dialect written without podium's driver (or misspelt).
+_DRIVER_HINTS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def _driver_error(parsed: URL, error: Exception) -> InvalidDatabaseURL:
+    """A driver that is not installed (or not known), and which one to use instead."""
+    hint = _DRIVER_HINTS.get(parsed.drivername) if "+" not in parsed.drivername else None
+    if isinstance(error, ImportError):
+        reason = f"its driver is not installed ({error})"
+    else:
+        reason = f"no such driver ({_first_line(error)})"
+    advice = f"; use {hint}://..." if hint else ""
+    return InvalidDatabaseURL(f"Invalid database URL {_mask_password(parsed)!r}: {reason}{advice}")
+
+
+def check_url(url: str) -> URL:
+    """``url`` parsed, its driver importable; InvalidDatabaseURL says why not. Opens nothing."""
+    parsed = _parse_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise InvalidDatabaseURL(_IN_MEMORY_SQLITE)
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (exc.NoSuchModuleError, ImportError) as error:
+        raise _driver_error(parsed, error) from None
+    return parsed
+
+
+_IN_MEMORY_SQLITE = (
+    "An in-memory SQLite database is private to one connection; give a file: "
+    "sqlite:///path/to/podium.sqlite"
+)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -352,10 +395,7 @@ def create_engine(url: str | URL, pool_size: int | None = None) -> Engine:
     if backend == "sqlite":
         database = parsed.database
         if not database or database == ":memory:":
-            raise InvalidDatabaseURL(
-                "An in-memory SQLite database is private to one connection; give a file: "
-                "sqlite:///path/to/podium.sqlite"
-            )
+            raise InvalidDatabaseURL(_IN_MEMORY_SQLITE)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_recycle"] = 3600
@@ -363,9 +403,11 @@ def create_engine(url: str | URL, pool_size: int | None = None) -> Engine:
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:
         engine = sa.create_engine(parsed, **kwargs)
-    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+    except (exc.NoSuchModuleError, ImportError) as error:
+        raise _driver_error(parsed, error) from None
+    except exc.ArgumentError as error:
         raise InvalidDatabaseURL(
-            f"Invalid database URL {parsed.render_as_string()!r}: {error}"
+            f"Invalid database URL {_mask_password(parsed)!r}: {_first_line(error)}"
         ) from None
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_on_connect)
@@ -430,7 +472,20 @@ def _is_connect_failure(error: exc.DBAPIError) -> bool:
     if isinstance(sqlstate, str) and sqlstate[:2] in ("08", "28", "3D"):
         return True
     message = str(orig).lower()
+    if any(text in message for text in _UNREACHABLE):
+        return True
     return "connection" in message and ("refused" in message or "failed" in message)
+
+
+#: What the drivers say of a host name that does not resolve, and SQLite of a
+#: file it cannot open or create (a missing directory, no permission).
+_UNREACHABLE = (
+    "failed to resolve host",
+    "could not translate host name",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "unable to open database file",
+)
 
 
 def _refused_for_good(error: exc.DBAPIError) -> bool:
@@ -446,7 +501,12 @@ def _refused_for_good(error: exc.DBAPIError) -> bool:
     message = str(orig).lower()
     return any(
         text in message
-        for text in ("authentication failed", "does not exist", "no pg_hba.conf entry")
+        for text in (
+            "authentication failed",
+            "does not exist",
+            "no pg_hba.conf entry",
+            "unable to open database file",
+        )
     )
 
 
