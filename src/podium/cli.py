@@ -40,6 +40,7 @@ _FRAMEWORK_COMMANDS: dict[str, str] = {
     "objects": "podium.objects.cli:group",
     "db": "podium.db.cli:group",
     "conductor": "podium.conductor.cli:command",
+    "config": "podium.config_cli:group",
 }
 
 

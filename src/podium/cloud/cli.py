@@ -29,17 +29,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _service_options(function: F) -> F:
     function = click.option(
         "--transport-url",
+        metavar="URL",
         help="rabbit://user:pass@host:5672/ the services share [PODIUM_TRANSPORT_URL]",
     )(function)
     function = click.option("--host", help="this service's host name [PODIUM_HOST]")(function)
     return function
 
 
-def _config(**overrides: Any) -> CloudConfig:
-    try:
-        return CloudConfig.from_env(**overrides)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
+def _config(**flags: tuple[str, Any]) -> CloudConfig:
+    """The settings from the file, the environment and these flags; one line if one is wrong."""
+    from podium.config_cli import command_flags, import_app_settings, load_settings
+
+    # Other applications' settings may share the configuration file.
+    import_app_settings()
+    return load_settings(CloudConfig, command_flags(**flags)).config
 
 
 def worker_exceptions() -> list[str]:
@@ -52,23 +55,25 @@ def _worker(config: CloudConfig, binary: str) -> Iterator[Any]:
     """A transport for a worker service whose objects go through the conductor."""
     from podium.cloud.objects import CloudObject
     from podium.conductor import configure_worker
+    from podium.config_cli import require_bus
     from podium.db import block_db_access
-    from podium.rpc import TransportURL, get_transport
+    from podium.rpc import get_transport
     from podium.service import setup_logging
 
+    require_bus(config, binary)
     setup_logging(config.log_level)
-    if TransportURL.parse(config.transport_url).scheme == "memory":
-        raise click.ClickException(
-            f"{binary} on its own needs the bus the other services use: pass --transport-url "
-            "rabbit://USER:PASS@HOST:5672/ (or PODIUM_TRANSPORT_URL); for the whole cloud in "
-            "one process run `podium all-in-one`"
-        )
     block_db_access(binary)
     try:
         transport = get_transport(config.transport_url, allowed_remote_exmods=worker_exceptions())
     except PodiumError as error:
         raise click.ClickException(str(error)) from None
     with transport:
+        try:
+            # A wrong address is reported now, in one line; a broker lost later
+            # is retried for as long as it takes.
+            transport.connect(config.connect_timeout)
+        except PodiumError as error:
+            raise click.ClickException(str(error)) from None
         configure_worker(
             transport, base=CloudObject, topic=config.conductor_topic, timeout=config.rpc_timeout
         )
@@ -102,7 +107,7 @@ def scheduler(transport_url: str | None, host: str | None) -> None:
     """Pick a compute host for each build and claim its resources there."""
     from podium.cloud.scheduler import SCHEDULER_BINARY, scheduler_service
 
-    config = _config(transport_url=transport_url, host=host)
+    config = _config(transport_url=("--transport-url", transport_url), host=("--host", host))
     with _worker(config, SCHEDULER_BINARY) as transport:
         serve(scheduler_service(transport, config, config.host), SCHEDULER_BINARY, config.host)
 
@@ -110,7 +115,7 @@ def scheduler(transport_url: str | None, host: str | None) -> None:
 @click.command()
 @_service_options
 @click.option(
-    "--spawn-time", type=float, help="seconds a fake build takes [PODIUM_FAKE_SPAWN_TIME]"
+    "--spawn-time", metavar="SECONDS", help="seconds a fake build takes [PODIUM_FAKE_SPAWN_TIME]"
 )
 @click.option(
     "--fail-builds/--no-fail-builds",
@@ -120,17 +125,17 @@ def scheduler(transport_url: str | None, host: str | None) -> None:
 def compute(
     transport_url: str | None,
     host: str | None,
-    spawn_time: float | None,
+    spawn_time: str | None,
     fail_builds: bool | None,
 ) -> None:
     """Run instances on this host's (fake) hypervisor; no database credentials needed."""
     from podium.cloud.compute import COMPUTE_BINARY, compute_service
 
     config = _config(
-        transport_url=transport_url,
-        host=host,
-        fake_spawn_time=spawn_time,
-        fake_fail_builds=fail_builds,
+        transport_url=("--transport-url", transport_url),
+        host=("--host", host),
+        fake_spawn_time=("--spawn-time", spawn_time),
+        fake_fail_builds=("--fail-builds", fail_builds),
     )
     with _worker(config, COMPUTE_BINARY) as transport:
         serve(compute_service(transport, config, config.host), COMPUTE_BINARY, config.host)
@@ -144,7 +149,11 @@ def api(transport_url: str | None, host: str | None, listen: str | None) -> None
     from podium.cloud.api import api_service
     from podium.cloud.api.auth import TokenError
 
-    config = _config(transport_url=transport_url, host=host, api_listen=listen)
+    config = _config(
+        transport_url=("--transport-url", transport_url),
+        host=("--host", host),
+        api_listen=("--listen", listen),
+    )
     with _worker(config, "podium-api") as transport:
         try:
             service = api_service(transport, config, config.host)
@@ -180,13 +189,21 @@ def all_in_one(data_dir: Path | None, fresh: bool, computes: int, listen: str | 
     )
     from podium.service import setup_logging
 
+    config = _config(api_listen=("--listen", listen))
+    if not config.transport_url:
+        # The one command that may run on a private bus: every service is in it.
+        config = replace(config, transport_url="memory://")
     data_dir = data_dir or default_data_dir()
-    data_dir.mkdir(parents=True, exist_ok=True)
     database_file = data_dir / "podium.sqlite"
-    if fresh:
-        database_file.unlink(missing_ok=True)
-    tokens_file = ensure_tokens(data_dir)
-    config = _config(api_listen=listen)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            database_file.unlink(missing_ok=True)
+        tokens_file = ensure_tokens(data_dir)
+    except OSError as error:
+        raise click.ClickException(
+            f"data directory {data_dir}: {error.strerror or error}"
+        ) from None
     if not config.api_tokens:
         config = replace(config, api_tokens=f"@{tokens_file}")
     setup_logging(config.log_level)

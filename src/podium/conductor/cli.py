@@ -6,6 +6,7 @@ import importlib
 import logging
 import signal
 from datetime import timedelta
+from typing import Any
 
 import click
 
@@ -17,11 +18,13 @@ LOG = logging.getLogger(__name__)
 
 @click.command()
 @click.option(
-    "--transport-url", help="memory:// or rabbit://user:pass@host:5672/ [PODIUM_TRANSPORT_URL]"
+    "--transport-url",
+    metavar="URL",
+    help="the bus the services share: rabbit://USER:PASS@HOST:5672/ [PODIUM_TRANSPORT_URL]",
 )
-@click.option("--database-url", help="SQLAlchemy URL [PODIUM_DATABASE_URL]")
+@click.option("--database-url", metavar="URL", help="SQLAlchemy URL [PODIUM_DATABASE_URL]")
 @click.option("--host", help="this conductor's server name [PODIUM_HOST]")
-@click.option("--workers", "rpc_workers", type=int, help="concurrent calls [PODIUM_RPC_WORKERS]")
+@click.option("--workers", "rpc_workers", metavar="N", help="concurrent calls [PODIUM_RPC_WORKERS]")
 @click.option(
     "--objects",
     "object_modules",
@@ -32,54 +35,78 @@ LOG = logging.getLogger(__name__)
 @click.option("--sync-db/--no-sync-db", default=False, help="apply migrations first")
 @click.option(
     "--inbox-retention",
-    type=click.IntRange(min=0),
-    default=3600,
-    show_default=True,
-    envvar="PODIUM_INBOX_RETENTION",
     metavar="SECONDS",
     help="keep request records this long (0: never prune here, use `podium db prune-inbox`) "
-    "[PODIUM_INBOX_RETENTION]",
+    "[PODIUM_INBOX_RETENTION, 3600]",
 )
 def command(
     transport_url: str | None,
     database_url: str | None,
     host: str | None,
-    rpc_workers: int | None,
+    rpc_workers: str | None,
     object_modules: tuple[str, ...],
     sync_db: bool,
-    inbox_retention: int,
+    inbox_retention: str | None,
 ) -> None:
     """Serve object calls for workers that hold no database credentials.
 
     Serves the objects and conductor endpoints of every installed application
     (entry point group ``podium.apps``).
     """
+    from podium.config_cli import (
+        command_flags,
+        import_app_settings,
+        load_settings,
+        require_bus,
+        require_database,
+        settings_in_effect,
+    )
+
+    # The apps' settings may share the configuration file: known keys, not typos.
+    import_app_settings()
+    flags = command_flags(
+        transport_url=("--transport-url", transport_url),
+        database_url=("--database-url", database_url),
+        host=("--host", host),
+        rpc_workers=("--workers", rpc_workers),
+        inbox_retention=("--inbox-retention", inbox_retention),
+    )
+    loaded = load_settings(ServiceConfig, flags)
+    config = loaded.config
+    require_bus(config, "podium conductor")
+    database_url = require_database(config, "podium conductor")
+    for module in object_modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise click.ClickException(f"--objects {module}: cannot import it ({error})") from None
+    setup_logging(config.log_level)
+    with settings_in_effect(loaded, flags):
+        service, transport, database, schema = _start(config, database_url, sync_db)
+    _serve(config, service, transport, database, schema)
+
+
+def _start(config: ServiceConfig, database_url: str, sync_db: bool) -> tuple[Any, Any, Any, Any]:
+    """The conductor started: a failure says why in one line and leaves nothing open."""
     from podium.apps import import_modules, installed_apps, resolve
     from podium.conductor.service import ConductorService
     from podium.db import Database
-    from podium.db.migration import check_schema, current_version, head_versions, sync
-    from podium.rpc import TransportURL, get_transport
+    from podium.db.migration import check_schema, current_version, sync
+    from podium.rpc import get_transport
 
-    config = ServiceConfig.from_env(
-        transport_url=transport_url,
-        database_url=database_url,
-        host=host,
-        rpc_workers=rpc_workers,
-    )
-    setup_logging(config.log_level)
     # One pooled connection per worker: fewer and every burst opens new ones.
-    database = Database(config.database_url, pool_size=config.rpc_workers)
+    database = Database(database_url, pool_size=config.rpc_workers)
+    transport = None
     try:
         apps = installed_apps()
         import_modules(apps, "objects")
-        for module in object_modules:
-            importlib.import_module(module)
         # Parsing the transport URL opens nothing: its mistakes come first.
         # The apps' errors reach their callers as themselves, like podium's.
         transport = get_transport(config.transport_url)
         transport.allowed_remote_exmods.extend(
             module for app in apps for module in app.remote_exceptions
         )
+        transport.connect(config.connect_timeout)
         if sync_db:
             before = current_version(database)
             after = sync(database)
@@ -92,7 +119,6 @@ def command(
                         version,
                     )
         schema = check_schema(database)
-        heads = head_versions()
         endpoints = [
             endpoint
             for app in apps
@@ -105,13 +131,28 @@ def command(
             host=config.host,
             topic=config.conductor_topic,
             workers=config.rpc_workers,
-            inbox_retention=timedelta(seconds=inbox_retention) if inbox_retention else None,
+            inbox_retention=(
+                timedelta(seconds=config.inbox_retention) if config.inbox_retention else None
+            ),
             endpoints=endpoints,
         )
         service.start()
-    except PodiumError as exc:
-        # Start-up problems are the operator's to fix: say what, not where in our code.
-        raise click.ClickException(str(exc)) from None
+    except BaseException as error:
+        if transport is not None:
+            transport.cleanup()
+        database.dispose()
+        if isinstance(error, PodiumError):
+            # Start-up problems are the operator's to fix: say what, not where in our code.
+            raise click.ClickException(str(error)) from None
+        raise
+    return service, transport, database, schema
+
+
+def _serve(config: ServiceConfig, service: Any, transport: Any, database: Any, schema: Any) -> None:
+    from podium.db.migration import head_versions
+    from podium.rpc import TransportURL
+
+    heads = head_versions()
     # Stop signals are caught before "ready" is announced; until then (start-up,
     # connection retries) Ctrl-C and SIGTERM act at once.
     with transport, StopSignals() as stop_signals:

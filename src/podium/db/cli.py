@@ -5,26 +5,30 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from podium.db import archive, inbox, migration
-from podium.db.engine import DATABASE_URL_ENV, Database
 from podium.exceptions import PodiumError
 
+if TYPE_CHECKING:
+    from podium.db.engine import Database
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Seconds: ``podium.db.inbox.DEFAULT_RETENTION``, which imports SQLAlchemy (a test
+#: keeps the two equal).
+DEFAULT_INBOX_RETENTION = 3600
 
 
 def _database_url_option(function: F) -> F:
     option = click.option(
         "--database-url",
-        envvar=DATABASE_URL_ENV,
         metavar="URL",
         help=(
             "sqlite:///PATH, postgresql+psycopg://USER:PASS@HOST/DB or "
-            f"mysql+pymysql://USER:PASS@HOST/DB (default: ${DATABASE_URL_ENV}, "
-            "else ./podium.sqlite)."
+            "mysql+pymysql://USER:PASS@HOST/DB [PODIUM_DATABASE_URL, or database_url in "
+            "the configuration file]"
         ),
     )
     return option(function)
@@ -32,8 +36,24 @@ def _database_url_option(function: F) -> F:
 
 @contextmanager
 def _opened(database_url: str | None) -> Iterator[Database]:
-    """A Database for one command; podium errors become one-line messages, exit 1."""
-    database = Database(database_url)
+    """The command's Database; a wrong setting or a podium error is one line, exit 1.
+
+    No database given is an error: a default file would be made, empty,
+    wherever the command happens to run.
+    """
+    from podium.config_cli import (
+        command_flags,
+        import_app_settings,
+        load_settings,
+        require_database,
+    )
+    from podium.db.engine import Database
+    from podium.service.config import ServiceConfig
+
+    import_app_settings()
+    flags = command_flags(database_url=("--database-url", database_url))
+    config = load_settings(ServiceConfig, flags).config
+    database = Database(require_database(config, click.get_current_context().command_path))
     try:
         yield database
     except PodiumError as error:
@@ -51,6 +71,8 @@ def group() -> None:
 @_database_url_option
 def sync(database_url: str | None) -> None:
     """Apply the schema migrations of podium and of every installed application."""
+    from podium.db import migration
+
     with _opened(database_url) as database:
         before = migration.current_version(database)
         after = migration.sync(database)
@@ -66,6 +88,8 @@ def sync(database_url: str | None) -> None:
 @_database_url_option
 def version(database_url: str | None) -> None:
     """Print each branch's schema version, one per line ("none" if never migrated)."""
+    from podium.db import migration
+
     with _opened(database_url) as database:
         current = migration.current_version(database)
         behind = migration.branches_behind(current)
@@ -95,6 +119,8 @@ def archive_deleted_rows(
     database_url: str | None, before: datetime | None, max_rows: int | None, batch_size: int
 ) -> None:
     """Move soft-deleted rows into the shadow tables, one transaction per batch."""
+    from podium.db import archive, migration
+
     with _opened(database_url) as database:
         current = migration.current_version(database)
         if not any(current.values()):
@@ -116,13 +142,15 @@ def archive_deleted_rows(
 @click.option(
     "--older-than",
     type=click.IntRange(min=0),
-    default=int(inbox.DEFAULT_RETENTION.total_seconds()),
+    default=DEFAULT_INBOX_RETENTION,
     show_default=True,
     metavar="SECONDS",
     help="Delete records older than this; keep it well above the longest redelivery window.",
 )
 def prune_inbox(database_url: str | None, older_than: int) -> None:
     """Delete old request records (the conductor's inbox, the RPC de-dup table)."""
+    from podium.db import inbox
+
     with _opened(database_url) as database:
         pruned = inbox.prune_inbox(database, older_than=timedelta(seconds=older_than))
     click.echo(f"pruned {pruned} request records older than {older_than} s")

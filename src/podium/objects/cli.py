@@ -30,7 +30,7 @@ def group() -> None:
 @click.option(
     "--check",
     "expected_file",
-    type=click.Path(exists=True, dir_okay=False),
+    metavar="FILE",
     help="Compare with this expected table; exit 1 on any difference.",
 )
 def versions(modules: tuple[str, ...], as_json: bool, expected_file: str | None) -> None:
@@ -39,14 +39,11 @@ def versions(modules: tuple[str, ...], as_json: bool, expected_file: str | None)
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise click.ClickException(f"cannot import {name}: {exc}") from exc
+            raise click.ClickException(f"--module {name}: cannot import it ({exc})") from None
     checker = ObjectVersionChecker()
     hashes = checker.get_hashes()
     if expected_file is not None:
-        try:
-            expected = load_expected(expected_file)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
+        expected = _expected(expected_file)
         want, have = checker.test_hashes(expected)
         if want != have:
             click.echo(checker.explain(want, have), err=True)
@@ -62,3 +59,24 @@ def versions(modules: tuple[str, ...], as_json: bool, expected_file: str | None)
     width = max(len(name) for name in hashes)
     for name, fingerprint in hashes.items():
         click.echo(f"{name:<{width}}  {fingerprint}")
+
+
+def _expected(path: str) -> dict[str, str]:
+    """The expected table of ``--check``; whatever is wrong with the file, in one line."""
+    where = f"--check {path}"
+    try:
+        return load_expected(path)
+    except FileNotFoundError:
+        raise click.ClickException(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise click.ClickException(f"{where}: a directory, not a file") from None
+    except OSError as exc:
+        raise click.ClickException(f"{where}: cannot read it ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{where}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(
+            f"{where}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})"
+        ) from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
