@@ -7,11 +7,16 @@ of every object class becomes an RPC call to topic ``conductor``.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from podium.context import RequestContext
+from podium.exceptions import ConductorError, MessagingTimeout, NoConsumer
 from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
 from podium.rpc import RPCClient, Target, Transport
+
+LOG = logging.getLogger(__name__)
 
 #: History of the conductor RPC API; bump the minor for every compatible addition.
 #:   1.0 - object_action, object_class_action_versions, object_backport_versions, ping
@@ -94,3 +99,28 @@ class ConductorAPI:
         client = self._client.prepare(server=server) if server else self._client
         result: dict[str, Any] = client.call(context, "ping")
         return result
+
+    def wait_until_ready(self, context: RequestContext, timeout: float) -> dict[str, Any]:
+        """Ping until a conductor answers (its ``ping`` result); ConductorError after ``timeout``.
+
+        Services of a cloud start in any order: a worker started before its
+        conductor waits for it here instead of failing its first object call.
+        """
+        topic = self._client.target.topic
+        deadline = time.monotonic() + timeout
+        said = False
+        while True:
+            # Short tries: a conductor that comes up late must not wait out a long one.
+            attempt = max(0.1, min(5.0, deadline - time.monotonic()))
+            try:
+                result: dict[str, Any] = self._client.prepare(timeout=attempt).call(context, "ping")
+                return result
+            except (NoConsumer, MessagingTimeout) as error:
+                if time.monotonic() >= deadline:
+                    raise ConductorError(
+                        f"no conductor answered on topic {topic!r} within {timeout:g} s ({error})"
+                    ) from None
+                if not said:
+                    LOG.info("waiting up to %g s for a conductor on topic %r", timeout, topic)
+                    said = True
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
