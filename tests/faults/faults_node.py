@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -45,13 +46,36 @@ def find_server_script() -> Path | None:
     return None
 
 
+def _ephemeral_ports() -> range:
+    """The ports the kernel hands to outgoing connections as their source port."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default; IANA's starts at 49152
+
+
 def free_port(taken: tuple[int, ...] = ()) -> int:
-    while True:
+    """A free port below the ephemeral range, which the node keeps across restarts.
+
+    Between a stop and the next start nobody listens on it; were it an
+    ephemeral port (what binding port 0 gives), any outgoing connection on
+    the machine could take it as its source port meanwhile, and the node
+    would fail to start with eaddrinuse (seen on a busy machine).
+    """
+    ephemeral = _ephemeral_ports()
+    candidates = list(range(max(1024, ephemeral.start - 20000), ephemeral.start))
+    random.SystemRandom().shuffle(candidates)
+    for port in candidates:
+        if port in taken:
+            continue
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in taken:
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _accepts(port: int) -> bool:
