@@ -227,5 +227,8 @@ def test_conductor_command_reports_start_up_errors_without_a_traceback(tmp_path:
         ],
     )
     assert result.exit_code == 1
-    assert "Error: unknown transport 'kafka'" in result.output
+    assert (
+        "Error: --transport-url kafka://user:***@nowhere: unknown transport 'kafka'"
+        in result.output
+    )
     assert "s3cret" not in result.output and "Traceback" not in result.output
