@@ -214,7 +214,7 @@ def test_cli_check_passes_and_fails(objects_module: str, tmp_path: Path) -> None
 def test_cli_reports_an_unimportable_module() -> None:
     result = CliRunner().invoke(podium_cli, ["objects", "versions", "-m", "no_such_module_xyz"])
     assert result.exit_code != 0
-    assert "cannot import no_such_module_xyz" in result.output
+    assert "--module no_such_module_xyz: cannot import it" in result.output
 
 
 # -- the curated public API ----------------------------------------------------------
