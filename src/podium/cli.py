@@ -19,7 +19,7 @@ from podium.apps import installed_apps, resolve
 from podium.config import CONFIG_ENV
 from podium.exceptions import AppError
 
-__all__ = ["CliOptions", "cli_options", "main"]
+__all__ = ["CliOptions", "UsageLine", "cli_options", "main"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,43 @@ def _subcommands() -> dict[str, tuple[str, str]]:
     return commands
 
 
+class UsageLine(click.ClickException):
+    """A usage mistake, told in one line with where to read more (click prints three)."""
+
+    exit_code = 2
+
+    @classmethod
+    def of(cls, error: click.UsageError) -> UsageLine:
+        where = f" (see `{error.ctx.command_path} --help`)" if error.ctx is not None else ""
+        return cls(f"{error.format_message()}{where}")
+
+
 class _LazyGroup(click.Group):
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            raise UsageLine.of(error) from None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *_subcommands()])
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as error:
+            # click suggests from the commands it holds; this group holds none until asked.
+            raise click.exceptions.NoSuchCommand(
+                error.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         found = _subcommands().get(cmd_name)
@@ -89,6 +123,8 @@ class _LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            raise UsageLine.of(error) from None
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:

@@ -1,8 +1,13 @@
 """Conductor: the only service that touches the database, on behalf of the others."""
 
-from podium.conductor.api import CONDUCTOR_API_VERSION, ConductorAPI
-from podium.conductor.manager import ConductorManager
-from podium.conductor.service import ConductorService, configure_worker
+from typing import TYPE_CHECKING
+
+from podium._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from podium.conductor.api import CONDUCTOR_API_VERSION, ConductorAPI
+    from podium.conductor.manager import ConductorManager
+    from podium.conductor.service import ConductorService, configure_worker
 
 __all__ = [
     "CONDUCTOR_API_VERSION",
@@ -11,3 +16,14 @@ __all__ = [
     "ConductorService",
     "configure_worker",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "CONDUCTOR_API_VERSION": "podium.conductor.api",
+        "ConductorAPI": "podium.conductor.api",
+        "ConductorManager": "podium.conductor.manager",
+        "ConductorService": "podium.conductor.service",
+        "configure_worker": "podium.conductor.service",
+    },
+)
