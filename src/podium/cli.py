@@ -36,6 +36,7 @@ def cli_options() -> CliOptions:
     found = context.find_object(CliOptions) if context is not None else None
     return found if found is not None else CliOptions()
 
+
 _FRAMEWORK_COMMANDS: dict[str, str] = {
     "objects": "podium.objects.cli:group",
     "db": "podium.db.cli:group",
