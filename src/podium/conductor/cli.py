@@ -6,12 +6,17 @@ import importlib
 import logging
 import signal
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from podium.exceptions import PodiumError
 from podium.service import ServiceConfig, StopSignals, setup_logging
+
+if TYPE_CHECKING:
+    from podium.conductor.service import ConductorService
+    from podium.db import Database
+    from podium.rpc import Transport
 
 LOG = logging.getLogger(__name__)
 
@@ -86,7 +91,9 @@ def command(
     _serve(config, service, transport, database, schema)
 
 
-def _start(config: ServiceConfig, database_url: str, sync_db: bool) -> tuple[Any, Any, Any, Any]:
+def _start(
+    config: ServiceConfig, database_url: str, sync_db: bool
+) -> tuple[ConductorService, Transport, Database, dict[str, str]]:
     """The conductor started: a failure says why in one line and leaves nothing open."""
     from podium.apps import import_modules, installed_apps, resolve
     from podium.conductor.service import ConductorService
@@ -148,7 +155,13 @@ def _start(config: ServiceConfig, database_url: str, sync_db: bool) -> tuple[Any
     return service, transport, database, schema
 
 
-def _serve(config: ServiceConfig, service: Any, transport: Any, database: Any, schema: Any) -> None:
+def _serve(
+    config: ServiceConfig,
+    service: ConductorService,
+    transport: Transport,
+    database: Database,
+    schema: dict[str, str],
+) -> None:
     from podium.db.migration import head_versions
     from podium.rpc import TransportURL
 

@@ -289,15 +289,6 @@ class ServiceConfig:
         chosen.update({name: (name, value) for name, value in overrides.items()})
         return cls.load(file=file, environ=env, flags=chosen)
 
-    @classmethod
-    def settings(cls) -> tuple[Field[Any], ...]:
-        """The setting fields, in declaration order."""
-        return fields(cls)
-
-    def shown(self, name: str) -> str:
-        """The value of setting ``name`` as a person may see it: secrets masked."""
-        return show_value(_field(type(self), name), getattr(self, name))
-
 
 _Sources = tuple[Path | None, Mapping[str, str], Mapping[str, tuple[str, Any]]]
 _command_sources: contextvars.ContextVar[_Sources | None] = contextvars.ContextVar(
@@ -335,13 +326,6 @@ def show_value(spec: Field[Any], value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _field(cls: type[ServiceConfig], name: str) -> Field[Any]:
-    for spec in fields(cls):
-        if spec.name == name:
-            return spec
-    raise KeyError(name)
 
 
 def _subclasses(cls: type[ServiceConfig]) -> Iterable[type[ServiceConfig]]:
