@@ -60,7 +60,7 @@ def _worker(config: CloudConfig, binary: str) -> Iterator[Any]:
     from podium.rpc import get_transport
     from podium.service import setup_logging
 
-    require_bus(config, binary)
+    require_bus(config, click.get_current_context().command_path)
     setup_logging(config.log_level)
     block_db_access(binary)
     try:
