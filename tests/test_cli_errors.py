@@ -237,6 +237,29 @@ CASES = [
         phrase="expected a JSON object of name -> fingerprint",
     ),
     case("objects", "versions", "-m", "nosuch", phrase="--module nosuch: cannot import it"),
+    # -- usage mistakes (click's checks): exit 2, and where to read more
+    case(
+        "db",
+        "archive-deleted-rows",
+        "--batch-size",
+        "0",
+        phrase="Invalid value for '--batch-size'",
+        exit_code=2,
+    ),
+    case(
+        "db",
+        "archive-deleted-rows",
+        "--before",
+        "yesterday",
+        phrase="(see `podium db archive-deleted-rows --help`)",
+        exit_code=2,
+    ),
+    case("db", "prune-inbox", "--older-than", "-1", phrase="'--older-than'", exit_code=2),
+    case(
+        "all-in-one", "--computes", "0", phrase="'--computes': 0 is not in the range", exit_code=2
+    ),
+    case("conductor", "--sync", phrase="No such option '--sync'", exit_code=2),
+    case("config", "shwo", phrase="No such command 'shwo'. Did you mean 'show'?", exit_code=2),
     # -- podium config show
     case(
         "config",
