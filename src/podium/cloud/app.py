@@ -21,7 +21,6 @@ APP = App(
         "scheduler": "podium.cloud.cli:scheduler",
         "compute": "podium.cloud.cli:compute",
         "all-in-one": "podium.cloud.cli:all_in_one",
-        "demo": "podium.cloud.demo:command",
         # The client commands, over the REST API. Compute nodes are `hypervisor`
         # (as in Nova's API and openstack's CLI): `compute` runs a compute host.
         "server": "podium.cloud.client.commands:server",

@@ -56,6 +56,7 @@ def _worker(config: CloudConfig, binary: str) -> Iterator[Any]:
     from podium.cloud.objects import CloudObject
     from podium.conductor import configure_worker
     from podium.config_cli import require_bus
+    from podium.context import get_admin_context
     from podium.db import block_db_access
     from podium.rpc import get_transport
     from podium.service import setup_logging
@@ -74,9 +75,16 @@ def _worker(config: CloudConfig, binary: str) -> Iterator[Any]:
             transport.connect(config.connect_timeout)
         except PodiumError as error:
             raise click.ClickException(str(error)) from None
-        configure_worker(
+        conductor = configure_worker(
             transport, base=CloudObject, topic=config.conductor_topic, timeout=config.rpc_timeout
         )
+        assert conductor is not None  # a worker never runs its objects locally
+        try:
+            # Started before the conductor (a host boot, `... &` in a script), a
+            # worker waits for it instead of failing its first object call.
+            conductor.wait_until_ready(get_admin_context(), timeout=config.rpc_timeout)
+        except PodiumError as error:
+            raise click.ClickException(str(error)) from None
         try:
             yield transport
         finally:
@@ -147,13 +155,18 @@ def compute(
 def api(transport_url: str | None, host: str | None, listen: str | None) -> None:
     """Serve the REST API; it holds no database credentials either."""
     from podium.cloud.api import api_service
-    from podium.cloud.api.auth import TokenError
+    from podium.cloud.api.auth import TokenError, parse_tokens
 
     config = _config(
         transport_url=("--transport-url", transport_url),
         host=("--host", host),
         api_listen=("--listen", listen),
     )
+    try:
+        # A tokens file that cannot be read is said before any wait on the bus.
+        parse_tokens(config.api_tokens)
+    except TokenError as error:
+        raise click.ClickException(str(error)) from None
     with _worker(config, "podium-api") as transport:
         try:
             service = api_service(transport, config, config.host)
