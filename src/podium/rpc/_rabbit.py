@@ -273,6 +273,7 @@ def close_connection(connection: pika.BlockingConnection, grace: float) -> None:
     heartbeat missed) must still be driven until it is closed, or it leaks.
     """
     if connection.is_closed:
+        _free_loop(connection)
         return
     try:
         with bounded(connection, time.monotonic() + grace):
@@ -283,6 +284,7 @@ def close_connection(connection: pika.BlockingConnection, grace: float) -> None:
     except Exception:  # closing a broken connection may fail in many ways
         pass
     if connection.is_closed:
+        _free_loop(connection)
         return
     # Not seen through within the grace (the deadline cut above acts only on
     # an open connection; this one was already closing, its broker gone): cut
@@ -291,7 +293,22 @@ def close_connection(connection: pika.BlockingConnection, grace: float) -> None:
     with contextlib.suppress(Exception):
         connection._impl._terminate_stream(pex.StreamLostError("closed after the grace period"))
         connection.process_data_events(time_limit=0)
-    if not connection.is_closed:
+    if connection.is_closed:
+        _free_loop(connection)
+    else:
+        with contextlib.suppress(Exception):
+            connection._cleanup()
+
+
+def _free_loop(connection: pika.BlockingConnection) -> None:
+    """Free the loop of a closed connection unless pika already has.
+
+    pika frees it when its flush sees the close; a close it saw elsewhere (a
+    callback that raised in the same poll, the stream cut from outside) makes
+    every later flush refuse at once, before freeing anything. A close seen
+    and not yet freed is one whose result pika still holds.
+    """
+    if connection._closed_result.ready:
         with contextlib.suppress(Exception):
             connection._cleanup()
 
