@@ -9,8 +9,11 @@ AMQP client or the web server. The start-up time itself is measured in
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +59,17 @@ def test_podium_help_imports_neither_the_server_stack_nor_the_client_libraries()
 @pytest.mark.parametrize("command", sorted(_subcommands()))
 def test_every_commands_help_imports_no_server_stack(command: str) -> None:
     assert imported_by([command, "--help"], SERVER_STACK) == []
+
+
+def test_a_client_command_imports_no_server_stack(tmp_path: Path) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"  # nobody listens there
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith("PODIUM_")},
+        "PODIUM_API_URL": url,
+        "PODIUM_TOKEN": "t0ken",
+        "XDG_DATA_HOME": str(tmp_path),
+    }
+    # It ran as far as the request: the client libraries are in, the server stack is not.
+    assert imported_by(["server", "list"], (*SERVER_STACK, "pydantic", "httpx"), env) == ["httpx"]
