@@ -14,13 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from podium.cloud.app import APP
-from podium.cloud.config import CloudConfig
 from podium.exceptions import PodiumError
+
+if TYPE_CHECKING:
+    from podium.cloud.config import CloudConfig
 
 LOG = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,6 +40,7 @@ def _service_options(function: F) -> F:
 
 def _config(**flags: tuple[str, Any]) -> CloudConfig:
     """The settings from the file, the environment and these flags; one line if one is wrong."""
+    from podium.cloud.config import CloudConfig
     from podium.config_cli import command_flags, import_app_settings, load_settings
 
     # Other applications' settings may share the configuration file.

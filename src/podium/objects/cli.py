@@ -7,8 +7,6 @@ import json
 
 import click
 
-from podium.objects.fixture import ObjectVersionChecker, load_expected
-
 
 @click.group()
 def group() -> None:
@@ -35,6 +33,9 @@ def group() -> None:
 )
 def versions(modules: tuple[str, ...], as_json: bool, expected_file: str | None) -> None:
     """Print the version fingerprint of every registered object."""
+    # Here, not at the top: `podium --help` imports this module for its help line.
+    from podium.objects.fixture import ObjectVersionChecker
+
     for name in modules:
         try:
             importlib.import_module(name)
@@ -63,6 +64,8 @@ def versions(modules: tuple[str, ...], as_json: bool, expected_file: str | None)
 
 def _expected(path: str) -> dict[str, str]:
     """The expected table of ``--check``; whatever is wrong with the file, in one line."""
+    from podium.objects.fixture import load_expected
+
     where = f"--check {path}"
     try:
         return load_expected(path)
