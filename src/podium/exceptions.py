@@ -51,11 +51,49 @@ podium error raised on a remote service as itself.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+LOG = logging.getLogger(__name__)
 
 
 class PodiumError(Exception):
-    """Root of every podium exception."""
+    """Root of every podium exception.
+
+    Built as oslo.versionedobjects' ``VersionedObjectsException`` is, so that
+    ported code keeps working: ``PodiumError("text")`` takes the text as is;
+    with no text, the message is the class's ``msg_fmt`` filled from the
+    keyword arguments (``ObjectActionError(action="save", reason="gone")``).
+    Keyword arguments are kept in :attr:`kwargs`, with ``code`` 500 unless
+    given; RPC sends them with a remote error and the caller rebuilds the
+    exception from them.
+    """
+
+    msg_fmt = "An unknown exception occurred."
+
+    def __init__(self, message: Any = None, *args: Any, **kwargs: Any) -> None:
+        self.kwargs: dict[str, Any] = kwargs
+        kwargs.setdefault("code", 500)
+        if not message and not args:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError, ValueError):
+                # As oslo: a missing or ill-typed argument must not turn the
+                # error being raised into a formatting error. Names only: the
+                # values may hold secrets.
+                LOG.warning(
+                    "%s: msg_fmt does not format with arguments %s",
+                    type(self).__name__,
+                    sorted(kwargs),
+                )
+                message = self.msg_fmt
+            super().__init__(message)
+        else:
+            super().__init__(message, *args)
+
+    def format_message(self) -> str:
+        """The message, as oslo's ``format_message()`` gives it."""
+        return str(self.args[0]) if self.args else str(self)
 
 
 # -- objects -----------------------------------------------------------------
@@ -66,19 +104,40 @@ class ObjectError(PodiumError):
 
 
 class IncompatibleObjectVersion(ObjectError):
-    def __init__(self, objname: str, objver: str, supported: str | None = None) -> None:
+    msg_fmt = (
+        "Version %(objver)s of %(objname)s is not supported, supported version is %(supported)s"
+    )
+
+    def __init__(
+        self,
+        objname: str = "",
+        objver: str = "",
+        supported: str | None = None,
+        message: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Positional (podium) or keyword (oslo) arguments; both end in kwargs
+        # as oslo's do.
         self.objname = objname
         self.objver = objver
         self.supported = supported
-        detail = f"; newest known is {supported}" if supported else ""
-        super().__init__(f"Version {objver} of {objname} is not supported{detail}")
+        if message is None:
+            detail = f"; newest known is {supported}" if supported else ""
+            message = f"Version {objver} of {objname} is not supported{detail}"
+        kwargs.update(objname=objname, objver=objver, supported=supported)
+        super().__init__(message, **kwargs)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.objname, self.objver, self.supported))
+        # No positional arguments: RPC rebuilds it as cls(*args, **kwargs), and
+        # kwargs already names all three.
+        return (type(self), (), dict(self.kwargs, message=self.args[0]))
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__init__(**(state or {}))  # type: ignore[misc]
 
 
 class UnsupportedObjectError(ObjectError):
-    pass
+    msg_fmt = "Unsupported object type %(objtype)s"
 
 
 class ObjectFormatError(ObjectError):
@@ -94,15 +153,15 @@ class ObjectAttributeNotSet(ObjectError, AttributeError):
 
 
 class ReadOnlyFieldError(ObjectError):
-    pass
+    msg_fmt = "Cannot modify readonly field %(field)s"
 
 
 class OrphanedObjectError(ObjectError):
-    pass
+    msg_fmt = "Cannot call %(method)s on orphaned %(objtype)s object"
 
 
 class ObjectActionError(ObjectError):
-    pass
+    msg_fmt = "Object action %(action)s failed because: %(reason)s"
 
 
 class MethodNotRemotable(ObjectError):
@@ -159,12 +218,17 @@ class RemoteError(MessagingError):
     """A remote exception whose type the caller may not rebuild."""
 
     def __init__(
-        self, exc_type: str = "", value: str = "", traceback: str | list[str] = ""
+        self,
+        exc_type: str = "",
+        value: str = "",
+        traceback: str | list[str] = "",
+        **kwargs: Any,
     ) -> None:
         self.exc_type = exc_type
         self.value = value
         self.traceback = traceback if isinstance(traceback, str) else "".join(traceback)
-        super().__init__(f"Remote error: {exc_type} {value}\n{self.traceback}".rstrip())
+        # kwargs: what a RemoteError sent on from a server carries (``code``).
+        super().__init__(f"Remote error: {exc_type} {value}\n{self.traceback}".rstrip(), **kwargs)
 
 
 # -- database ----------------------------------------------------------------
