@@ -99,6 +99,10 @@ __all__ = [
 ]
 
 T_co = TypeVar("T_co", covariant=True)
+#: The Python type of a field type's values.
+T_value = TypeVar("T_value")
+#: The Python type of a container's elements.
+T_elem = TypeVar("T_elem")
 
 #: ``(obj, primitive) -> value``; obj is the object being built.
 Decoder = Callable[[Any, Any], Any]
@@ -145,17 +149,21 @@ def _bad(expected: str, value: Any) -> ValueError:
 # -- field types ---------------------------------------------------------------
 
 
-class FieldType:
+class FieldType(Generic[T_value]):
     """How one kind of value is checked and put on the wire.
+
+    Generic in the Python type of its values, as oslo's is
+    (``class Upper(FieldType[str])``); ``FieldType`` alone is ``FieldType[Any]``.
 
     Subclass and override :meth:`coerce` (and, when the wire form differs from
     the Python value, :meth:`from_primitive` and :meth:`to_primitive`).
     """
 
-    def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> Any:
-        return value
+    def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> T_value:
+        result: T_value = value
+        return result
 
-    def from_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> Any:
+    def from_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> T_value:
         return self.coerce(obj, attr, value)
 
     def to_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> Any:
@@ -202,7 +210,7 @@ class FieldType:
         return None
 
 
-class String(FieldType):
+class String(FieldType[str]):
     _ACCEPTED = (str, int, float, bool)
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
@@ -218,7 +226,7 @@ class String(FieldType):
         return None if self._is_builtin() else super()._encoder(attr)
 
 
-class Integer(FieldType):
+class Integer(FieldType[int]):
     """An int from ``min_value`` to ``max_value`` inclusive; ``None`` leaves a side open.
 
     The default range is a signed 64-bit integer: what a BIGINT column holds and
@@ -296,7 +304,7 @@ class NonNegativeInteger(Integer):
         super().__init__(0, max_value)
 
 
-class Float(FieldType):
+class Float(FieldType[float]):
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> float:
         if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip()):
             try:
@@ -343,7 +351,7 @@ _TRUE_STRINGS = frozenset({"1", "t", "true", "on", "y", "yes"})
 _FALSE_STRINGS = frozenset({"0", "f", "false", "off", "n", "no"})
 
 
-class Boolean(FieldType):
+class Boolean(FieldType[bool]):
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> bool:
         if isinstance(value, bool):
             return value
@@ -367,7 +375,7 @@ class Boolean(FieldType):
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
-class UUID(FieldType):
+class UUID(FieldType[str]):
     """A UUID, kept as its canonical lower-case string (as oslo keeps a string)."""
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
@@ -402,30 +410,51 @@ class UUID(FieldType):
         return None if self._is_builtin() else super()._encoder(attr)
 
 
-class Enum(String):
-    """A string restricted to a fixed set of values."""
+# What oslo's Enum accepts as valid values: what its String coerces.
+_ENUM_VALUE_TYPES = (str, int, float, datetime.datetime)
 
-    def __init__(self, valid_values: Collection[str]) -> None:
+
+class Enum(String):
+    """A value restricted to a fixed set, kept as its text (as oslo keeps it).
+
+    Valid values are usually strings; as in oslo, numbers and datetimes are
+    accepted too (``Enum([1, 2])``): assigning ``1`` stores ``"1"``, and the
+    wire carries that text.
+    """
+
+    def __init__(self, valid_values: Collection[Any]) -> None:
         values = tuple(valid_values)
         if not values:
             raise ValueError("Enum needs at least one valid value")
         for value in values:
-            if not isinstance(value, str):
-                raise ValueError(f"Enum values must be strings, not {value!r}")
+            if not isinstance(value, _ENUM_VALUE_TYPES):
+                raise ValueError(
+                    f"Enum values must be strings, numbers or datetimes, not {value!r}"
+                )
         self._valid_values = values
         self._valid_set = frozenset(values)
+        # A non-string valid value travels as its text; reading it back must
+        # accept that text (oslo reads primitives without checking them).
+        self._wire_set = self._valid_set | frozenset(str(v) for v in values)
 
     @property
-    def valid_values(self) -> tuple[str, ...]:
+    def valid_values(self) -> tuple[Any, ...]:
         return self._valid_values
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
         if isinstance(value, str) and value in self._valid_set:
             return value
+        if isinstance(value, _ENUM_VALUE_TYPES) and value in self._valid_set:
+            return str(value)
         raise ValueError(f"{short_repr(value)} is not one of {list(self._valid_values)}")
 
+    def from_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
+        if isinstance(value, _ENUM_VALUE_TYPES) and value in self._wire_set:
+            return str(value)
+        return self.coerce(obj, attr, value)
+
     def describe(self) -> str:
-        return f"Enum({','.join(self._valid_values)})"
+        return f"Enum({','.join(str(v) for v in self._valid_values)})"
 
     def _exact_type(self) -> type | None:
         return None
@@ -444,7 +473,17 @@ class Enum(String):
         return coerce
 
     def _decoder(self, attr: str) -> Decoder:
-        return self._coercer(attr) if self._is_builtin() else super()._decoder(attr)
+        if not self._is_builtin():
+            return super()._decoder(attr)
+        valid = self._wire_set
+        slow = self.from_primitive
+
+        def decode(obj: Any, value: Any) -> Any:
+            if value.__class__ is str and value in valid:
+                return value
+            return slow(obj, attr, value)
+
+        return decode
 
 
 _UTC = datetime.UTC
@@ -472,8 +511,22 @@ def datetime_to_wire(value: datetime.datetime) -> str:
     return text
 
 
-class DateTime(FieldType):
-    """A timezone-aware datetime; naive values are taken as UTC (as oslo does)."""
+class DateTime(FieldType[datetime.datetime]):
+    """A timezone-aware datetime; naive values are taken as UTC (as oslo does).
+
+    With ``tzinfo_aware=False`` (oslo's switch) values are naive instead: any
+    offset is dropped, not converted, exactly as oslo drops it. On the wire a
+    naive value is written as UTC (``...Z``), as oslo writes it.
+    """
+
+    _aware = True
+
+    def __init__(self, tzinfo_aware: bool = True) -> None:
+        self._aware = bool(tzinfo_aware)
+
+    @property
+    def tzinfo_aware(self) -> bool:
+        return self._aware
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> datetime.datetime:
         if isinstance(value, str):
@@ -481,18 +534,28 @@ class DateTime(FieldType):
         elif not isinstance(value, datetime.datetime):
             raise _bad("a datetime", value)
         result: datetime.datetime = value
+        if not self._aware:
+            return result.replace(tzinfo=None)
         if result.utcoffset() is None:
             result = result.replace(tzinfo=_UTC)
         return result
 
     def to_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
+        if value.tzinfo is None:
+            return datetime_to_wire(value.replace(tzinfo=_UTC))
         return datetime_to_wire(value)
 
     def stringify(self, value: Any) -> str:
-        return datetime_to_wire(value)
+        return self.to_primitive(None, "", value)
+
+    def describe(self) -> str:
+        # Naive values are a different schema: the fingerprint must show it.
+        return "DateTime" if self._aware else "DateTime(naive)"
+
+    # The fast paths below are for aware values; naive ones take the general path.
 
     def _coercer(self, attr: str) -> Decoder:
-        if not self._is_builtin():
+        if not self._is_builtin() or not self._aware:
             return super()._coercer(attr)
         slow = self.coerce
 
@@ -504,7 +567,7 @@ class DateTime(FieldType):
         return coerce
 
     def _decoder(self, attr: str) -> Decoder:
-        if not self._is_builtin():
+        if not self._is_builtin() or not self._aware:
             return super()._decoder(attr)
         fromiso = datetime.datetime.fromisoformat
         slow = self.coerce
@@ -523,7 +586,7 @@ class DateTime(FieldType):
         return decode
 
     def _encoder(self, attr: str) -> Encoder | None:
-        if not self._is_builtin():
+        if not self._is_builtin() or not self._aware:
             return super()._encoder(attr)
 
         def encode(obj: Any, value: Any) -> Any:
@@ -532,7 +595,7 @@ class DateTime(FieldType):
         return encode
 
 
-class _IPBase(FieldType):
+class _IPBase(FieldType[Any]):
     """Common part of the stdlib-ipaddress backed types; str on the wire."""
 
     _kinds: tuple[type, ...] = ()
@@ -643,7 +706,7 @@ def _json_copy(value: Any, max_depth: int, depth: int = 0) -> Any:
     raise _bad("a JSON value (str, number, bool, None, list, dict)", value)
 
 
-class FlexibleDict(FieldType):
+class FlexibleDict(FieldType[dict[str, Any]]):
     """A dict with string keys and JSON values (checked and copied on assignment).
 
     At most ``max_depth`` levels of dicts and lists, the dict itself included
@@ -677,10 +740,13 @@ class FlexibleDict(FieldType):
         return lambda obj, value: copy_value(value)
 
 
-class _Compound(FieldType):
-    """A container of elements described by a :class:`Field`."""
+class _Compound(FieldType[Any], Generic[T_elem]):
+    """A container of elements described by a :class:`Field`.
 
-    def __init__(self, element_type: FieldType, **field_args: Any) -> None:
+    Generic in the element type, as oslo's ``List``, ``Dict`` and ``Set`` are.
+    """
+
+    def __init__(self, element_type: FieldType[T_elem], **field_args: Any) -> None:
         if not isinstance(element_type, FieldType):
             raise TypeError(f"element type must be a FieldType, not {element_type!r}")
         self._element_type: Field[Any] = Field(element_type, **field_args)
@@ -693,7 +759,7 @@ class _Compound(FieldType):
         return f"{type(self).__name__}({self._element_type.describe()})"
 
 
-class List(_Compound):
+class List(_Compound[T_elem]):
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> list[Any]:
         if not isinstance(value, (list, tuple)):
             raise _bad("a list", value)
@@ -769,7 +835,7 @@ class List(_Compound):
         return lambda obj, value: [element(obj, item) for item in value]
 
 
-class Set(_Compound):
+class Set(_Compound[T_elem]):
     """A set; a list on the wire, sorted when the elements allow it."""
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> set[Any]:
@@ -795,7 +861,7 @@ class Set(_Compound):
         return "set([" + ",".join(sorted(self._element_type.stringify(x) for x in value)) + "])"
 
 
-class Dict(_Compound):
+class Dict(_Compound[T_elem]):
     """A dict with string keys and values of one field type."""
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> dict[str, Any]:
@@ -837,7 +903,7 @@ class Dict(_Compound):
         return lambda obj, value: {k: element(obj, v) for k, v in value.items()}
 
 
-class Object(FieldType):
+class Object(FieldType["VersionedObject"]):
     """A nested versioned object, named by its registered name."""
 
     def __init__(self, obj_name: str, subclasses: bool = False) -> None:
@@ -930,11 +996,11 @@ class Field(Generic[T_co]):
     reads as the field's Python type.
     """
 
-    AUTO_TYPE: FieldType
+    AUTO_TYPE: FieldType[Any]
 
     def __init__(
         self,
-        field_type: FieldType | None = None,
+        field_type: FieldType[Any] | None = None,
         nullable: bool = False,
         default: Any = UnspecifiedDefault,
         read_only: bool = False,
@@ -964,7 +1030,7 @@ class Field(Generic[T_co]):
         )
 
     @property
-    def field_type(self) -> FieldType:
+    def field_type(self) -> FieldType[Any]:
         return self._type
 
     @property
@@ -1111,6 +1177,18 @@ class UUIDField(_AutoField[str]):
 class DateTimeField(_AutoField[datetime.datetime]):
     AUTO_TYPE = DateTime()
 
+    def __init__(
+        self,
+        tzinfo_aware: bool = True,
+        nullable: bool = False,
+        default: Any = UnspecifiedDefault,
+        read_only: bool = False,
+    ) -> None:
+        # oslo's signature: tzinfo_aware comes first.
+        if not tzinfo_aware:
+            self.AUTO_TYPE = DateTime(tzinfo_aware=False)
+        super().__init__(nullable=nullable, default=default, read_only=read_only)
+
 
 class IPAddressField(_AutoField[ipaddress.IPv4Address | ipaddress.IPv6Address]):
     AUTO_TYPE = IPAddress()
@@ -1176,7 +1254,7 @@ class BaseEnumField(_AutoField[str]):
     """Subclass with ``AUTO_TYPE = Enum([...])`` for a named, reusable enum field."""
 
     @property
-    def valid_values(self) -> tuple[str, ...]:
+    def valid_values(self) -> tuple[Any, ...]:
         auto = self._type
         assert isinstance(auto, Enum)
         return auto.valid_values
@@ -1185,7 +1263,7 @@ class BaseEnumField(_AutoField[str]):
 class EnumField(BaseEnumField):
     def __init__(
         self,
-        valid_values: Iterable[str],
+        valid_values: Iterable[Any],
         nullable: bool = False,
         default: Any = UnspecifiedDefault,
         read_only: bool = False,
@@ -1197,7 +1275,7 @@ class EnumField(BaseEnumField):
 class ListOfEnumField(_AutoField[list[str]]):
     def __init__(
         self,
-        valid_values: Iterable[str],
+        valid_values: Iterable[Any],
         nullable: bool = False,
         default: Any = UnspecifiedDefault,
         read_only: bool = False,
