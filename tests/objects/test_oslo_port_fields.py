@@ -245,3 +245,194 @@ def test_field_type_is_generic_as_oslos() -> None:
     assert Upper().coerce(None, "f", "hi") == "HI"
     assert fields.Field(Upper()).coerce(None, "f", "x") == "X"
     assert fields.List[int] is not None  # subclasses stay subscriptable too
+
+
+# -- gap 1: the field classes oslo has and podium lacked -------------------------------
+
+
+def test_every_public_oslo_field_name_that_podium_should_have_exists() -> None:
+    # Names left out on purpose, each for a reason (the docs table gives it).
+    not_ported = {
+        "AbstractFieldType",  # FieldType is the base; no abstract layer
+        "AutoTypedField",  # podium's _AutoField; not part of the porting surface yet
+        "CoercedCollectionMixin",
+        "CoercedDict",
+        "CoercedList",
+        "CoercedSet",  # podium coerces a container on assignment, not on each mutation
+        "CompoundFieldType",
+        "DictProxyField",
+        "ElementTypeError",
+        "KeyTypeError",
+        "StateMachine",
+        "StringPattern",
+        "VersionPredicate",
+        "VersionPredicateField",
+    }
+    oslo_names = {
+        name
+        for name, value in vars(oslo_fields).items()
+        if isinstance(value, type)
+        and value.__module__ == oslo_fields.__name__
+        and not name.startswith("_")
+    }
+    assert sorted(oslo_names - set(fields.__all__) - not_ported) == []
+
+
+def _both(name: str) -> tuple[Any, Any]:
+    return getattr(fields, name)(), getattr(oslo_fields, name)()
+
+
+def _agree(name: str, value: Any) -> Any:
+    """Coerce and round-trip ``value`` through podium's and oslo's field; both agree."""
+    ours, theirs = _both(name)
+    coerced = ours.coerce(None, "f", value)
+    assert coerced == theirs.coerce(None, "f", value)
+    wire = ours.to_primitive(None, "f", coerced)
+    assert json.loads(json.dumps(wire)) == wire
+    assert wire == theirs.to_primitive(None, "f", theirs.coerce(None, "f", value))
+    assert ours.from_primitive(None, "f", wire) == coerced
+    return coerced
+
+
+def _both_refuse(name: str, value: Any) -> None:
+    ours, theirs = _both(name)
+    with pytest.raises(ValueError):
+        theirs.coerce(None, "f", value)
+    with pytest.raises(ValueError):
+        ours.coerce(None, "f", value)
+
+
+@pytest.mark.parametrize(
+    "value", [True, False, "yes", "No", " on ", "t", "1", "0", "2", 2, 1, 0, "banana", 1.0]
+)
+def test_flexible_boolean_as_oslo(value: Any) -> None:
+    assert _agree("FlexibleBooleanField", value) in (True, False)
+
+
+@pytest.mark.parametrize("value", ["secret", "password=hunter2", 42])
+def test_sensitive_string_coerces_as_oslo_and_never_shows(value: Any) -> None:
+    assert _agree("SensitiveStringField", value) == str(value)
+    assert "hunter2" not in fields.SensitiveStringField().stringify("password=hunter2")
+    assert "hunter2" not in oslo_fields.SensitiveStringField().stringify("password=hunter2")
+    _both_refuse("SensitiveStringField", [1])
+
+
+@pytest.mark.parametrize("value", ["AA:bb:CC:dd:ee:FF", "aa-bb-cc-dd-ee-ff", "00:00:00:00:00:00"])
+def test_mac_address_as_oslo(value: str) -> None:
+    assert _agree("MACAddressField", value) == value.lower().replace("-", ":")
+
+
+@pytest.mark.parametrize("value", ["aa:bb:cc:dd:ee", "aabbccddeeff", "gg:bb:cc:dd:ee:ff", 5, None])
+def test_mac_address_refuses_as_oslo(value: Any) -> None:
+    ours, theirs = fields.MACAddress(), oslo_fields.MACAddress()
+    with pytest.raises(ValueError):
+        theirs.coerce(None, "f", value)
+    with pytest.raises(ValueError, match="Malformed MAC"):
+        ours.coerce(None, "f", value)
+
+
+@pytest.mark.parametrize("value", ["0000:00:1f.7", "0000:0A:00.1", "abcd:ef:1F.0"])
+def test_pci_address_as_oslo(value: str) -> None:
+    assert _agree("PCIAddressField", value) == value.lower()
+
+
+@pytest.mark.parametrize("value", ["0000:00:2f.7", "0000:00:1f.8", "000:00:1f.7", 7])
+def test_pci_address_refuses_as_oslo(value: Any) -> None:
+    ours, theirs = fields.PCIAddress(), oslo_fields.PCIAddress()
+    with pytest.raises(ValueError):
+        theirs.coerce(None, "f", value)
+    with pytest.raises(ValueError, match="Malformed PCI address"):
+        ours.coerce(None, "f", value)
+
+
+@pytest.mark.parametrize("value", ["10.1.2.3", "::1", "fe80::1"])
+def test_ipv4_and_v6_address_as_oslo(value: str) -> None:
+    ours, theirs = _both("IPV4AndV6AddressField")
+    coerced = ours.coerce(None, "f", value)
+    # stdlib ipaddress, not netaddr (a documented difference): compare the text.
+    assert str(coerced) == str(theirs.coerce(None, "f", value))
+    wire = ours.to_primitive(None, "f", coerced)
+    assert wire == theirs.to_primitive(None, "f", theirs.coerce(None, "f", value))
+    assert ours.from_primitive(None, "f", wire) == coerced
+    _both_refuse("IPV4AndV6AddressField", "10.1.2")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ListOfListsOfStringsField", [["a", "b"], [], [1]]),
+        ("DictOfListOfStringsField", {"a": ["x", 2], "b": []}),
+        ("DictOfSetOfIntegersField", {"a": {1, "2"}, "b": set()}),
+        ("ListOfSetsOfIntegersField", [{1, 2}, set()]),
+        ("ListOfDictOfNullableStringsField", [{"a": None, "b": "x"}, {}]),
+    ],
+)
+def test_composites_as_oslo(name: str, value: Any) -> None:
+    ours, theirs = _both(name)
+    coerced = ours.coerce(None, "f", value)
+    assert coerced == theirs.coerce(None, "f", value)
+    wire = ours.to_primitive(None, "f", coerced)
+    # oslo puts a set on the wire as a tuple, podium as a (sorted) list.
+    assert json.loads(json.dumps(wire)) == json.loads(
+        json.dumps(theirs.to_primitive(None, "f", theirs.coerce(None, "f", value)))
+    )
+    assert ours.from_primitive(None, "f", json.loads(json.dumps(wire))) == coerced
+    assert ours.describe() == theirs._type.describe() or ours.describe().startswith(
+        type(ours.field_type).__name__
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ListOfListsOfStringsField", [["a"], "b"]),
+        ("DictOfListOfStringsField", {"a": "x"}),
+        ("DictOfSetOfIntegersField", {"a": {"x"}}),
+        ("ListOfSetsOfIntegersField", [{"x"}]),
+        ("ListOfDictOfNullableStringsField", [{"a": [1]}]),
+    ],
+)
+def test_composites_refuse_as_oslo(name: str, value: Any) -> None:
+    _both_refuse(name, value)
+
+
+@REG.register
+class Device(VersionedObject):
+    fields = {
+        "mac": fields.MACAddressField(),
+        "pci": fields.PCIAddressField(nullable=True),
+        "password": fields.SensitiveStringField(nullable=True),
+        "enabled": fields.FlexibleBooleanField(default=False),
+        "address": fields.IPV4AndV6AddressField(nullable=True),
+        "groups": fields.DictOfListOfStringsField(default={}),
+        "ports": fields.DictOfSetOfIntegersField(default={}),
+        "rows": fields.ListOfListsOfStringsField(default=[]),
+        "masks": fields.ListOfSetsOfIntegersField(default=[]),
+        "labels": fields.ListOfDictOfNullableStringsField(default=[]),
+    }
+
+
+def test_new_fields_in_an_object_survive_the_wire() -> None:
+    device = Device(
+        mac="AA-BB-CC-DD-EE-FF",
+        pci="0000:0A:00.1",
+        password="hunter2",
+        enabled="yes",
+        address="::1",
+        groups={"a": ["x", 1]},
+        ports={"web": {80, "443"}},
+        rows=[["a"], []],
+        masks=[{3, 1}],
+        labels=[{"k": None}],
+    )
+    assert device.mac == "aa:bb:cc:dd:ee:ff" and device.enabled is True
+    assert device.ports == {"web": {80, 443}}
+    primitive = orjson.loads(orjson.dumps(device.obj_to_primitive()))
+    back = Device.obj_from_primitive(primitive, registry=REG)
+    for name in Device.fields:
+        assert getattr(back, name) == getattr(device, name), name
+    assert "hunter2" not in repr(device)
+    device.enabled = None  # not nullable: the default, as oslo does
+    assert device.enabled is False
+    with pytest.raises(ObjectFieldError):
+        device.mac = "nope"

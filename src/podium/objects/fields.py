@@ -53,12 +53,16 @@ __all__ = [
     "DateTimeField",
     "Dict",
     "DictOfIntegersField",
+    "DictOfListOfStringsField",
     "DictOfNullableStringsField",
+    "DictOfSetOfIntegersField",
     "DictOfStringsField",
     "Enum",
     "EnumField",
     "Field",
     "FieldType",
+    "FlexibleBoolean",
+    "FlexibleBooleanField",
     "FlexibleDict",
     "FlexibleDictField",
     "Float",
@@ -69,6 +73,8 @@ __all__ = [
     "IPNetworkField",
     "IPV4Address",
     "IPV4AddressField",
+    "IPV4AndV6Address",
+    "IPV4AndV6AddressField",
     "IPV4Network",
     "IPV4NetworkField",
     "IPV6Address",
@@ -78,17 +84,26 @@ __all__ = [
     "Integer",
     "IntegerField",
     "List",
+    "ListOfDictOfNullableStringsField",
     "ListOfEnumField",
     "ListOfIntegersField",
+    "ListOfListsOfStringsField",
     "ListOfObjectsField",
+    "ListOfSetsOfIntegersField",
     "ListOfStringsField",
     "ListOfUUIDField",
+    "MACAddress",
+    "MACAddressField",
     "NonNegativeFloat",
     "NonNegativeFloatField",
     "NonNegativeInteger",
     "NonNegativeIntegerField",
     "Object",
     "ObjectField",
+    "PCIAddress",
+    "PCIAddressField",
+    "SensitiveString",
+    "SensitiveStringField",
     "Set",
     "SetOfIntegersField",
     "SetOfStringsField",
@@ -372,6 +387,67 @@ class Boolean(FieldType[bool]):
         return None if self._is_builtin() else super()._encoder(attr)
 
 
+class FlexibleBoolean(Boolean):
+    """oslo's lenient boolean: "yes", "on", "1"... are true, anything else false.
+
+    As ``oslo_utils.strutils.bool_from_string``: a bool is itself; any other
+    value is read as text, and text that is not a true word is False.
+    """
+
+    def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in _TRUE_STRINGS
+
+
+class SensitiveString(String):
+    """A string that may hold a secret: stringify (logs, reprs) never shows it.
+
+    oslo masks only what looks like a password inside the text; podium masks
+    the whole value, since it cannot know which part is secret.
+    """
+
+    def stringify(self, value: Any) -> str:
+        return "***"
+
+
+class _PatternString(FieldType[str]):
+    """A string normalised to lower case and checked against ``PATTERN``."""
+
+    PATTERN = ""
+    _label = ""
+
+    def _normalise(self, value: str) -> str:
+        return value.lower()
+
+    def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
+        if isinstance(value, str):
+            text = self._normalise(value)
+            if re.match(self.PATTERN, text):
+                return text
+        raise ValueError(f"Malformed {self._label} {short_repr(value)}")
+
+    def _encoder(self, attr: str) -> Encoder | None:
+        return None if self._is_builtin() else super()._encoder(attr)
+
+
+class MACAddress(_PatternString):
+    """A MAC address, ``aa:bb:cc:dd:ee:ff``; ``-`` separators and upper case accepted."""
+
+    PATTERN = r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$"
+    _label = "MAC"
+
+    def _normalise(self, value: str) -> str:
+        return value.lower().replace("-", ":")
+
+
+class PCIAddress(_PatternString):
+    """A PCI address, ``0000:00:1f.7`` (oslo's pattern, unchanged)."""
+
+    PATTERN = r"^[0-9a-f]{4}:[0-9a-f]{2}:[0-1][0-9a-f].[0-7]$"
+    _label = "PCI address"
+
+
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
@@ -632,6 +708,10 @@ class IPAddress(_IPBase):
 
     def _parse(self, value: str) -> Any:
         return ipaddress.ip_address(value)
+
+
+class IPV4AndV6Address(IPAddress):
+    """oslo's name for an address of either version (the same as :class:`IPAddress`)."""
 
 
 class IPV4Address(IPAddress):
@@ -1170,6 +1250,22 @@ class BooleanField(_AutoField[bool]):
     AUTO_TYPE = Boolean()
 
 
+class SensitiveStringField(_AutoField[str]):
+    AUTO_TYPE = SensitiveString()
+
+
+class FlexibleBooleanField(_AutoField[bool]):
+    AUTO_TYPE = FlexibleBoolean()
+
+
+class MACAddressField(_AutoField[str]):
+    AUTO_TYPE = MACAddress()
+
+
+class PCIAddressField(_AutoField[str]):
+    AUTO_TYPE = PCIAddress()
+
+
 class UUIDField(_AutoField[str]):
     AUTO_TYPE = UUID()
 
@@ -1196,6 +1292,10 @@ class IPAddressField(_AutoField[ipaddress.IPv4Address | ipaddress.IPv6Address]):
 
 class IPV4AddressField(_AutoField[ipaddress.IPv4Address]):
     AUTO_TYPE = IPV4Address()
+
+
+class IPV4AndV6AddressField(_AutoField[ipaddress.IPv4Address | ipaddress.IPv6Address]):
+    AUTO_TYPE = IPV4AndV6Address()
 
 
 class IPV6AddressField(_AutoField[ipaddress.IPv6Address]):
@@ -1248,6 +1348,26 @@ class SetOfStringsField(_AutoField[set[str]]):
 
 class SetOfIntegersField(_AutoField[set[int]]):
     AUTO_TYPE = Set(Integer())
+
+
+class ListOfListsOfStringsField(_AutoField[list[list[str]]]):
+    AUTO_TYPE = List(List(String()))
+
+
+class DictOfListOfStringsField(_AutoField[dict[str, list[str]]]):
+    AUTO_TYPE = Dict(List(String()))
+
+
+class DictOfSetOfIntegersField(_AutoField[dict[str, set[int]]]):
+    AUTO_TYPE = Dict(Set(Integer()))
+
+
+class ListOfSetsOfIntegersField(_AutoField[list[set[int]]]):
+    AUTO_TYPE = List(Set(Integer()))
+
+
+class ListOfDictOfNullableStringsField(_AutoField[list[dict[str, str | None]]]):
+    AUTO_TYPE = List(Dict(String(), nullable=True))
 
 
 class BaseEnumField(_AutoField[str]):
