@@ -736,10 +736,46 @@ class TimestampedObject:
     }
 
 
-class ObjectListBase(VersionedObject, Generic[_VO]):
+class _ObjectListMeta(type):
+    """Lets oslo's base order, ``class L(VersionedObject, ObjectListBase)``, build.
+
+    oslo's ``ObjectListBase`` is a mixin, so ported code often lists
+    ``VersionedObject`` first. Here ``ObjectListBase`` is itself a
+    ``VersionedObject`` (so ``class L(ObjectListBase[X])`` alone is a complete,
+    typed object), and a base listed before its own subclass has no consistent
+    MRO. Such a base adds nothing the later one does not already bring, so it
+    is dropped; the list then behaves fully as a list whichever the order
+    (where oslo, with ``VersionedObject`` first, shadows the mixin's
+    ``__init__`` and ``obj_make_compatible``: ``L()`` has no ``objects``).
+    Static type checkers still see the conflict: typed code should write
+    ``class L(ObjectListBase[X], VersionedObject)``, oslo's own order in its tests.
+    """
+
+    def __new__(
+        mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], /, **kwargs: Any
+    ) -> _ObjectListMeta:
+        kept = tuple(
+            base
+            for i, base in enumerate(bases)
+            if not (
+                base in _LIST_REDUNDANT_BASES
+                and any(later is not base and issubclass(later, base) for later in bases[i + 1 :])
+            )
+        )
+        return super().__new__(mcls, name, kept, namespace, **kwargs)
+
+
+# Only the list's own ancestors are dropped: any other order problem is the
+# user's to see, as Python reports it.
+_LIST_REDUNDANT_BASES: tuple[type, ...] = (VersionedObject, object)
+
+
+class ObjectListBase(VersionedObject, Generic[_VO], metaclass=_ObjectListMeta):
     """A versioned object that is a list of objects (in its ``objects`` field).
 
     Subclass with ``fields = {'objects': fields.ListOfObjectsField('Thing')}``.
+    Either base order builds: ``class L(ObjectListBase[X], VersionedObject)``
+    or oslo's mixin order ``class L(VersionedObject, ObjectListBase[X])``.
     ``child_versions`` maps this list's versions to its children's (oldest
     first); without it, ``obj_relationships['objects']`` or a version manifest
     is used, and without either the children are backported to ``1.0`` as oslo
