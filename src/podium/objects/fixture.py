@@ -14,31 +14,43 @@ and assert it::
 :class:`FakeIndirectionAPI` plays the conductor in one process: every call
 goes through the real serializer and a JSON encode/decode, the method runs
 with :func:`podium.objects.local_method`, and the reply is built as a
-conductor builds it.
+conductor builds it. Install it for a block with :func:`indirection_api_set`
+or, as in oslo, with ``IndirectionFixture()`` (a ``fixtures.Fixture``; it is
+built on first access and needs the ``fixtures`` library, a test dependency
+that podium itself does not require, so it is not in ``__all__``).
+
+As in oslo: ``ObjectVersionChecker(obj_classes=...)``, its ``get_hashes``,
+``test_hashes``, ``get_dependency_tree``, ``test_relationships``,
+``test_compatibility_routines`` and ``test_relationships_in_order``, and
+:func:`compare_obj`.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import inspect
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import orjson
 
+from podium.objects import fields as obj_fields
 from podium.objects import registry as _registry_module
-from podium.objects.base import ObjectListBase, VersionedObject
+from podium.objects.base import ObjectListBase, VersionedObject, obj_tree_get_versions
 from podium.objects.indirection import IndirectionAPI
-from podium.objects.registry import VersionedObjectRegistry, default_registry
+from podium.objects.registry import VersionedObjectRegistry, default_registry, version_tuple
 from podium.objects.remotable import is_remotable, local_method
 from podium.objects.serializer import VersionedObjectSerializer
 
 __all__ = [
     "FakeIndirectionAPI",
+    "ObjClasses",
     "ObjectVersionChecker",
+    "compare_obj",
     "compute_updates",
     "indirection_api_set",
     "isolated_default_registry",
@@ -102,19 +114,61 @@ def load_expected(path: str | Path) -> dict[str, str]:
     return table
 
 
-class ObjectVersionChecker:
-    """Fingerprints of the newest registered version of every object."""
+ObjClasses = Mapping[str, Sequence[type[VersionedObject]]]
+"""oslo's ``obj_classes`` table: name -> registered versions, newest first."""
 
-    def __init__(self, registry: VersionedObjectRegistry | None = None) -> None:
+
+class ObjectVersionChecker:
+    """Fingerprints of the newest registered version of every object.
+
+    ``ObjectVersionChecker()`` reads the global registry, as oslo's does;
+    ``ObjectVersionChecker(registry)`` another registry; and, as in oslo,
+    ``ObjectVersionChecker(obj_classes={name: [cls, ...]})`` an explicit table
+    (newest class first). The fingerprints are podium's (:func:`obj_fingerprint`),
+    not oslo's md5 of oslo's field reprs: a table recorded with oslo is
+    recorded again once, with ``podium objects versions --json``.
+    """
+
+    def __init__(
+        self,
+        obj_classes: ObjClasses | VersionedObjectRegistry | None = None,
+        *,
+        registry: VersionedObjectRegistry | None = None,
+    ) -> None:
+        if isinstance(obj_classes, VersionedObjectRegistry):
+            # podium's positional form: ObjectVersionChecker(registry).
+            registry, obj_classes = obj_classes, None
         self.registry = registry or default_registry()
+        self._obj_classes = obj_classes
+
+    @property
+    def obj_classes(self) -> ObjClasses:
+        """The table checked; without an explicit one, the registry's, read live
+        (as oslo's is) so classes registered after the checker was made count."""
+        if self._obj_classes is not None:
+            return self._obj_classes
+        return self.registry.obj_classes()
+
+    @obj_classes.setter
+    def obj_classes(self, value: ObjClasses) -> None:
+        self._obj_classes = value
+
+    def _get_fingerprint(
+        self,
+        obj_name: str,
+        extra_data_func: Callable[[type[VersionedObject]], Any] | None = None,
+    ) -> str:
+        return obj_fingerprint(self.obj_classes[obj_name][0], extra_data_func)
 
     def get_hashes(
         self, extra_data_func: Callable[[type[VersionedObject]], Any] | None = None
     ) -> dict[str, str]:
-        classes = self.registry.obj_classes()
+        """Name -> ``"<VERSION>-<hash>"`` for every object, sorted by name.
+
+        ``extra_data_func(cls)`` adds data of your own to each hash.
+        """
         return {
-            name: obj_fingerprint(versions[0], extra_data_func)
-            for name, versions in sorted(classes.items())
+            name: self._get_fingerprint(name, extra_data_func) for name in sorted(self.obj_classes)
         }
 
     def test_hashes(
@@ -137,6 +191,99 @@ class ObjectVersionChecker:
                 actual_diff[name] = have
         return expected_diff, actual_diff
 
+    def _get_dependencies(
+        self, tree: dict[str, dict[str, str]], obj_class: type[VersionedObject]
+    ) -> None:
+        obj_name = obj_class.obj_name()
+        if obj_name in tree:
+            return
+        for field in obj_class.fields.values():
+            # As oslo: only single-object fields (an Object type) are
+            # dependencies; a list of objects is covered by child_versions.
+            child_type = field._type
+            if isinstance(child_type, obj_fields.Object):
+                child_class = self.obj_classes[child_type.obj_name][0]
+                self._get_dependencies(tree, child_class)
+                tree.setdefault(obj_name, {})[child_type.obj_name] = child_class.VERSION
+
+    def get_dependency_tree(self) -> dict[str, dict[str, str]]:
+        """Object name -> {child object name: child's newest version}, as oslo's.
+
+        Objects without object fields are left out.
+        """
+        tree: dict[str, dict[str, str]] = {}
+        for versions in self.obj_classes.values():
+            self._get_dependencies(tree, versions[0])
+        return tree
+
+    def test_relationships(
+        self, expected_tree: Mapping[str, Mapping[str, str]]
+    ) -> tuple[dict[str, dict[str, str] | None], dict[str, dict[str, str] | None]]:
+        """The entries of :meth:`get_dependency_tree` that differ, as ``(expected, actual)``."""
+        actual_tree = self.get_dependency_tree()
+        expected: dict[str, dict[str, str] | None] = {}
+        actual: dict[str, dict[str, str] | None] = {}
+        for name in sorted(set(expected_tree) | set(actual_tree)):
+            want = expected_tree.get(name)
+            have = actual_tree.get(name)
+            if (None if want is None else dict(want)) != have:
+                expected[name] = None if want is None else dict(want)
+                actual[name] = have
+        return expected, actual
+
+    def _test_object_compatibility(
+        self,
+        obj_class: type[VersionedObject],
+        manifest: Mapping[str, str] | None = None,
+        init_args: Sequence[Any] | None = None,
+        init_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        major, minor = version_tuple(obj_class.VERSION)[:2]
+        for n in range(minor + 1):
+            obj = obj_class(*(init_args or ()), **(init_kwargs or {}))
+            obj.obj_to_primitive(target_version=f"{major}.{n}", version_manifest=manifest or None)
+
+    def test_compatibility_routines(
+        self,
+        use_manifest: bool = False,
+        init_args: Mapping[type[VersionedObject], Sequence[Any]] | None = None,
+        init_kwargs: Mapping[type[VersionedObject], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Backport a fresh instance of every class to each older minor version.
+
+        Catches an ``obj_make_compatible`` that fails outright (the data it
+        writes is not checked). ``use_manifest`` passes the version manifest
+        of the object's tree; ``init_args`` / ``init_kwargs`` map a class to
+        the arguments to build it with.
+        """
+        init_args = init_args or {}
+        init_kwargs = init_kwargs or {}
+        for obj_name, versions in self.obj_classes.items():
+            manifest = obj_tree_get_versions(obj_name, self.registry) if use_manifest else None
+            for obj_class in versions:
+                self._test_object_compatibility(
+                    obj_class,
+                    manifest=manifest,
+                    init_args=init_args.get(obj_class, ()),
+                    init_kwargs=init_kwargs.get(obj_class, {}),
+                )
+
+    def test_relationships_in_order(self) -> None:
+        """Raise AssertionError where ``obj_relationships`` is not in increasing order."""
+        for versions in self.obj_classes.values():
+            for obj_class in versions:
+                for field, pairs in obj_class.obj_relationships.items():
+                    last_mine: tuple[int, ...] = (0, 0)
+                    last_child: tuple[int, ...] = (0, 0)
+                    for mine, child in pairs:
+                        mine_t, child_t = version_tuple(mine), version_tuple(child)
+                        if not (last_mine < mine_t and last_child <= child_t):
+                            raise AssertionError(
+                                f"Object {obj_class.obj_name()} relationship "
+                                f"{mine}->{child} for field {field} is out of order"
+                            )
+                        last_mine, last_child = mine_t, child_t
+
     @staticmethod
     def explain(expected: Mapping[str, str | None], actual: Mapping[str, str | None]) -> str:
         lines = ["object fingerprints changed:"]
@@ -149,6 +296,58 @@ class ObjectVersionChecker:
             "Then refresh the table: podium objects versions --module <your.module> --json"
         )
         return "\n".join(lines)
+
+
+def compare_obj(
+    test: Any,
+    obj: VersionedObject,
+    db_obj: Mapping[str, Any],
+    subs: Mapping[str, str] | None = None,
+    allow_missing: Sequence[str] | None = None,
+    comparators: Mapping[str, Callable[[Any, Any], None]] | None = None,
+) -> None:
+    """Compare a VersionedObject with a dict-like database row, as oslo's does.
+
+    ``test`` is a ``unittest.TestCase`` (its ``assertEqual`` is used) or None
+    (a plain ``assert``, for pytest). ``subs`` maps object field -> row key;
+    fields in ``allow_missing`` may be missing on either side; ``comparators``
+    maps a field to ``comparator(db_value, obj_value)``. Datetimes are compared
+    without their tzinfo. One deliberate difference: oslo compares a datetime
+    row value by mistake with the object's own value (so any two datetimes
+    match); here the row's value is compared.
+    """
+    subs = subs or {}
+    allow_missing = allow_missing or ()
+    comparators = comparators or {}
+    for key in obj.fields:
+        db_key = subs.get(key, key)
+        is_set, in_db = obj.obj_attr_is_set(key), db_key in db_obj
+        if key in allow_missing and not (is_set and in_db):
+            continue
+        if not is_set and not in_db:
+            continue
+        if not in_db:
+            raise AssertionError(
+                f"{key} (db_key: {db_key}) is set on the object, but not on the "
+                "db_obj, so the objects are not equal"
+            )
+        if not is_set:
+            raise AssertionError(
+                f"{key} (db_key: {db_key}) is set on the db_obj, but not on the "
+                "object, so the objects are not equal"
+            )
+        obj_val = getattr(obj, key)
+        db_val = db_obj[db_key]
+        if isinstance(obj_val, datetime.datetime):
+            obj_val = obj_val.replace(tzinfo=None)
+        if isinstance(db_val, datetime.datetime):
+            db_val = db_val.replace(tzinfo=None)
+        if key in comparators:
+            comparators[key](db_val, obj_val)
+        elif test is not None:
+            test.assertEqual(db_val, obj_val)
+        else:
+            assert db_val == obj_val, f"{key}: db_obj has {db_val!r}, the object {obj_val!r}"
 
 
 def compute_updates(before: VersionedObject, after: VersionedObject) -> dict[str, Any]:
@@ -271,6 +470,56 @@ def indirection_api_set(
             target.indirection_api = previous
         else:
             del target.indirection_api
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: IndirectionFixture subclasses fixtures.Fixture, and the
+    # fixtures library is a test-only dependency, so the class is built on
+    # first use and this module imports without it.
+    if name == "IndirectionFixture":
+        cls = _indirection_fixture_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _indirection_fixture_class() -> type[Any]:
+    try:
+        import fixtures  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise ImportError(
+            "podium.objects.fixture.IndirectionFixture needs the 'fixtures' library "
+            "(pip install fixtures); indirection_api_set() does the same without it"
+        ) from exc
+
+    class IndirectionFixture(fixtures.Fixture):  # type: ignore[misc,unused-ignore]
+        """oslo's fixture: ``target.indirection_api`` set for the test, then restored.
+
+        ``IndirectionFixture()`` installs a :class:`FakeIndirectionAPI`; pass
+        ``indirection_api`` for another, ``target`` for a base other than
+        ``VersionedObject``. ``self.useFixture(IndirectionFixture())`` in a
+        testtools test, or ``with IndirectionFixture():`` anywhere.
+        """
+
+        def __init__(
+            self,
+            indirection_api: IndirectionAPI | None = None,
+            target: type[VersionedObject] = VersionedObject,
+        ) -> None:
+            super().__init__()
+            self.indirection_api = indirection_api or FakeIndirectionAPI()
+            self.target = target
+
+        def _setUp(self) -> None:
+            # The context manager restores exactly what was there (a class's
+            # own value, or none), which a plain attribute patch would not.
+            manager = indirection_api_set(self.indirection_api, self.target)
+            manager.__enter__()
+            self.addCleanup(manager.__exit__, None, None, None)
+
+    IndirectionFixture.__module__ = __name__
+    IndirectionFixture.__qualname__ = "IndirectionFixture"
+    return IndirectionFixture
 
 
 @contextmanager
