@@ -68,6 +68,9 @@ class Recorder:
         self.release.wait(10)
         return tag
 
+    def grow(self, ctxt: Any, size: int) -> str:
+        return "x" * size
+
     def unencodable(self, ctxt: Any) -> Any:
         return object()
 
@@ -321,6 +324,26 @@ def test_unencodable_arguments_fail_on_the_caller(transport: Transport, topic: s
         with pytest.raises(MalformedMessage):
             client.call(CTX, "unencodable")
         assert client.call(CTX, "echo", value="still serving") == "still serving"
+
+
+def test_messages_over_the_size_limit_fail_alike_for_requests_and_replies(
+    transport: Transport, topic: str
+) -> None:
+    # A lower limit than the default, as get_transport(max_message_bytes=) sets it.
+    transport.driver.max_message_bytes = 4096
+    endpoint = Recorder()
+    with serving(transport, topic, [endpoint]):
+        client = RPCClient(transport, Target(topic=topic), timeout=10)
+        # Too big to send: refused on the caller, the server never sees it.
+        with pytest.raises(MalformedMessage, match=r"message of .* exceeds the 4096-byte limit"):
+            client.call(CTX, "echo", value="x" * 5000)
+        with pytest.raises(MalformedMessage, match="exceeds the 4096-byte limit"):
+            client.cast(CTX, "record", value="x" * 5000)
+        # A request that fits whose reply does not: the caller reads why, not a timeout.
+        with pytest.raises(MalformedMessage, match=r"reply of .* exceeds the 4096-byte limit"):
+            client.call(CTX, "grow", size=5000)
+        assert client.call(CTX, "echo", value="still serving") == "still serving"
+    assert endpoint.seen == []
 
 
 def test_concurrent_callers_each_get_their_own_reply(transport: Transport, topic: str) -> None:

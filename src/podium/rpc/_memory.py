@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from podium.exceptions import InvalidTarget, MalformedMessage, TransportError
+from podium.exceptions import InvalidTarget, TransportError
 
 from . import _codec
 from ._target import Target
@@ -33,20 +33,20 @@ LOG = logging.getLogger(__name__)
 
 
 class _Consumer:
-    def __init__(self, bus: _Bus, callback: Callable[[IncomingMessage], None], limit: int) -> None:
-        self.bus = bus
+    def __init__(self, driver: MemoryDriver, callback: Callable[[IncomingMessage], None]) -> None:
+        self.driver = driver
+        self.bus = driver.bus
         self.callback = callback
-        self.limit = limit
         self.active = True
 
     def deliver(self, body: bytes) -> None:
         try:
-            message = _codec.decode(body, self.limit)
+            message = _codec.decode(body, self.driver.max_message_bytes)
         except Exception as exc:
             LOG.error("dead-lettering an undecodable message: %s", exc)
             self.bus.dead.append((str(exc), body))
             return
-        self.callback(_MemoryIncoming(self.bus, message))
+        self.callback(_MemoryIncoming(self.driver, message))
 
 
 class _Queue:
@@ -154,16 +154,17 @@ def _get_bus(name: str) -> _Bus:
 
 
 class _MemoryIncoming(IncomingMessage):
-    __slots__ = ("bus", "message", "reply_q")
+    __slots__ = ("bus", "driver", "message", "reply_q")
 
-    def __init__(self, bus: _Bus, message: dict[str, Any]) -> None:
-        self.bus = bus
+    def __init__(self, driver: MemoryDriver, message: dict[str, Any]) -> None:
+        self.driver = driver
+        self.bus = driver.bus
         self.message = message
         self.reply_q = message.get("_reply_q")
 
     def reply(self, reply: dict[str, Any]) -> None:
         if isinstance(self.reply_q, str):
-            self.bus.deliver_reply(self.reply_q, _codec.encode(reply))
+            self.bus.deliver_reply(self.reply_q, self.driver.encode(reply, "reply"))
 
     def ack(self) -> None:
         pass
@@ -235,11 +236,7 @@ class MemoryDriver(Driver):
             with self.bus.lock:
                 self.bus.waiters[reply_q] = waiter
         try:
-            body = _codec.encode(message)
-            if len(body) > self.max_message_bytes:
-                raise MalformedMessage(
-                    f"message of {len(body)} bytes exceeds the {self.max_message_bytes}-byte limit"
-                )
+            body = self.encode(message)
             topic_q, server_q = _queue_names(target)
             if target.fanout:
                 self.bus.publish_fanout(topic_q, body)
@@ -271,7 +268,7 @@ class MemoryDriver(Driver):
         self._check_open()
         if not target.topic:
             raise InvalidTarget("a server's target needs a topic")
-        consumer = _Consumer(self.bus, callback, self.max_message_bytes)
+        consumer = _Consumer(self, callback)
         topic_q, server_q = _queue_names(target)
         names = [topic_q, server_q] if target.server else [topic_q]
         self.bus.subscribe(names, topic_q, consumer)

@@ -721,9 +721,7 @@ class _RabbitIncoming(IncomingMessage):
     def reply(self, reply: dict[str, Any]) -> None:
         if not isinstance(self.reply_q, str) or not self.reply_q:
             return
-        body = _codec.encode(reply)
-        if len(body) > self.worker.driver.max_message_bytes:
-            raise MalformedMessage(f"reply of {len(body)} bytes exceeds the size limit")
+        body = self.worker.driver.encode(reply, "reply")
         # Sent with the ack, in one write: RPCServer always acks after replying.
         self.pending_reply = (self.reply_q, str(reply.get("_msg_id")), body)
 
@@ -1313,7 +1311,7 @@ class RabbitDriver(Driver):
                     msg_id = _codec.new_id()
                     message["_msg_id"] = msg_id
                     message["_reply_q"] = conn.reply_to
-                    body = self._encode(message)
+                    body = self.encode(message)
                     self._probe(conn, target, key, method, need_consumer=True)
                     sent = True
                     left = deadline - time.monotonic()
@@ -1359,14 +1357,6 @@ class RabbitDriver(Driver):
                     ) from exc
                 LOG.warning("publish failed (%s); retrying on a new connection", describe(exc))
 
-    def _encode(self, message: dict[str, Any]) -> bytes:
-        body = _codec.encode(message)
-        if len(body) > self.max_message_bytes:
-            raise MalformedMessage(
-                f"message of {len(body)} bytes exceeds the {self.max_message_bytes}-byte limit"
-            )
-        return body
-
     def _probe(
         self, conn: _Conn, target: Target, key: str, method: str, *, need_consumer: bool
     ) -> None:
@@ -1391,7 +1381,7 @@ class RabbitDriver(Driver):
     def _cast(
         self, conn: _Conn, target: Target, exchange: str, key: str, message: dict[str, Any]
     ) -> None:
-        body = self._encode(message)
+        body = self.encode(message)
         ch = conn.channel_for_casts()
         self._resend_orphans(conn)
         props = pika.BasicProperties(content_type=_JSON, content_encoding="utf-8", delivery_mode=2)

@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from podium._urls import UnreadableURL, mask_url, split_url
-from podium.exceptions import InvalidTransportURL, MessagingTimeout, NoConsumer
+from podium.exceptions import InvalidTransportURL, MalformedMessage, MessagingTimeout, NoConsumer
 
+from . import _codec
 from ._codec import DEFAULT_MAX_MESSAGE_BYTES
 from ._target import Target
 
@@ -153,6 +154,21 @@ class Driver(ABC):
     # threads (one request at a time each); False when the callback must only
     # hand the message over, and the server runs it on its pool.
     runs_handlers: bool = False
+
+    def encode(self, message: dict[str, Any], what: str = "message") -> bytes:
+        """``message`` in its wire form, refused over ``max_message_bytes``.
+
+        Every driver encodes requests and replies through here, so a message
+        too big for one transport is too big for all of them, and is refused
+        by its sender: a request on the caller, a reply as a failure the
+        caller reads instead of its result.
+        """
+        body = _codec.encode(message)
+        if len(body) > self.max_message_bytes:
+            raise MalformedMessage(
+                f"{what} of {len(body)} bytes exceeds the {self.max_message_bytes}-byte limit"
+            )
+        return body
 
     @abstractmethod
     def send(
