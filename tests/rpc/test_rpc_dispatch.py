@@ -104,26 +104,3 @@ def test_the_failure_format_is_unchanged_for_other_podium_errors() -> None:
     assert orjson.loads(failure)["class"] == "NoSuchMethod"
     rebuilt = codec.deserialize_remote_exception(failure, ["podium.exceptions"])
     assert isinstance(rebuilt, NoSuchMethod)
-
-
-def test_requests_whose_headers_cannot_be_echoed_are_set_aside_on_memory(
-    memory_transport: Transport,
-) -> None:
-    from podium.rpc._memory import MemoryDriver
-
-    class Echo:
-        def echo(self, ctxt: Any, value: Any) -> Any:
-            return value
-
-    driver = memory_transport.driver
-    assert isinstance(driver, MemoryDriver)
-    poisoned = [
-        {"method": "echo", "args": {"value": 1}, "_msg_id": "m" * 300, "_reply_q": "r"},
-        {"method": "echo", "args": {"value": 1}, "_msg_id": 5, "_reply_q": "r"},
-    ]
-    with RPCServer(memory_transport, Target(topic="p"), [Echo()]):
-        for message in poisoned:
-            driver.bus.publish("openstack/p", codec.encode(message), must_route=False)
-        assert RPCClient(memory_transport, Target(topic="p")).call({}, "echo", value=2) == 2
-    assert [message["_msg_id"] for _reason, message in driver.bus.dead] == ["m" * 300, 5]
-    assert all("header _msg_id" in reason for reason, _message in driver.bus.dead)

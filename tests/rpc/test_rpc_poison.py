@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -22,9 +24,9 @@ from rpc_helpers import delete_queues
 
 from podium.rpc import RPCClient, RPCServer, Target, Transport, get_transport
 from podium.rpc import _codec as codec
+from podium.rpc._memory import MemoryDriver
 from podium.rpc._server import MAX_HEADER_BYTES
-
-pytestmark = pytest.mark.rabbit
+from polling import wait_for
 
 MAX_ATTEMPTS = 3
 
@@ -53,20 +55,74 @@ class ExplodingServer(RPCServer):
         super()._handle(incoming)
 
 
-@pytest.fixture
-def rabbit(rabbit_url: str, topic: str) -> Iterator[Transport]:
-    t = get_transport(f"{rabbit_url}?max_attempts={MAX_ATTEMPTS}")
-    yield t
+@dataclass(frozen=True)
+class Dead:
+    reason: str
+    body: bytes
+    queue: str
+    attempts: int
+
+
+class Broker:
+    """What a test does to a transport's broker behind podium's back, on either transport."""
+
+    def __init__(self, transport: Transport, url: str, topic: str) -> None:
+        self.transport = transport
+        self.url = url
+        self.topic = topic
+
+    @property
+    def is_rabbit(self) -> bool:
+        return self.url.startswith("rabbit")
+
+    def publish(self, body: bytes, props: pika.BasicProperties | None = None) -> None:
+        """Put raw bytes on the topic's queue, as a foreign or broken client would."""
+        if not self.is_rabbit:
+            driver = self.transport.driver
+            assert isinstance(driver, MemoryDriver)
+            driver.bus.publish(f"openstack/{self.topic}", body, must_route=False)
+            return
+        with contextlib.closing(raw_connection(self.url)) as conn:
+            conn.channel().basic_publish("openstack", self.topic, body, props)
+
+    def dead(self) -> list[Dead]:
+        """The requests set aside from the topic's queue (taken off the broker)."""
+        if not self.is_rabbit:
+            driver = self.transport.driver
+            assert isinstance(driver, MemoryDriver)
+            queue = f"openstack/{self.topic}"
+            return [
+                Dead(d.reason, d.body, self.topic, d.attempts)
+                for d in driver.bus.dead
+                if d.queue == queue
+            ]
+        return [
+            Dead(
+                headers["x-podium-reason"],
+                body,
+                headers["x-podium-queue"],
+                headers["x-podium-attempts"],
+            )
+            for props, body in dead_messages(self.url, self.topic)
+            for headers in [dict(props.headers or {})]
+        ]
+
+
+@pytest.fixture(params=["memory", pytest.param("rabbit", marks=pytest.mark.rabbit)])
+def broker(request: pytest.FixtureRequest, topic: str) -> Iterator[Broker]:
+    if request.param == "memory":
+        url = f"memory://{uuid.uuid4().hex}"
+    else:
+        url = request.getfixturevalue("rabbit_url")
+    t = get_transport(f"{url}?max_attempts={MAX_ATTEMPTS}")
+    yield Broker(t, url, topic)
     t.cleanup()
-    delete_queues(rabbit_url, [topic, f"{topic}.a", f"{topic}.dead"])
+    if request.param == "rabbit":
+        delete_queues(url, [topic, f"{topic}.a", f"{topic}.dead"])
 
 
 def raw_connection(url: str) -> pika.BlockingConnection:
     return pika.BlockingConnection(pika.URLParameters(url.replace("rabbit://", "amqp://", 1)))
-
-
-def dead_letters(url: str, topic: str) -> list[tuple[dict[str, Any], bytes]]:
-    return [(dict(props.headers or {}), body) for props, body in dead_messages(url, topic)]
 
 
 def dead_messages(url: str, topic: str) -> list[tuple[pika.BasicProperties, bytes]]:
@@ -78,6 +134,18 @@ def dead_messages(url: str, topic: str) -> list[tuple[pika.BasicProperties, byte
             if method is None:
                 return found
             found.append((props, body))
+
+
+def wait_for_dead(broker: Broker, count: int) -> list[Dead]:
+    """The dead letters, once ``count`` have been set aside (reading takes them off)."""
+    found: list[Dead] = []
+
+    def enough() -> bool:
+        found.extend(broker.dead())
+        return len(found) >= count
+
+    wait_for(enough, f"{count} dead letters on {broker.topic}")
+    return found
 
 
 def request(**fields: Any) -> bytes:
@@ -100,81 +168,90 @@ def test_the_header_limit_is_amqps_short_string() -> None:
 
 
 def test_poisoned_headers_are_dead_lettered_and_the_server_keeps_serving(
-    rabbit: Transport, rabbit_url: str, topic: str, caplog: pytest.LogCaptureFixture
+    broker: Broker, topic: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.ERROR, logger="podium.rpc")
     # One worker: a single delivery left unsettled would silence the server.
-    with RPCServer(rabbit, Target(topic=topic, server="a"), [Endpoint()], max_workers=1):
-        with contextlib.closing(raw_connection(rabbit_url)) as conn:
-            ch = conn.channel()
-            for body in POISONED.values():
-                ch.basic_publish("openstack", topic, body)
-        client = RPCClient(rabbit, Target(topic=topic), timeout=10)
+    with RPCServer(broker.transport, Target(topic=topic, server="a"), [Endpoint()], max_workers=1):
+        for body in POISONED.values():
+            broker.publish(body)
+        client = RPCClient(broker.transport, Target(topic=topic), timeout=10)
         for i in range(3):
             assert client.call({}, "echo", value=i) == i
-    dead = dead_letters(rabbit_url, topic)
-    assert sorted(body for _headers, body in dead) == sorted(POISONED.values())
-    for headers, _body in dead:
-        assert headers["x-podium-queue"] == topic
-        assert "header" in headers["x-podium-reason"]
+    dead = wait_for_dead(broker, len(POISONED))
+    assert sorted(d.body for d in dead) == sorted(POISONED.values())
+    for d in dead:
+        assert d.queue == topic
+        assert "header" in d.reason
+        assert d.attempts == 0  # never run
     logged = [r for r in caplog.records if "dead-letter" in r.getMessage()]
     assert len(logged) == len(POISONED)  # once each
 
 
-def test_a_server_started_on_a_poisoned_queue_serves(
-    rabbit: Transport, rabbit_url: str, topic: str
-) -> None:
-    with RPCServer(rabbit, Target(topic=topic, server="a"), [Endpoint()], max_workers=1):
+def test_a_server_started_on_a_poisoned_queue_serves(broker: Broker, topic: str) -> None:
+    with RPCServer(broker.transport, Target(topic=topic, server="a"), [Endpoint()], max_workers=1):
         pass  # declares the queues
-    with contextlib.closing(raw_connection(rabbit_url)) as conn:
-        ch = conn.channel()
-        for _ in range(2):
-            ch.basic_publish("openstack", topic, POISONED["msg_id too long"])
-    with RPCServer(rabbit, Target(topic=topic, server="a"), [Endpoint()], max_workers=1):
-        assert RPCClient(rabbit, Target(topic=topic), timeout=10).call({}, "echo", value=7) == 7
-    assert len(dead_letters(rabbit_url, topic)) == 2
+    for _ in range(2):
+        broker.publish(POISONED["msg_id too long"])
+    with RPCServer(broker.transport, Target(topic=topic, server="a"), [Endpoint()], max_workers=1):
+        client = RPCClient(broker.transport, Target(topic=topic), timeout=10)
+        assert client.call({}, "echo", value=7) == 7
+    assert len(wait_for_dead(broker, 2)) == 2
 
 
 def test_a_request_whose_handling_keeps_failing_is_dead_lettered_after_bounded_attempts(
-    rabbit: Transport, rabbit_url: str, topic: str
+    broker: Broker, topic: str
 ) -> None:
     endpoint = Endpoint()
-    with ExplodingServer(rabbit, Target(topic=topic, server="a"), [endpoint], max_workers=1):
-        client = RPCClient(rabbit, Target(topic=topic), timeout=10)
-        with contextlib.closing(raw_connection(rabbit_url)) as conn:
-            # Sent again, a request keeps its expiration (a call's caller waits
-            # only so long); set aside, it is kept for ever, and persistent.
-            props = pika.BasicProperties(expiration="60000", delivery_mode=1)
-            conn.channel().basic_publish("openstack", topic, request(method="explode"), props)
+    target = Target(topic=topic, server="a")
+    with ExplodingServer(broker.transport, target, [endpoint], max_workers=1):
+        client = RPCClient(broker.transport, Target(topic=topic), timeout=10)
+        # Sent again, a request keeps its expiration (a call's caller waits
+        # only so long); set aside, it is kept for ever, and persistent.
+        broker.publish(
+            request(method="explode"), pika.BasicProperties(expiration="60000", delivery_mode=1)
+        )
         # Served only once the failing request has gone to the dead-letter queue or
         # is waiting behind us: either way the worker is free again.
         for i in range(MAX_ATTEMPTS + 2):
             assert client.call({}, "echo", value=i) == i
-        with contextlib.closing(raw_connection(rabbit_url)) as conn:
-            ch = conn.channel()
-            for _ in range(200):
-                if ch.queue_declare(f"{topic}.dead", passive=True).method.message_count:
-                    break
-                conn.sleep(0.05)
-    [(props, body)] = dead_messages(rabbit_url, topic)
-    assert props.expiration is None and props.delivery_mode == 2
-    headers = props.headers
-    assert headers["x-podium-attempts"] == MAX_ATTEMPTS
-    assert "boom while finishing the request" in headers["x-podium-reason"]
-    assert codec.decode(body)["method"] == "explode"
+        [dead] = wait_for_dead(broker, 1)
+    assert dead.attempts == MAX_ATTEMPTS
+    assert "boom while finishing the request" in dead.reason
+    assert codec.decode(dead.body)["method"] == "explode"
     assert endpoint.runs == ["explode"] * MAX_ATTEMPTS
 
 
-def test_undecodable_bodies_are_dead_lettered_not_dropped(
-    rabbit: Transport, rabbit_url: str, topic: str
+@pytest.mark.rabbit
+def test_a_request_set_aside_on_rabbitmq_is_kept_persistent_without_expiry(
+    rabbit_url: str, topic: str
 ) -> None:
+    with contextlib.closing(get_transport(f"{rabbit_url}?max_attempts=1")) as transport:
+        broker = Broker(transport, rabbit_url, topic)
+        with ExplodingServer(transport, Target(topic=topic, server="a"), [Endpoint()]):
+            broker.publish(
+                request(method="explode"), pika.BasicProperties(expiration="60000", delivery_mode=1)
+            )
+            wait_for(lambda: raw_queue_depth(rabbit_url, f"{topic}.dead"), "the request set aside")
+    try:
+        [(props, _body)] = dead_messages(rabbit_url, topic)
+        assert props.expiration is None and props.delivery_mode == 2
+    finally:
+        delete_queues(rabbit_url, [topic, f"{topic}.a", f"{topic}.dead"])
+
+
+def raw_queue_depth(url: str, queue: str) -> int:
+    with contextlib.closing(raw_connection(url)) as conn:
+        return int(conn.channel().queue_declare(queue, passive=True).method.message_count)
+
+
+def test_undecodable_bodies_are_dead_lettered_not_dropped(broker: Broker, topic: str) -> None:
     garbage = [b"\xff\xfe not json", b"[1, 2]", b'{"oslo.version": "9.0", "oslo.message": "{}"}']
-    with RPCServer(rabbit, Target(topic=topic, server="a"), [Endpoint()], max_workers=1):
-        with contextlib.closing(raw_connection(rabbit_url)) as conn:
-            ch = conn.channel()
-            for body in garbage:
-                ch.basic_publish("openstack", topic, body)
-        assert RPCClient(rabbit, Target(topic=topic), timeout=10).call({}, "echo", value=1) == 1
-    dead = dead_letters(rabbit_url, topic)
-    assert sorted(body for _h, body in dead) == sorted(garbage)
-    assert all(h["x-podium-attempts"] == 0 for h, _b in dead)  # never run
+    with RPCServer(broker.transport, Target(topic=topic, server="a"), [Endpoint()], max_workers=1):
+        for body in garbage:
+            broker.publish(body)
+        client = RPCClient(broker.transport, Target(topic=topic), timeout=10)
+        assert client.call({}, "echo", value=1) == 1
+    dead = wait_for_dead(broker, len(garbage))
+    assert sorted(d.body for d in dead) == sorted(garbage)
+    assert all(d.attempts == 0 for d in dead)  # never run

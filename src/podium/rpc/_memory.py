@@ -13,7 +13,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from podium.exceptions import InvalidTarget, TransportError
 
@@ -32,33 +32,52 @@ from ._transport import (
 LOG = logging.getLogger(__name__)
 
 
+class _Delivery:
+    """One message as a queue holds it: its body, and how often handling it failed."""
+
+    __slots__ = ("attempts", "body", "queue")
+
+    def __init__(self, queue: str, body: bytes, attempts: int = 0) -> None:
+        self.queue = queue  # where it goes back to; "" for a fanout copy
+        self.body = body
+        self.attempts = attempts
+
+
+class DeadLetter(NamedTuple):
+    """A request set aside unrun, as RabbitMQ's ``<topic>.dead`` queue keeps one."""
+
+    reason: str
+    body: bytes
+    queue: str  # "<exchange>/<topic>" (or "" for a fanout copy)
+    attempts: int
+
+
 class _Consumer:
     def __init__(self, driver: MemoryDriver, callback: Callable[[IncomingMessage], None]) -> None:
         self.driver = driver
         self.bus = driver.bus
         self.callback = callback
-        self.active = True
 
-    def deliver(self, body: bytes) -> None:
+    def deliver(self, delivery: _Delivery) -> None:
         try:
-            message = _codec.decode(body, self.driver.max_message_bytes)
+            message = _codec.decode(delivery.body, self.driver.max_message_bytes)
         except Exception as exc:
-            LOG.error("dead-lettering an undecodable message: %s", exc)
-            self.bus.dead.append((str(exc), body))
+            self.bus.set_aside(delivery, str(exc))
             return
-        self.callback(_MemoryIncoming(self.driver, message))
+        self.callback(_MemoryIncoming(self, delivery, message))
 
 
 class _Queue:
     def __init__(self) -> None:
         self.consumers: list[_Consumer] = []
-        self.backlog: deque[bytes] = deque()
+        self.backlog: deque[_Delivery] = deque()
         self.turn = itertools.count()
 
-    def pick(self) -> _Consumer | None:
-        if not self.consumers:
+    def pick(self, skip: _Consumer | None = None) -> _Consumer | None:
+        candidates = [c for c in self.consumers if c is not skip]
+        if not candidates:
             return None
-        return self.consumers[next(self.turn) % len(self.consumers)]
+        return candidates[next(self.turn) % len(candidates)]
 
 
 class _Waiter:
@@ -75,9 +94,9 @@ class _Bus:
         self.queues: dict[str, _Queue] = {}
         self.fanout: dict[str, list[_Consumer]] = {}
         self.waiters: dict[str, _Waiter] = {}
-        # (reason, message) of requests set aside unrun, oldest first; bounded
-        # so a flood of bad messages cannot grow an embedded process without end.
-        self.dead: deque[tuple[str, Any]] = deque(maxlen=1000)
+        # Oldest first; bounded so a flood of bad messages cannot grow an
+        # embedded process without end.
+        self.dead: deque[DeadLetter] = deque(maxlen=1000)
 
     def queue(self, name: str) -> _Queue:
         queue = self.queues.get(name)
@@ -90,25 +109,31 @@ class _Bus:
             return name in self.queues
 
     def publish(self, name: str, body: bytes, *, must_route: bool) -> bool:
+        return self.put(_Delivery(name, body), must_route=must_route)
+
+    def put(
+        self, delivery: _Delivery, *, must_route: bool = False, skip: _Consumer | None = None
+    ) -> bool:
+        """Hand ``delivery`` to one consumer of its queue (never ``skip``), else keep it queued."""
         with self.lock:
-            queue = self.queues.get(name)
-            consumer = queue.pick() if queue is not None else None
+            queue = self.queues.get(delivery.queue)
+            consumer = queue.pick(skip) if queue is not None else None
             if consumer is None:
                 if must_route:
                     return False
-                self.queue(name).backlog.append(body)
+                self.queue(delivery.queue).backlog.append(delivery)
                 return True
-        consumer.deliver(body)
+        consumer.deliver(delivery)
         return True
 
     def publish_fanout(self, name: str, body: bytes) -> None:
         with self.lock:
             consumers = list(self.fanout.get(name, ()))
         for consumer in consumers:
-            consumer.deliver(body)
+            consumer.deliver(_Delivery("", body))
 
     def subscribe(self, names: list[str], fanout: str, consumer: _Consumer) -> None:
-        backlog: list[bytes] = []
+        backlog: list[_Delivery] = []
         with self.lock:
             for name in names:
                 queue = self.queue(name)
@@ -116,8 +141,8 @@ class _Bus:
                 backlog.extend(queue.backlog)
                 queue.backlog.clear()
             self.fanout.setdefault(fanout, []).append(consumer)
-        for body in backlog:
-            consumer.deliver(body)
+        for delivery in backlog:
+            consumer.deliver(delivery)
 
     def unsubscribe(self, consumer: _Consumer) -> None:
         with self.lock:
@@ -127,6 +152,12 @@ class _Bus:
             for consumers in self.fanout.values():
                 if consumer in consumers:
                     consumers.remove(consumer)
+
+    def set_aside(self, delivery: _Delivery, reason: str) -> None:
+        LOG.error("dead-lettering a message from %s: %s", delivery.queue or "a fanout", reason)
+        self.dead.append(
+            DeadLetter(reason[:1000], delivery.body, delivery.queue, delivery.attempts)
+        )
 
     def deliver_reply(self, reply_q: str, body: bytes) -> None:
         with self.lock:
@@ -154,33 +185,53 @@ def _get_bus(name: str) -> _Bus:
 
 
 class _MemoryIncoming(IncomingMessage):
-    __slots__ = ("bus", "driver", "message", "reply_q")
+    """A delivery settled the way RabbitMQ settles one: given back, retried a bounded
+    number of times, or set aside with its reason."""
 
-    def __init__(self, driver: MemoryDriver, message: dict[str, Any]) -> None:
-        self.driver = driver
-        self.bus = driver.bus
+    __slots__ = ("consumer", "delivery", "message", "reply_q")
+
+    def __init__(self, consumer: _Consumer, delivery: _Delivery, message: dict[str, Any]) -> None:
+        self.consumer = consumer
+        self.delivery = delivery
         self.message = message
         self.reply_q = message.get("_reply_q")
 
     def reply(self, reply: dict[str, Any]) -> None:
         if isinstance(self.reply_q, str):
-            self.bus.deliver_reply(self.reply_q, self.driver.encode(reply, "reply"))
+            body = self.consumer.driver.encode(reply, "reply")
+            self.consumer.bus.deliver_reply(self.reply_q, body)
 
     def ack(self) -> None:
         pass
 
     def requeue(self) -> None:
-        # The in-process bus hands every message to a consumer at once; a
-        # stopping server has nobody to give it back to, so it is dropped.
-        LOG.warning("memory:// drops a requeued message %s", self.message.get("_unique_id"))
+        # Only a stopping server gives a message back: to another consumer of
+        # its queue, or kept for the next one to subscribe.
+        delivery = self.delivery
+        if delivery.queue:
+            self.consumer.bus.put(delivery, skip=self.consumer)
+        else:
+            LOG.warning("memory:// drops a fanout message its stopping server gave back")
 
-    # Nothing is delivered again on the in-process bus: a failure is final.
     def fail(self, reason: str) -> None:
-        self.dead_letter(reason)
+        delivery = self.delivery
+        attempts = delivery.attempts + 1
+        limit = self.consumer.driver.max_attempts
+        if attempts >= limit or not delivery.queue:
+            self.consumer.bus.set_aside(_Delivery(delivery.queue, delivery.body, attempts), reason)
+            return
+        LOG.warning(
+            "handling a message from %s failed (attempt %d of %d): %s",
+            delivery.queue,
+            attempts,
+            limit,
+            reason,
+        )
+        # To the back of its queue, as on RabbitMQ: not straight back to this server.
+        self.consumer.bus.put(_Delivery(delivery.queue, delivery.body, attempts))
 
     def dead_letter(self, reason: str) -> None:
-        LOG.error("dead-lettering message %.80r: %s", self.message.get("_unique_id"), reason)
-        self.bus.dead.append((reason, self.message))
+        self.consumer.bus.set_aside(self.delivery, reason)
 
 
 class _MemoryListener(Listener):

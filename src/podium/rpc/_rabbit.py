@@ -1162,7 +1162,6 @@ class RabbitDriver(Driver):
             self.max_backoff = float(url.query.get("max_backoff", "5"))
             self.max_retries_at_start = int(url.query.get("connect_retries", "3"))
             self.reply_mode = url.query.get("reply", "direct")
-            self.max_attempts = max(1, int(url.query.get("max_attempts", "3")))
         except ValueError as exc:
             raise MessagingError(f"bad rabbit:// option: {exc}") from exc
         if self.reply_mode not in ("direct", "queue"):

@@ -34,6 +34,7 @@ __all__ = [
 
 DEFAULT_EXCHANGE = "openstack"
 DEFAULT_ALLOWED_EXMODS = ("podium.exceptions",)
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,9 @@ class Listener(ABC):
 
 class Driver(ABC):
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    #: How many times a request whose handling failed is run before it is set
+    #: aside (``?max_attempts=`` in the URL, on every transport).
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
     # True when listen() runs the callback on its own bounded set of worker
     # threads (one request at a time each); False when the callback must only
     # hand the message over, and the server runs it on its pool.
@@ -295,4 +299,12 @@ def get_transport(
             "use memory:// or rabbit://user:pass@host:5672/vhost"
         )
     driver.max_message_bytes = max_message_bytes
+    driver.max_attempts = _max_attempts(parsed)
     return Transport(driver, parsed, allowed_remote_exmods)
+
+
+def _max_attempts(url: TransportURL) -> int:
+    value = url.query.get("max_attempts", str(DEFAULT_MAX_ATTEMPTS))
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise InvalidTransportURL(f"max_attempts must be a whole number from 1, not {value!r}")
+    return int(value)
