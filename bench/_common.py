@@ -9,6 +9,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pika
 
@@ -84,7 +85,10 @@ def run_callers(calls: list[Callable[[int], object]], per_caller: int) -> tuple[
 
 
 def interleaved(
-    cases: dict[str, list[Callable[[int], object]]], per_caller: int, rounds: int = 5
+    cases: dict[str, list[Callable[[int], object]]],
+    per_caller: int,
+    rounds: int = 5,
+    cpu: dict[str, CPUAccount] | None = None,
 ) -> dict[str, tuple[float, list[float]]]:
     """``run_callers`` for several stacks at once, in alternating rounds.
 
@@ -93,6 +97,7 @@ def interleaved(
     one after the other would hand that drift to whichever came first or last.
     Each round runs every case for ``per_caller / rounds`` calls per caller, the
     order rotating. Returns per case: calls/s over its rounds, and latencies.
+    ``cpu``: per case, the account that counts what its rounds cost.
     """
     spent = dict.fromkeys(cases, 0.0)
     done = dict.fromkeys(cases, 0)
@@ -103,7 +108,9 @@ def interleaved(
         shift = index % len(order)
         for label in order[shift:] + order[:shift]:
             calls = cases[label]
-            rate, measured = run_callers(calls, share)
+            account = (cpu or {}).get(label)
+            with account or contextlib.nullcontext():
+                rate, measured = run_callers(calls, share)
             spent[label] += len(calls) * share / rate
             done[label] += len(calls) * share
             latencies[label].extend(measured)
@@ -115,3 +122,108 @@ def percentiles_ms(latencies: list[float]) -> tuple[float, float]:
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return statistics.median(ordered) * 1000, p99 * 1000
+
+
+# -- CPU per call, from /proc ----------------------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (all its threads, live or ended);
+    None once it is gone.
+
+    Read from the process's CPU clock (nanoseconds; Linux lets any process read
+    another's): /proc/PID/stat counts in ticks of 10 ms, too coarse for a
+    round of a few hundred calls.
+    """
+    try:
+        return time.clock_gettime((~pid << 3) | 2)  # the kernel's CPUCLOCK_SCHED of pid
+    except OSError:
+        return None
+
+
+def pids_named(name: str) -> list[int]:
+    """Every process whose command name is ``name`` (``beam.smp``: the broker)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() == name:
+                    found.append(int(entry))
+    return found
+
+
+class PostgresProcesses:
+    """The PostgreSQL server processes that work for one client: the backends of the
+    connections named ``application_name``, and the server's own background
+    processes (the WAL writer, the checkpointer...), which every commit wakes."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        params = libpq_params(POSTGRES_URL)
+        params["application_name"] = "podium-bench-cpu"
+        self._connection = psycopg.connect(**params, autocommit=True)
+
+    def pids(self, application_name: str) -> list[int]:
+        rows = self._connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+            " OR backend_type <> 'client backend'",
+            (application_name,),
+        ).fetchall()
+        return [int(pid) for (pid,) in rows]
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def libpq_params(url: str) -> dict[str, Any]:
+    """psycopg.connect() keywords for an SQLAlchemy PostgreSQL URL (its query options kept)."""
+    import sqlalchemy as sa
+
+    parsed = sa.make_url(url)
+    params: dict[str, Any] = {
+        "host": parsed.host or "127.0.0.1",
+        "port": parsed.port or 5432,
+        "user": parsed.username,
+        "dbname": parsed.database,
+        **parsed.query,
+    }
+    if parsed.password is not None:
+        params["password"] = parsed.password
+    return {key: value for key, value in params.items() if value is not None}
+
+
+class CPUAccount:
+    """The CPU that named roles (client, server, broker, database) spend while a stack runs.
+
+    ``roles`` maps a role to a function listing its processes' pids, asked
+    afresh at each start and stop (a pool may open connections, a database
+    backend each, in between). Use it as a context manager around the stack's
+    calls; :meth:`per_call_ms` divides by the calls made inside.
+    """
+
+    def __init__(self, roles: dict[str, Callable[[], list[int]]]) -> None:
+        self.roles = roles
+        self.spent = dict.fromkeys(roles, 0.0)
+        self._start: dict[str, dict[int, float]] = {}
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        sample = {}
+        for role, pids in self.roles.items():
+            seconds = {pid: process_cpu_seconds(pid) for pid in pids()}
+            sample[role] = {pid: spent for pid, spent in seconds.items() if spent is not None}
+        return sample
+
+    def __enter__(self) -> CPUAccount:
+        self._start = self._sample()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        end = self._sample()
+        for role, seconds in end.items():
+            before = self._start.get(role, {})
+            # A process born meanwhile (a new backend) counts from zero.
+            self.spent[role] += sum(spent - before.get(pid, 0.0) for pid, spent in seconds.items())
+
+    def per_call_ms(self, calls: int) -> dict[str, float]:
+        return {role: spent * 1000 / calls for role, spent in self.spent.items()}

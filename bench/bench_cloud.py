@@ -57,6 +57,7 @@ import httpx
 import pika
 
 from _common import bench_database, percentiles_ms, run_callers
+from _floor import FloorClient, Recorder, pika_parameters, reply_body
 
 RABBIT_URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 QUICK = os.environ.get("PODIUM_BENCH_QUICK", "") not in ("", "0")
@@ -279,50 +280,6 @@ TRIP_SHAPES: tuple[tuple[str, str, bool], ...] = (
 )
 
 
-class _Recorder:
-    """A transport driver that keeps each message instead of sending it.
-
-    Podium's own clients and objects build the messages (the same serializer,
-    context and envelope as on the wire); the reply handed back is the one the
-    floor's echo server will send.
-    """
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-        self.reply: Any = None
-
-    def send(
-        self,
-        target: Any,
-        message: dict[str, Any],
-        *,
-        wait_for_reply: bool,
-        timeout: float | None,
-        retry: int | None,
-        resend_lost: bool = False,
-    ) -> dict[str, Any] | None:
-        from podium.rpc import _codec
-
-        # What the rabbit driver adds before it encodes.
-        message[_codec.UNIQUE_ID] = _codec.new_id()
-        if wait_for_reply:
-            message["_msg_id"] = _codec.new_id()
-            message["_reply_q"] = "amq.rabbitmq.reply-to.g1hkABJyYWJiaXRAbG9jYWxob3N0AAAA"
-        self.sent.append(_codec.encode(message))
-        return {"result": self.reply, "failure": None, "ending": True} if wait_for_reply else None
-
-    def close(self) -> None:
-        pass
-
-
-def _reply_body(result: Any) -> bytes:
-    from podium.rpc import _codec
-
-    reply = {"result": result, "failure": None, "ending": True, "_msg_id": _codec.new_id()}
-    reply[_codec.UNIQUE_ID] = _codec.new_id()
-    return _codec.encode(reply)
-
-
 def build_trips() -> list[Trip]:
     """``TRIP_SHAPES`` with the bodies podium sends for one build of flavor 1."""
     from podium.cloud import states
@@ -341,7 +298,7 @@ def build_trips() -> list[Trip]:
     from podium.context import RequestContext
     from podium.rpc import Transport, TransportURL
 
-    recorder = _Recorder()
+    recorder = Recorder()
     transport = Transport(recorder, TransportURL.parse("memory://bench-recorder"))  # type: ignore[arg-type]
     conductor = ConductorAPI(transport)
     ser = conductor.serializer
@@ -478,7 +435,7 @@ def build_trips() -> list[Trip]:
     if len(recorder.sent) != len(TRIP_SHAPES):
         raise AssertionError(f"{len(recorder.sent)} messages recorded, {len(TRIP_SHAPES)} expected")
     return [
-        Trip(hop, what, call, request, _reply_body(result) if call else b"")
+        Trip(hop, what, call, request, reply_body(result) if call else b"")
         for (hop, what, call), request, result in zip(
             TRIP_SHAPES, recorder.sent, replies, strict=True
         )
@@ -491,7 +448,7 @@ def floor_server(url: str, queue: str, replies: list[bytes], ready: Any, stop: A
     A cast has no reply in the flow; answering it stands for its delivery being
     seen by the consumer, one short hop more than the cast needs.
     """
-    conn = pika.BlockingConnection(pika.URLParameters(url.replace("rabbit://", "amqp://", 1)))
+    conn = pika.BlockingConnection(pika_parameters(url))
     ch = conn.channel()
     ch.queue_declare(queue, durable=True)
 
@@ -509,48 +466,6 @@ def floor_server(url: str, queue: str, replies: list[bytes], ready: Any, stop: A
     conn.close()
 
 
-class FloorClient:
-    """One caller's bare pika connection; ``build()`` sends one build's trips in turn.
-
-    Calls go as podium sends them (transient, straight to the queue); casts
-    persistent, as podium's are. Each waits for its answer on direct reply-to.
-    """
-
-    def __init__(self, url: str, queue: str, trips: list[Trip]) -> None:
-        params = pika.URLParameters(url.replace("rabbit://", "amqp://", 1))
-        self.conn = pika.BlockingConnection(params)
-        self.ch = self.conn.channel()
-        self.got: list[bytes] = []
-        self.ch.basic_consume(
-            "amq.rabbitmq.reply-to",
-            lambda _c, _m, _p, body: self.got.append(body),
-            auto_ack=True,
-        )
-        self.queue = queue
-        self.sends = [
-            (
-                trip.request,
-                pika.BasicProperties(
-                    reply_to="amq.rabbitmq.reply-to",
-                    correlation_id=str(index),
-                    content_type="application/json",
-                    delivery_mode=1 if trip.call else 2,
-                ),
-            )
-            for index, trip in enumerate(trips)
-        ]
-
-    def build(self, _i: int = 0) -> None:
-        for body, props in self.sends:
-            self.ch.basic_publish("", self.queue, body, props)
-            while not self.got:
-                self.conn.process_data_events(time_limit=None)
-            self.got.clear()
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 @contextmanager
 def floor(trips: list[Trip]) -> Iterator[list[FloorClient]]:
     queue = f"bench-cloud-floor-{uuid.uuid4().hex[:8]}"
@@ -563,7 +478,8 @@ def floor(trips: list[Trip]) -> Iterator[list[FloorClient]]:
     try:
         if not ready.wait(60):
             raise RuntimeError("the floor's echo server did not start")
-        clients = [FloorClient(RABBIT_URL, queue, trips) for _ in range(CLIENTS)]
+        bodies = [(trip.request, trip.call) for trip in trips]
+        clients = [FloorClient(RABBIT_URL, queue, bodies) for _ in range(CLIENTS)]
         yield clients
     finally:
         for client in clients:
@@ -667,7 +583,7 @@ def _run() -> None:
             floor_clients = stack.enter_context(floor(trips))
             # Warm-up: connections, pools and code paths, on both sides.
             build_round(api_url, 2 * CLIENTS, CLIENTS, "warm")
-            run_callers([c.build for c in floor_clients], 5)
+            run_callers([c.send for c in floor_clients], 5)
             rounds: list[Round] = []
             floor_seq: list[float] = []
             floor_spent = 0.0
@@ -684,9 +600,9 @@ def _run() -> None:
 
                 def floor_step() -> None:
                     nonlocal floor_spent, floor_built
-                    _rate, seq = run_callers([floor_clients[0].build], FLOOR_BUILDS)
+                    _rate, seq = run_callers([floor_clients[0].send], FLOOR_BUILDS)
                     floor_seq.extend(seq)
-                    rate, lat = run_callers([c.build for c in floor_clients], FLOOR_BUILDS)
+                    rate, lat = run_callers([c.send for c in floor_clients], FLOOR_BUILDS)
                     floor_spent += len(floor_clients) * FLOOR_BUILDS / rate
                     floor_built += len(floor_clients) * FLOOR_BUILDS
                     floor_lat.extend(lat)

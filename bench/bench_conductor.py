@@ -18,8 +18,11 @@ import sys
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from _common import (
     bench_database,
@@ -69,7 +72,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
-def _make_rows(database_url: str, ctx: RequestContext, count: int) -> list[str]:
+def make_rows(database_url: str, ctx: RequestContext, count: int) -> list[str]:
     database = Database(database_url)
     uuids = [
         db_api.instance_create(database, ctx, {"hostname": f"bench-{n}", "task_state": "x"}).uuid
@@ -77,6 +80,27 @@ def _make_rows(database_url: str, ctx: RequestContext, count: int) -> list[str]:
     ]
     database.dispose()
     return uuids
+
+
+@dataclass
+class ConductorStack:
+    """One side's running conductor and its callers.
+
+    ``savers``: one remote-save callable per caller (its own instance each);
+    ``pid``: the conductor's process; ``application_name``: how its database
+    connections name themselves (PostgreSQL's backends for them are found by it).
+    """
+
+    savers: list[Callable[[int], None]]
+    close: Callable[[], None]
+    pid: int
+    application_name: str
+
+
+def named_connections(database_url: str, application_name: str) -> str:
+    """``database_url`` with its connections named ``application_name`` on the server."""
+    url = sa.make_url(database_url).update_query_dict({"application_name": application_name})
+    return url.render_as_string(hide_password=False)
 
 
 def _saver(inst: Any) -> Callable[[int], None]:
@@ -89,8 +113,10 @@ def _saver(inst: Any) -> Callable[[int], None]:
     return save
 
 
-def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> Any:
+def podium_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> ConductorStack:
+    """A ``podium conductor`` process, and callers saving ``uuids`` through it."""
     topic = f"bench-conductor-{uuid.uuid4().hex[:6]}"
+    application_name = "bench-podium"
     proc = _spawn(
         [
             sys.executable,
@@ -100,7 +126,7 @@ def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> 
             "--transport-url",
             RABBIT_URL,
             "--database-url",
-            database_url,
+            named_connections(database_url, application_name),
             "--host",
             "bench-c1",
             "--workers",
@@ -119,7 +145,7 @@ def _podium_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> 
         _stop(proc)
         delete_queues(RABBIT_URL, [topic, f"{topic}.bench-c1"])
 
-    return [_saver(inst) for inst in instances], close
+    return ConductorStack([_saver(inst) for inst in instances], close, proc.pid, application_name)
 
 
 def _oslo_copy(obj: Any, row: Any, nested: dict[str, Any] | None = None) -> Any:
@@ -141,13 +167,16 @@ def _oslo_copy(obj: Any, row: Any, nested: dict[str, Any] | None = None) -> Any:
     return obj
 
 
-def _oslo_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> Any:
+def oslo_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> ConductorStack:
+    """The oslo conductor process (bench/_oslo_conductor.py), and callers saving ``uuids``."""
     sys.path.insert(0, str(HERE))
     import _oslo_conductor as oslo_side
 
     topic = f"bench-oslo-conductor-{uuid.uuid4().hex[:6]}"
+    application_name = "bench-oslo"
+    named = named_connections(database_url, application_name)
     proc = _spawn(
-        [sys.executable, str(HERE / "_oslo_conductor.py"), RABBIT_URL, database_url, topic],
+        [sys.executable, str(HERE / "_oslo_conductor.py"), RABBIT_URL, named, topic],
         "oslo-conductor ready",
         {},
     )
@@ -171,7 +200,7 @@ def _oslo_savers(database_url: str, ctx: RequestContext, uuids: list[str]) -> An
         _stop(proc)
         delete_queues(RABBIT_URL, [topic, f"{topic}.oslo-conductor"])
 
-    return [_saver(inst) for inst in instances], close
+    return ConductorStack([_saver(inst) for inst in instances], close, proc.pid, application_name)
 
 
 def main() -> None:
@@ -183,11 +212,11 @@ def main() -> None:
     results: dict[str, dict[str, tuple[float, float, float]]] = {"podium": {}, "oslo": {}}
     with bench_database() as database_url, ExitStack() as stacks:
         savers = {}
-        for side, make in (("podium", _podium_savers), ("oslo", _oslo_savers)):
-            uuids = _make_rows(database_url, ctx, THREADS)
-            savers[side], close = make(database_url, ctx, uuids)
-            stacks.callback(close)
-            run_callers(savers[side][:1], 30)  # warm up connections and code paths
+        for side, make in (("podium", podium_stack), ("oslo", oslo_stack)):
+            stack = make(database_url, ctx, make_rows(database_url, ctx, THREADS))
+            stacks.callback(stack.close)
+            savers[side] = stack.savers
+            run_callers(stack.savers[:1], 30)  # warm up connections and code paths
         # Both conductors stay up; the cases alternate between them in rounds.
         for case, callers, per_caller in (
             ("sequential", 1, SEQUENTIAL),
