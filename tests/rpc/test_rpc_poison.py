@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +21,8 @@ import pika
 import pytest
 from rpc_helpers import delete_queues
 
-from podium.rpc import RPCClient, RPCServer, Target, Transport, get_transport
+from podium.rpc import MemoryBroker, RPCClient, RPCServer, Target, Transport, get_transport
 from podium.rpc import _codec as codec
-from podium.rpc._memory import MemoryDriver
 from podium.rpc._server import MAX_HEADER_BYTES
 from polling import wait_for
 
@@ -66,36 +64,29 @@ class Dead:
 class Broker:
     """What a test does to a transport's broker behind podium's back, on either transport."""
 
-    def __init__(self, transport: Transport, url: str, topic: str) -> None:
+    def __init__(
+        self, transport: Transport, url: str, topic: str, memory: MemoryBroker | None = None
+    ) -> None:
         self.transport = transport
         self.url = url
         self.topic = topic
-
-    @property
-    def is_rabbit(self) -> bool:
-        return self.url.startswith("rabbit")
+        self.memory = memory
 
     def publish(self, body: bytes, props: pika.BasicProperties | None = None) -> None:
         """Put raw bytes on the topic's queue, as a foreign or broken client would."""
-        if not self.is_rabbit:
-            driver = self.transport.driver
-            assert isinstance(driver, MemoryDriver)
-            driver.bus.publish(f"openstack/{self.topic}", body, must_route=False)
+        if self.memory is not None:
+            self.memory.bus().publish(f"openstack/{self.topic}", body, must_route=False)
             return
         with contextlib.closing(raw_connection(self.url)) as conn:
             conn.channel().basic_publish("openstack", self.topic, body, props)
 
     def dead(self) -> list[Dead]:
         """The requests set aside from the topic's queue (taken off the broker)."""
-        if not self.is_rabbit:
-            driver = self.transport.driver
-            assert isinstance(driver, MemoryDriver)
+        if self.memory is not None:
             queue = f"openstack/{self.topic}"
-            return [
-                Dead(d.reason, d.body, self.topic, d.attempts)
-                for d in driver.bus.dead
-                if d.queue == queue
-            ]
+            letters = [d for d in self.memory.dead_letters() if d.queue == queue]
+            self.memory.bus().dead.clear()
+            return [Dead(d.reason, d.body, self.topic, d.attempts) for d in letters]
         return [
             Dead(
                 headers["x-podium-reason"],
@@ -110,12 +101,10 @@ class Broker:
 
 @pytest.fixture(params=["memory", pytest.param("rabbit", marks=pytest.mark.rabbit)])
 def broker(request: pytest.FixtureRequest, topic: str) -> Iterator[Broker]:
-    if request.param == "memory":
-        url = f"memory://{uuid.uuid4().hex}"
-    else:
-        url = request.getfixturevalue("rabbit_url")
-    t = get_transport(f"{url}?max_attempts={MAX_ATTEMPTS}")
-    yield Broker(t, url, topic)
+    memory = MemoryBroker() if request.param == "memory" else None
+    url = "memory://" if memory else request.getfixturevalue("rabbit_url")
+    t = get_transport(f"{url}?max_attempts={MAX_ATTEMPTS}", broker=memory)
+    yield Broker(t, url, topic, memory)
     t.cleanup()
     if request.param == "rabbit":
         delete_queues(url, [topic, f"{topic}.a", f"{topic}.dead"])

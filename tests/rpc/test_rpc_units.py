@@ -28,7 +28,9 @@ def test_public_api_is_curated() -> None:
     assert podium.rpc.__all__ == sorted(podium.rpc.__all__)
     assert set(podium.rpc.__all__) == {
         "Claim",
+        "DeadLetter",
         "DedupStore",
+        "MemoryBroker",
         "MemoryDedupStore",
         "NoOpSerializer",
         "RPCClient",
@@ -44,6 +46,27 @@ def test_public_api_is_curated() -> None:
     }
     public = {name for name in vars(podium.rpc) if not name.startswith("_")}
     assert public == set(podium.rpc.__all__)
+
+
+def test_a_broker_of_its_own_isolates_a_transport_and_is_only_for_memory() -> None:
+    from podium.exceptions import InvalidTransportURL, NoConsumer
+    from podium.rpc import MemoryBroker, RPCServer
+
+    class Echo:
+        def echo(self, ctxt: object, value: object) -> object:
+            return value
+
+    own = MemoryBroker()
+    with (
+        get_transport("memory://", broker=own) as isolated,
+        get_transport("memory://") as shared,
+        RPCServer(isolated, Target(topic="iso"), [Echo()]),
+    ):
+        assert RPCClient(isolated, Target(topic="iso"), timeout=5).call({}, "echo", value=1) == 1
+        with pytest.raises(NoConsumer):
+            RPCClient(shared, Target(topic="iso"), timeout=5).call({}, "echo", value=1)
+    with pytest.raises(InvalidTransportURL, match="broker= is for memory://"):
+        get_transport("rabbit://guest:guest@127.0.0.1:5672/", broker=own)
 
 
 def test_target_validates_and_copies() -> None:

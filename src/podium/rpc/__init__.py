@@ -14,6 +14,7 @@ oslo.messaging services can call each other on one broker.
 
 from ._client import RPCClient
 from ._dedup import Claim, DedupStore, MemoryDedupStore, RedisDedupStore, current_message_id
+from ._memory import DeadLetter, MemoryBroker
 from ._serializer import NoOpSerializer, Serializer
 from ._server import RPCDispatcher, RPCServer
 from ._target import Target
@@ -21,7 +22,9 @@ from ._transport import Transport, TransportURL, get_transport
 
 __all__ = [
     "Claim",
+    "DeadLetter",
     "DedupStore",
+    "MemoryBroker",
     "MemoryDedupStore",
     "NoOpSerializer",
     "RPCClient",

@@ -3,7 +3,8 @@
 It keeps AMQP's shapes (a shared queue per topic with competing consumers, a
 queue per server, a fanout set, reply queues) and encodes every message with
 the real codec, so whatever passes here passes on RabbitMQ. ``memory://name``
-is a separate bus; plain ``memory://`` is the process-wide one.
+is a separate bus; plain ``memory://`` the unnamed one; both on the process's
+:class:`MemoryBroker` unless a transport is given a broker of its own.
 """
 
 from __future__ import annotations
@@ -172,16 +173,31 @@ class _Bus:
         waiter.event.set()
 
 
-_BUSES: dict[str, _Bus] = {}
-_BUSES_LOCK = threading.Lock()
+class MemoryBroker:
+    """What ``memory://`` URLs reach: one bus per name (``memory://name``), made on first use.
+
+    The process has one, used by default. ``get_transport(url, broker=MemoryBroker())``
+    puts a transport on a broker of its own, which nothing else in the process
+    reaches: isolation for a test or an embedded application without unique names.
+    """
+
+    def __init__(self) -> None:
+        self._buses: dict[str, _Bus] = {}
+        self._lock = threading.Lock()
+
+    def bus(self, name: str = "") -> _Bus:
+        with self._lock:
+            bus = self._buses.get(name)
+            if bus is None:
+                bus = self._buses[name] = _Bus()
+            return bus
+
+    def dead_letters(self, name: str = "") -> list[DeadLetter]:
+        """The requests set aside on bus ``name``, oldest first (the last 1000)."""
+        return list(self.bus(name).dead)
 
 
-def _get_bus(name: str) -> _Bus:
-    with _BUSES_LOCK:
-        bus = _BUSES.get(name)
-        if bus is None:
-            bus = _BUSES[name] = _Bus()
-        return bus
+DEFAULT_BROKER = MemoryBroker()
 
 
 class _MemoryIncoming(IncomingMessage):
@@ -253,9 +269,9 @@ def _queue_names(target: Target) -> tuple[str, str]:
 
 
 class MemoryDriver(Driver):
-    def __init__(self, url: TransportURL) -> None:
+    def __init__(self, url: TransportURL, broker: MemoryBroker | None = None) -> None:
         name = url.hosts[0].hostname if url.hosts else ""
-        self.bus = _get_bus(name)
+        self.bus = (broker or DEFAULT_BROKER).bus(name)
         self._closed = False
 
     def _check_open(self) -> None:

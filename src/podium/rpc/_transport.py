@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from podium._urls import UnreadableURL, mask_url, split_url
@@ -21,6 +21,9 @@ from podium.exceptions import InvalidTransportURL, MalformedMessage, MessagingTi
 from . import _codec
 from ._codec import DEFAULT_MAX_MESSAGE_BYTES
 from ._target import Target
+
+if TYPE_CHECKING:
+    from ._memory import MemoryBroker
 
 __all__ = [
     "Driver",
@@ -281,14 +284,21 @@ def get_transport(
     url: str,
     allowed_remote_exmods: Iterable[str] | None = None,
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    broker: MemoryBroker | None = None,
 ) -> Transport:
-    """A transport for ``memory://[name]`` or ``rabbit://user:pass@host:port[,host2]/vhost``."""
+    """A transport for ``memory://[name]`` or ``rabbit://user:pass@host:port[,host2]/vhost``.
+
+    ``broker``: for ``memory://``, the in-process broker to use instead of the process's own.
+    """
     parsed = TransportURL.parse(url)
+    if broker is not None and parsed.scheme != "memory":
+        raise InvalidTransportURL(f"broker= is for memory:// URLs, not {parsed.scheme}://")
     driver: Driver
     if parsed.scheme == "memory":
         from ._memory import MemoryDriver
 
-        driver = MemoryDriver(parsed)
+        driver = MemoryDriver(parsed, broker)
     elif parsed.scheme in ("rabbit", "amqp"):
         from ._rabbit import RabbitDriver
 
