@@ -45,7 +45,14 @@ def _config(**flags: tuple[str, Any]) -> CloudConfig:
 
     # Other applications' settings may share the configuration file.
     import_app_settings()
-    return load_settings(CloudConfig, command_flags(**flags)).config
+    config = load_settings(CloudConfig, command_flags(**flags)).config
+    from podium.cloud.releases import UnknownRelease, check_upgrade_levels
+
+    try:
+        check_upgrade_levels(config.upgrade_levels)
+    except UnknownRelease as error:
+        raise click.UsageError(str(error)) from None
+    return config
 
 
 def worker_exceptions() -> list[str]:

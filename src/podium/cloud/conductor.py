@@ -57,8 +57,8 @@ class ComputeTaskManager:
         self.database = database
         self.host = host
         self.config = config
-        self.scheduler = SchedulerAPI(transport, timeout=config.rpc_timeout)
-        self.compute = ComputeAPI(transport)
+        self.scheduler = SchedulerAPI(transport, timeout=config.rpc_timeout, config=config)
+        self.compute = ComputeAPI(transport, config)
         #: Guest heartbeats that arrived after a newer one and were dropped.
         self.stale_heartbeats = 0
         self.build_timeout = BUILD_TIMEOUT

@@ -31,3 +31,7 @@ class FlavorNotFound(CloudError):
 
 class BuildFailed(CloudError):
     """The hypervisor could not build the instance on this host."""
+
+
+class UpgradeInProgress(CloudError):
+    """A request needs a newer RPC version than some service of its topic runs yet."""

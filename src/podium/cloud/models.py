@@ -78,6 +78,7 @@ class Flavor(SoftDeleteMixin, Base):
     memory_mb: Mapped[int]
     disk_gb: Mapped[int]
     is_public: Mapped[bool] = mapped_column(default=True)
+    description: Mapped[str | None] = mapped_column(String(255))
 
 
 class Instance(SoftDeleteMixin, Base):
@@ -112,6 +113,8 @@ class Instance(SoftDeleteMixin, Base):
     guest_status: Mapped[str | None] = mapped_column(String(255))
     # The send time of the newest guest heartbeat stored.
     guest_status_at: Mapped[datetime | None]
+    # The key pair the user asked for at build time (by name).
+    key_name: Mapped[str | None] = mapped_column(String(255))
 
 
 class InstanceFault(SoftDeleteMixin, Base):

@@ -38,6 +38,7 @@ from podium.objects import (
     remotable,
     remotable_classmethod,
 )
+from podium.objects.registry import version_tuple
 
 #: Fields whose model attribute has another name.
 _ATTRIBUTE = {"metadata": "metadata_"}
@@ -103,7 +104,8 @@ def parse_sent_at(sent_at: str) -> datetime:
 @VersionedObjectRegistry.register
 class Flavor(CloudObject, SoftDeletedObject):
     # 1.0: initial
-    VERSION = "1.0"
+    # 1.1: added description
+    VERSION = "1.1"
 
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -113,13 +115,20 @@ class Flavor(CloudObject, SoftDeletedObject):
         "memory_mb": fields.NonNegativeIntegerField(),
         "disk_gb": fields.NonNegativeIntegerField(),
         "is_public": fields.BooleanField(default=True),
+        "description": fields.StringField(nullable=True),
     }
+
+    def obj_make_compatible(self, primitive: dict[str, Any], target_version: str) -> None:
+        super().obj_make_compatible(primitive, target_version)
+        if version_tuple(target_version) < (1, 1):
+            primitive.pop("description", None)
 
     def snapshot(self) -> dict[str, Any]:
         """What an instance keeps of its flavor."""
         return {
             name: getattr(self, name)
-            for name in ("flavorid", "name", "vcpus", "memory_mb", "disk_gb")
+            for name in ("flavorid", "name", "vcpus", "memory_mb", "disk_gb", "description")
+            if self.obj_attr_is_set(name)
         }
 
     @classmethod
@@ -151,10 +160,12 @@ class Flavor(CloudObject, SoftDeletedObject):
 
 @VersionedObjectRegistry.register
 class FlavorList(ObjectListBase[Flavor], CloudObject):
-    VERSION = "1.0"
+    # 1.0: initial
+    # 1.1: Flavor 1.1
+    VERSION = "1.1"
 
     fields = {"objects": fields.ListOfObjectsField("Flavor")}
-    obj_relationships = {"objects": [("1.0", "1.0")]}
+    obj_relationships = {"objects": [("1.0", "1.0"), ("1.1", "1.1")]}
 
     @classmethod
     def _from_rows(cls, context: RequestContext, rows: Sequence[Any]) -> Self:
@@ -212,7 +223,8 @@ class Instance(CloudObject, SoftDeletedObject):
     # 1.0: initial
     # 1.1: added node
     # 1.2: added flavor, fault, guest_status, guest_status_at
-    VERSION = "1.2"
+    # 1.3: added key_name; Flavor 1.1
+    VERSION = "1.3"
 
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -237,15 +249,22 @@ class Instance(CloudObject, SoftDeletedObject):
         "fault": fields.ObjectField("InstanceFault", nullable=True),
         "guest_status": fields.StringField(nullable=True),
         "guest_status_at": fields.DateTimeField(nullable=True),
+        "key_name": fields.StringField(nullable=True),
     }
-    obj_relationships = {"flavor": [("1.2", "1.0")], "fault": [("1.2", "1.0")]}
+    obj_relationships = {
+        "flavor": [("1.2", "1.0"), ("1.3", "1.1")],
+        "fault": [("1.2", "1.0")],
+    }
 
     def obj_make_compatible(self, primitive: dict[str, Any], target_version: str) -> None:
         super().obj_make_compatible(primitive, target_version)
-        if target_version in ("1.0", "1.1"):
+        target = version_tuple(target_version)
+        if target < (1, 3):
+            primitive.pop("key_name", None)
+        if target < (1, 2):
             for name in ("flavor", "fault", "guest_status", "guest_status_at"):
                 primitive.pop(name, None)
-        if target_version == "1.0":
+        if target < (1, 1):
             primitive.pop("node", None)
 
     @classmethod
@@ -386,10 +405,13 @@ class InstanceList(ObjectListBase[Instance], CloudObject):
     # 1.0: initial, Instance <= 1.0
     # 1.1: Instance 1.1
     # 1.2: Instance 1.2
-    VERSION = "1.2"
+    # 1.3: Instance 1.3
+    VERSION = "1.3"
 
     fields = {"objects": fields.ListOfObjectsField("Instance")}
-    obj_relationships = {"objects": [("1.0", "1.0"), ("1.1", "1.1"), ("1.2", "1.2")]}
+    obj_relationships = {
+        "objects": [("1.0", "1.0"), ("1.1", "1.1"), ("1.2", "1.2"), ("1.3", "1.3")]
+    }
 
     @classmethod
     def _from_rows(cls, context: RequestContext, rows: list[InstanceRow]) -> InstanceList:
@@ -523,7 +545,8 @@ class ComputeNodeList(ObjectListBase[ComputeNode], CloudObject):
 @VersionedObjectRegistry.register
 class Service(CloudObject, SoftDeletedObject):
     # 1.0: initial
-    VERSION = "1.0"
+    # 1.1: added get_minimum_version
+    VERSION = "1.1"
 
     fields = {
         "id": fields.IntegerField(read_only=True),
@@ -562,6 +585,13 @@ class Service(CloudObject, SoftDeletedObject):
         return cls._from_row(context, row)
 
     @remotable_classmethod
+    def get_minimum_version(cls, context: RequestContext, binary: str) -> int | None:
+        """The lowest version the live services of ``binary`` report; None if there is none."""
+        if not isinstance(binary, str):
+            raise ObjectFieldError(f"binary must be a string, not {type(binary).__name__}")
+        return cloud_db.service_get_minimum_version(get_database(), context, [binary])[binary]
+
+    @remotable_classmethod
     def get_by_id(cls, context: RequestContext, service_id: int) -> Service:
         return cls._from_row(context, cloud_db.service_get(get_database(), context, service_id))
 
@@ -581,10 +611,12 @@ class Service(CloudObject, SoftDeletedObject):
 
 @VersionedObjectRegistry.register
 class ServiceList(ObjectListBase[Service], CloudObject):
-    VERSION = "1.0"
+    # 1.0: initial
+    # 1.1: Service 1.1
+    VERSION = "1.1"
 
     fields = {"objects": fields.ListOfObjectsField("Service")}
-    obj_relationships = {"objects": [("1.0", "1.0")]}
+    obj_relationships = {"objects": [("1.0", "1.0"), ("1.1", "1.1")]}
 
     @classmethod
     def _from_rows(cls, context: RequestContext, rows: Sequence[Any]) -> Self:

@@ -26,6 +26,7 @@ import contextvars
 import difflib
 import json
 import os
+import re
 import socket
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -144,6 +145,38 @@ def _transport_url(value: str) -> str:
     return value.strip()
 
 
+_TOPIC = re.compile(r"^[A-Za-z0-9_.-]+$")
+_LEVEL = re.compile(r"^(?:auto|\d+\.\d+|[a-z][a-z0-9-]*)$")
+
+
+def _upgrade_levels(value: dict[str, str]) -> dict[str, str]:
+    """topic -> ``auto``, a version ``X.Y`` or a release name (lower case)."""
+    levels = {}
+    for topic, level in value.items():
+        if not _TOPIC.match(topic):
+            raise ValueError(f"{topic!r} is not a topic name")
+        level = level.strip()
+        if not _LEVEL.match(level):
+            raise ValueError(
+                f"{topic} = {level!r}: a level is auto, a version (1.0) or a release name"
+            )
+        levels[topic] = level
+    return levels
+
+
+def _table_from_text(value: str) -> dict[str, str]:
+    """``KEY=VALUE,KEY=VALUE``: how a table setting is written in a variable or a flag."""
+    table: dict[str, str] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        key, sep, entry = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item.strip()!r} is not KEY=VALUE (write KEY=VALUE,KEY=VALUE)")
+        table[key.strip()] = entry.strip()
+    return table
+
+
 def _database_url(value: str | None) -> str | None:
     """A database URL SQLAlchemy reads, with its driver installed; "" is none."""
     if value is None or not value.strip():
@@ -193,6 +226,14 @@ class ServiceConfig:
         help="seconds a service tries to reach the broker at start-up before it gives up "
         "(once it ran, a lost broker is retried for ever)",
         gt=0,
+    )
+    # A fresh table per config: setting() passes default_factory to field().
+    upgrade_levels: dict[str, str] = setting(  # noqa: RUF009
+        help="the RPC version each topic may be sent, during an upgrade: a [upgrade_levels] "
+        'table (or TOPIC=LEVEL,... in a variable) of topic = "auto" (the default: what its '
+        'oldest live service speaks), a release name, or a version ("1.0")',
+        default_factory=dict,
+        check=_upgrade_levels,
     )
     inbox_retention: int = setting(
         3600,
@@ -325,6 +366,8 @@ def show_value(spec: Field[Any], value: Any) -> str:
         return value if isinstance(value, str) and value.startswith("@") else "***"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):
+        return ",".join(f"{key}={entry}" for key, entry in value.items())
     return str(value)
 
 
@@ -391,6 +434,8 @@ def _validate(spec: Field[Any], annotation: Any, value: Any, origin: Origin) -> 
         value = value.strip()
         if value == "" and type(None) in typing.get_args(annotation):
             value = None
+        elif typing.get_origin(annotation) is dict:
+            value = _table_from_text(value)
     bounds = {key: spec.metadata[key] for key in ("gt", "ge") if spec.metadata.get(key) is not None}
     if annotation is float:
         bounds["allow_inf_nan"] = False

@@ -32,6 +32,8 @@ from podium.cloud import states
 from podium.cloud.api import views
 from podium.cloud.api.auth import RateLimiter, TokenTable, parse_tokens, retry_after
 from podium.cloud.api.schemas import (
+    ConsoleOutputAction,
+    ConsoleOutputBody,
     ErrorBody,
     FlavorBody,
     FlavorListBody,
@@ -53,7 +55,11 @@ from podium.cloud.api.schemas import (
 from podium.cloud.api.views import StatusQuery
 from podium.cloud.compute.manager import COMPUTE_BINARY
 from podium.cloud.config import CloudConfig
-from podium.cloud.exceptions import InstanceInvalidState, UnexpectedTaskStateError
+from podium.cloud.exceptions import (
+    InstanceInvalidState,
+    UnexpectedTaskStateError,
+    UpgradeInProgress,
+)
 from podium.cloud.objects import (
     ComputeNodeList,
     Flavor,
@@ -166,13 +172,17 @@ _ACTIONS: dict[type, _ActionRule] = {
         frozenset({states.STOPPED}), states.POWERING_ON, ComputeAPI.start_instance
     ),
 }
-_SOFT_REBOOT = _ActionRule(frozenset({states.ACTIVE}), states.REBOOTING, ComputeAPI.reboot_instance)
+_SOFT_REBOOT = _ActionRule(
+    frozenset({states.ACTIVE}),
+    states.REBOOTING,
+    lambda compute, context, instance: compute.reboot_instance(context, instance, "SOFT"),
+)
 # Not PAUSED: the hypervisor reboots no paused guest (as on libvirt), so the
 # server would stay PAUSED with its reboot silently dropped.
 _HARD_REBOOT = _ActionRule(
     frozenset({states.ACTIVE, states.STOPPED, states.ERROR}),
     states.REBOOTING,
-    ComputeAPI.reboot_instance,
+    lambda compute, context, instance: compute.reboot_instance(context, instance, "HARD"),
     hints={states.PAUSED: "unpause it first"},
 )
 _ACTION_NAMES = {
@@ -278,8 +288,8 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
     if not len(tokens):
         LOG.warning("api_tokens is empty: every request will be refused (401)")
     limiter = RateLimiter(config.api_rate_limit)
-    compute = ComputeAPI(transport)
-    compute_task = ComputeTaskAPI(transport)
+    compute = ComputeAPI(transport, config)
+    compute_task = ComputeTaskAPI(transport, config)
     token_header = APIKeyHeader(
         name="X-Auth-Token",
         auto_error=False,
@@ -434,6 +444,7 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
             root_gb=flavor.disk_gb,
             image_ref=spec.imageRef,
             metadata=dict(spec.metadata),
+            key_name=spec.key_name,
         )
         instance.create()
         try:
@@ -653,10 +664,13 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
         response_class=Response,
         tags=["servers"],
         responses=_documented(404, 409, 413),
-        summary="Pause, unpause, stop, start or reboot a server",
+        summary="Pause, unpause, stop, start or reboot a server (202), "
+        "or read its console output (os-getConsoleOutput: 200 with the output)",
     )
     def server_action(server_id: ServerId, body: ServerAction, context: User) -> Response:
         instance = find_server(context, server_id)
+        if isinstance(body, ConsoleOutputAction):
+            return console_output(instance, body.get_console_output.length, context)
         if isinstance(body, RebootAction):
             rule = _HARD_REBOOT if body.reboot.type == "HARD" else _SOFT_REBOOT
         else:
@@ -686,6 +700,20 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
             _put_back(instance, rule.task_state, None)
             raise
         return Response(status_code=202)
+
+    def console_output(instance: Instance, length: int | None, context: RequestContext) -> Response:
+        if instance.vm_state not in (states.ACTIVE, states.PAUSED, states.STOPPED):
+            raise ApiError(
+                409,
+                f"Cannot read the console of server {instance.uuid} while it is "
+                f"{instance.vm_state}",
+            )
+        try:
+            output = compute.get_console_output(context, instance, length)
+        except UpgradeInProgress as error:
+            raise ApiError(409, f"The console output is not available yet: {error}") from None
+        body = ConsoleOutputBody(output=output)
+        return JSONResponse(body.model_dump(), status_code=200)
 
     # -- flavors ---------------------------------------------------------------
 

@@ -57,6 +57,7 @@ class FlavorView(BaseModel):
     ram: int = Field(description="Memory in MiB")
     disk: int = Field(description="Root disk in GiB")
     is_public: bool
+    description: str | None = None
 
 
 class FlavorBody(BaseModel):
@@ -77,6 +78,7 @@ class ServerCreate(Request):
     metadata: dict[MetadataKey, MetadataValue] = Field(
         default_factory=dict, max_length=MAX_METADATA_ITEMS
     )
+    key_name: Name | None = Field(default=None, description="The key pair to inject, by name")
 
 
 class ServerCreateRequest(Request):
@@ -125,6 +127,7 @@ class ServerView(BaseModel):
     flavor: ServerFlavor | None
     image: str | None
     metadata: dict[str, str | None]
+    key_name: str | None = None
     fault: ServerFault | None = Field(default=None, description="When in ERROR")
     guest_status: str | None
     created: datetime | None
@@ -174,7 +177,19 @@ class RebootAction(Request):
     reboot: RebootSpec
 
 
-ACTIONS = ("pause", "unpause", "os-stop", "os-start", "reboot")
+class ConsoleOutputSpec(Request):
+    length: int | None = Field(default=None, ge=1, description="The last lines only")
+
+
+class ConsoleOutputAction(Request):
+    get_console_output: ConsoleOutputSpec = Field(alias="os-getConsoleOutput")
+
+
+class ConsoleOutputBody(BaseModel):
+    output: str
+
+
+ACTIONS = ("pause", "unpause", "os-stop", "os-start", "reboot", "os-getConsoleOutput")
 
 
 def _action_name(value: Any) -> str | None:
@@ -193,6 +208,7 @@ _ACTION_OF_MODEL: dict[type[Request], str] = {
     StopAction: "os-stop",
     StartAction: "os-start",
     RebootAction: "reboot",
+    ConsoleOutputAction: "os-getConsoleOutput",
 }
 
 # Tagged by the body's one key, so a wrong body gets one message naming the
@@ -202,7 +218,8 @@ ServerAction = Annotated[
     | Annotated[UnpauseAction, Tag("unpause")]
     | Annotated[StopAction, Tag("os-stop")]
     | Annotated[StartAction, Tag("os-start")]
-    | Annotated[RebootAction, Tag("reboot")],
+    | Annotated[RebootAction, Tag("reboot")]
+    | Annotated[ConsoleOutputAction, Tag("os-getConsoleOutput")],
     Discriminator(
         _action_name,
         custom_error_type="invalid_action",

@@ -125,6 +125,7 @@ def server_view(instance: Instance, *, admin: bool) -> ServerView:
         ),
         image=instance.image_ref,
         metadata=dict(instance.metadata),
+        key_name=instance.key_name,
         fault=None
         if fault is None
         else ServerFault(
@@ -151,6 +152,7 @@ def flavor_view(flavor: Flavor) -> FlavorView:
         ram=flavor.memory_mb,
         disk=flavor.disk_gb,
         is_public=flavor.is_public,
+        description=flavor.description if flavor.obj_attr_is_set("description") else None,
     )
 
 

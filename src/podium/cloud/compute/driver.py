@@ -42,6 +42,8 @@ class _VM:
     # Set while spawn waits; destroy() sets ``gone`` so that wait ends early.
     building: bool = False
     gone: threading.Event = field(default_factory=threading.Event)
+    #: What the guest printed on its console, one line per event, oldest first.
+    console: list[str] = field(default_factory=list)
 
 
 class FakeDriver:
@@ -132,6 +134,7 @@ class FakeDriver:
                 )
             vm.building = False
             vm.power_state = states.RUNNING
+            vm.console.append(f"{instance_uuid} login:")
 
     def destroy(self, instance_uuid: str) -> None:
         """Remove the VM; one that is not there is already destroyed (idempotent)."""
@@ -160,6 +163,7 @@ class FakeDriver:
                     f"cannot {action} instance {instance_uuid} in power state {vm.power_state}"
                 )
             vm.power_state = to
+            vm.console.append(f"[{action}]")
 
     def pause(self, instance_uuid: str) -> None:
         self._transition(instance_uuid, (states.RUNNING,), states.PAUSED_POWER, "pause")
@@ -180,10 +184,23 @@ class FakeDriver:
             instance_uuid, (states.SHUTDOWN, states.RUNNING), states.RUNNING, "power on"
         )
 
-    def reboot(self, instance_uuid: str) -> None:
-        # A hard reboot: whatever the guest was doing (a paused guest must be
-        # unpaused first, as on libvirt).
-        self._transition(instance_uuid, (states.RUNNING, states.SHUTDOWN), states.RUNNING, "reboot")
+    def reboot(self, instance_uuid: str, hard: bool = True) -> None:
+        """A hard reboot whatever the guest was doing (but paused: unpause it first, as on
+        libvirt); a soft one asks a running guest to restart."""
+        if hard:
+            allowed: tuple[int, ...] = (states.RUNNING, states.SHUTDOWN)
+            self._transition(instance_uuid, allowed, states.RUNNING, "reboot")
+        else:
+            self._transition(instance_uuid, (states.RUNNING,), states.RUNNING, "soft reboot")
+
+    def get_console_output(self, instance_uuid: str, tail_length: int | None = None) -> str:
+        """The VM's console log, its last ``tail_length`` lines if given."""
+        with self._lock:
+            vm = self._vms.get(instance_uuid)
+            if vm is None or vm.building:
+                raise NoSuchVM(f"no VM for instance {instance_uuid} on this host to read")
+            lines = vm.console[-tail_length:] if tail_length else vm.console
+            return "\n".join(lines) + "\n" if lines else ""
 
     def get_power_state(self, instance_uuid: str) -> int:
         """The VM's power state; NOSTATE for one this host does not have or is still building."""

@@ -34,7 +34,7 @@ from podium.cloud.objects import ComputeNode, Instance, InstanceFault, InstanceL
 from podium.cloud.rpcapi import ComputeAPI, ComputeTaskAPI, sent_now
 from podium.context import RequestContext, get_admin_context
 from podium.db import block_db_access
-from podium.exceptions import MessagingError, NotFound
+from podium.exceptions import MessagingError, NotFound, PodiumError
 from podium.rpc import Target, Transport
 from podium.service import PeriodicTask
 
@@ -122,7 +122,7 @@ class ComputeManager:
         self.config = config
         self.host = host
         self.driver = driver
-        self.compute_task = ComputeTaskAPI(transport)
+        self.compute_task = ComputeTaskAPI(transport, config)
         # Off only where the conductor shares this process (the all-in-one and
         # in-process tests): the block is process-wide and would stop it too.
         self._block_db = block_db
@@ -314,8 +314,58 @@ class ComputeManager:
     def start_instance(self, ctxt: RequestContext, instance: Instance) -> None:
         self._act(ctxt, instance, states.POWERING_ON, self.driver.power_on, states.ACTIVE)
 
-    def reboot_instance(self, ctxt: RequestContext, instance: Instance) -> None:
-        self._act(ctxt, instance, states.REBOOTING, self.driver.reboot, states.ACTIVE)
+    def reboot_instance(
+        self, ctxt: RequestContext, instance: Instance, reboot_type: str | None = None
+    ) -> None:
+        # 1.0 has no reboot_type: its one reboot was the driver's hard one.
+        hard = reboot_type != "SOFT"
+        self._act(
+            ctxt,
+            instance,
+            states.REBOOTING,
+            lambda uuid: self.driver.reboot(uuid, hard=hard),
+            states.ACTIVE,
+        )
+
+    def get_console_output(
+        self, ctxt: RequestContext, instance: Instance, tail_length: int | None = None
+    ) -> str:
+        if tail_length is not None and (not isinstance(tail_length, int) or tail_length < 1):
+            raise ValueError(f"tail_length must be a positive integer, not {tail_length!r:.40}")
+        return self.driver.get_console_output(instance.uuid, tail_length)
+
+    # -- requests this release cannot read ---------------------------------------
+
+    def request_failed(
+        self, ctxt: RequestContext, method: str, instance_uuid: str, error: Exception
+    ) -> None:
+        """A request for ``instance_uuid`` arrived in a version this host cannot handle.
+
+        Nothing was done: the instance is settled so that it waits on nothing
+        (a build goes to ERROR, an action's task is cleared) and the reason is
+        its fault, for the operator to see why (a service of another release
+        sent it, or an ``upgrade_levels`` pin is wrong).
+        """
+        reason = (f"compute {self.host} cannot handle {method}: {type(error).__name__}: {error}")[
+            :255
+        ]
+        LOG.error("instance %s: %s; the request fails", instance_uuid, reason)
+        try:
+            instance = Instance.get_by_uuid(ctxt, instance_uuid)
+        except PodiumError as lookup_error:
+            LOG.warning("instance %s: cannot record the failure: %s", instance_uuid, lookup_error)
+            return
+        task = instance.task_state
+        with self._locks.held(instance_uuid), _dropped_if_moved(instance, method):
+            if task == states.SCHEDULING and instance.host == self.host:
+                self._set_error(ctxt, instance, task, reason, code=500)
+                return
+            InstanceFault(
+                ctxt, instance_uuid=instance_uuid, code=500, message=reason, host=self.host
+            ).create()
+            if task in (*_ACTION_TASK_STATES, states.DELETING) and instance.host == self.host:
+                instance.task_state = None
+                instance.save(expected_task_state=task)
 
     def terminate_instance(self, ctxt: RequestContext, instance: Instance) -> None:
         with self._locks.held(instance.uuid), _dropped_if_moved(instance, "delete"):
