@@ -232,3 +232,26 @@ def test_conductor_command_reports_start_up_errors_without_a_traceback(tmp_path:
         in result.output
     )
     assert "s3cret" not in result.output and "Traceback" not in result.output
+
+
+def test_a_save_replies_only_the_fields_it_changed(database: Database, ctx: RequestContext) -> None:
+    """A nested object the save reloads as it was (the flavor) is not sent back."""
+    from podium.cloud.objects import Flavor
+
+    manager = ConductorManager(database)
+    flavor = Flavor(ctx, flavorid="f-same", name="same", vcpus=1, memory_mb=64, disk_gb=1)
+    instance = Instance(ctx, uuid=str(uuid.uuid4()), hostname="vm", flavor=flavor)
+    manager.object_action(ctx, instance, "create", [], {})
+    instance.obj_reset_changes()
+    instance.task_state = "spawning"
+    updates, result = manager.object_action(ctx, instance.obj_clone(), "save", [], {})
+    assert result is None
+    assert sorted(updates) == ["obj_what_changed", "updated_at"]
+    # A nested object that comes back otherwise than sent (the stored snapshot
+    # keeps no id) is sent back.
+    instance.flavor = Flavor(
+        ctx, id=7, flavorid="f-other", name="other", vcpus=2, memory_mb=64, disk_gb=1
+    )
+    updates, _ = manager.object_action(ctx, instance.obj_clone(), "save", [], {})
+    assert updates["flavor"].flavorid == "f-other"
+    assert not updates["flavor"].obj_attr_is_set("id")

@@ -166,6 +166,55 @@ def test_compare_and_swap_has_one_winner(database: Database) -> None:
     assert sorted(outcomes) == [False] * 5 + [True]
 
 
+def _row_cas(
+    database: Database, name: str, values: dict[str, object], expected: dict[str, list[object]]
+) -> Widget | None:
+    return database.run(
+        lambda session: db_api.update_row(session, Widget, values, {"name": name}, expected),
+        single_statement=db_api.returns_updates(database),
+    )
+
+
+def test_update_row_is_a_compare_and_swap_on_the_live_row(database: Database) -> None:
+    row = _widget(database, "a", size=1)
+    assert _row_cas(database, "a", {"colour": "red"}, {"size": [2, 3]}) is None
+    assert _row_cas(database, "a", {"colour": "red"}, {"colour": ["blue"]}) is None
+    assert _row_cas(database, "a", {"colour": "red"}, {"size": []}) is None  # nothing allowed
+    assert db_api.get(database, CTX, Widget, id=row.id).colour is None
+    # None among the expected values stands for NULL; several columns must all match.
+    swapped = _row_cas(database, "a", {"colour": "red"}, {"colour": ["blue", None], "size": [1]})
+    assert swapped is not None
+    assert (swapped.id, swapped.colour, swapped.size) == (row.id, "red", 1)
+    assert _row_cas(database, "a", {"colour": "green"}, {"colour": [None]}) is None
+    # The same shape again, new values: the statement built once is run again.
+    again = _row_cas(database, "a", {"colour": "green"}, {"colour": ["blue", "red"], "size": [1]})
+    assert again is not None and again.colour == "green"
+    database.run(lambda session: db_api.soft_delete(session, Widget, name="a"))
+    assert _row_cas(database, "a", {"colour": "red"}, {}) is None  # deleted rows are not live
+
+
+def test_update_row_returns_a_detached_row_as_stored(database: Database) -> None:
+    row = _widget(database, "a")
+    now = datetime.now(UTC)
+    updated = _row_cas(database, "a", {"metadata_": {"k": "v"}, "made_at": now, "name": "b"}, {})
+    assert updated is not None and isinstance(updated, Widget)
+    assert (updated.id, updated.name, updated.made_at, updated["metadata"]) == (
+        row.id,
+        "b",  # read back by the key as it is now (MariaDB reads the row back)
+        now,
+        {"k": "v"},
+    )
+    assert updated.to_dict()["created_at"] == row.created_at
+    assert updated.updated_at is not None  # the column's onupdate default applied
+    assert db_api.get(database, CTX, Widget, id=row.id).name == "b"
+
+
+def test_update_row_takes_plain_values_only(database: Database) -> None:
+    _widget(database, "a")
+    with pytest.raises(TypeError, match="plain values"):
+        _row_cas(database, "a", {"size": W.c.size + 1}, {})
+
+
 def test_naive_datetimes_are_taken_as_utc(database: Database) -> None:
     row = _widget(database, "a", made_at=datetime(2026, 1, 2, 3, 4, 5, 678901))
     fetched = db_api.get(database, CTX, Widget, id=row.id)

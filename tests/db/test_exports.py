@@ -23,6 +23,7 @@ def test_api_is_the_generic_helpers() -> None:
         "soft_delete",
         "update_live",
         "update_returning",
+        "update_row",
     ]
     # A Database (own transaction) or a Session (composed in the caller's) first.
     for name in api.__all__:

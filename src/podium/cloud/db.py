@@ -24,7 +24,15 @@ from podium.cloud.exceptions import InstanceInvalidState, UnexpectedTaskStateErr
 from podium.cloud.models import ComputeNode, Flavor, Instance, InstanceFault, Service
 from podium.context import RequestContext
 from podium.db import Database
-from podium.db.api import create, get, get_one, returns_updates, soft_delete, update_live
+from podium.db.api import (
+    create,
+    get,
+    get_one,
+    returns_updates,
+    soft_delete,
+    update_live,
+    update_row,
+)
 from podium.db.api import update_returning as _update_returning
 from podium.db.models import table_of
 from podium.db.query import column_key, model_query, newest_first, update_values
@@ -176,14 +184,6 @@ def instance_get_all_by_host(db: Database, context: RequestContext, host: str) -
     return instance_get_all(db, context, filters={"host": host})
 
 
-def _task_state_clause(expected: Sequence[str | None]) -> ColumnElement[bool]:
-    states = [state for state in expected if state is not None]
-    clauses: list[ColumnElement[bool]] = [_INSTANCES.c.task_state.in_(states)] if states else []
-    if None in expected:
-        clauses.append(_INSTANCES.c.task_state.is_(None))
-    return or_(*clauses)
-
-
 def instance_update(
     db: Database,
     context: RequestContext,
@@ -203,36 +203,29 @@ def instance_update(
     """
     changes = update_values(Instance, values, protected=("uuid",))
     changes.setdefault("updated_at", utcnow())
-    identity = [_INSTANCES.c.uuid == uuid, _INSTANCES.c.deleted == 0]
-    where = list(identity)
-    expected: list[str | None] | None = None
+    expected: dict[str, list[Any]] = {}
     if expected_task_state is not None:
-        expected = (
+        expected["task_state"] = (
             [expected_task_state]
             if isinstance(expected_task_state, str)
             else list(expected_task_state)
         )
-        where.append(_task_state_clause(expected))
-    vm_states: list[str] | None = None
     if expected_vm_state is not None:
-        vm_states = (
+        expected["vm_state"] = (
             [expected_vm_state] if isinstance(expected_vm_state, str) else list(expected_vm_state)
         )
-        where.append(_INSTANCES.c.vm_state.in_(vm_states))
 
     def work(session: Session) -> Instance:
-        row = _update_returning(session, Instance, changes, where, identity)
+        row = update_row(session, Instance, changes, {"uuid": uuid}, expected)
         if row is None:
             current = session.execute(
-                select(_INSTANCES.c.task_state, _INSTANCES.c.vm_state).where(*identity)
+                select(_INSTANCES.c.task_state, _INSTANCES.c.vm_state).where(
+                    _INSTANCES.c.uuid == uuid, _INSTANCES.c.deleted == 0
+                )
             ).first()
             if current is None:
                 raise NotFound(f"No live instances row with uuid={uuid!r}")
-            wanted = []
-            if expected is not None:
-                wanted.append(f"task_state in {expected!r}")
-            if vm_states is not None:
-                wanted.append(f"vm_state in {vm_states!r}")
+            wanted = [f"{name} in {states!r}" for name, states in expected.items()]
             raise UnexpectedTaskStateError(
                 f"Instance {uuid}: expected {' and '.join(wanted)}, found task_state "
                 f"{current.task_state!r}, vm_state {current.vm_state!r}; not updated"

@@ -47,6 +47,26 @@ def _check_arguments(args: Any, kwargs: Any) -> None:
         raise ObjectFormatError("kwargs must map argument names (strings) to values")
 
 
+def _same(before: Any, after: Any) -> bool:
+    """Whether two field values are equal; nested objects by their set fields' values.
+
+    Objects have no equality of their own (two are equal only if they are one),
+    and a method that reloads its object from the database builds its nested
+    objects anew: compared as objects they would be sent back on every call.
+    """
+    if not (isinstance(before, VersionedObject) and isinstance(after, VersionedObject)):
+        return bool(before == after)
+    if type(before) is not type(after):
+        return False
+    for name in after.fields:
+        is_set = after.obj_attr_is_set(name)
+        if is_set != before.obj_attr_is_set(name):
+            return False
+        if is_set and not _same(getattr(before, name), getattr(after, name)):
+            return False
+    return True
+
+
 def _changes(before: VersionedObject, after: VersionedObject) -> dict[str, Any]:
     """The fields ``after`` holds differently from ``before``, as object_action replies them."""
     updates: dict[str, Any] = {}
@@ -54,7 +74,7 @@ def _changes(before: VersionedObject, after: VersionedObject) -> dict[str, Any]:
         if not after.obj_attr_is_set(name):
             continue
         value = getattr(after, name)
-        if not before.obj_attr_is_set(name) or getattr(before, name) != value:
+        if not before.obj_attr_is_set(name) or not _same(getattr(before, name), value):
             updates[name] = (
                 value
                 if isinstance(value, VersionedObject)
