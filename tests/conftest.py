@@ -6,17 +6,15 @@ must mean the integration tests really ran.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import shutil
-import socket
-import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+from podium import testing
 
 RABBIT_URL = os.environ.get("PODIUM_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get(
@@ -26,47 +24,25 @@ MYSQL_URL = os.environ.get("PODIUM_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.
 REDIS_URL = os.environ.get("PODIUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 def require_service(name: str, host: str, port: int) -> None:
     """Skip on a laptop without the service; fail under CI=true."""
-    if _reachable(host, port):
-        return
-    reason = f"{name} is not reachable on {host}:{port}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: services are required)", pytrace=False)
-    pytest.skip(f"{reason}; start it to run this test")
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+    try:
+        testing.require_service(name, host, port)
+    except testing.ServiceMissing as missing:
+        if missing.required:
+            pytest.fail(str(missing), pytrace=False)
+        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="session")
 def rabbit_url() -> Iterator[str]:
-    """The broker URL, on a throwaway vhost when rabbitmqctl can make one.
-
-    Every queue and exchange the session declares (podium's and oslo's) goes
-    with the vhost at the end, so runs leave nothing behind on a shared broker.
-    """
+    """The broker URL, on a throwaway vhost when rabbitmqctl can make one."""
     require_service("RabbitMQ", "127.0.0.1", 5672)
-    if "PODIUM_TEST_RABBIT_URL" in os.environ or shutil.which("rabbitmqctl") is None:
+    if "PODIUM_TEST_RABBIT_URL" in os.environ:
         yield RABBIT_URL
         return
-    vhost = f"podium-test-{secrets.token_hex(4)}"
-    _rabbitmqctl("add_vhost", vhost)
-    try:
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield f"{RABBIT_URL.rstrip('/')}/{vhost}"
-    finally:
-        with contextlib.suppress(subprocess.SubprocessError):
-            _rabbitmqctl("delete_vhost", vhost)
+    with testing.rabbit_vhost(RABBIT_URL) as url:
+        yield url
 
 
 #: The database backends a test parametrized by ``backend`` runs on.

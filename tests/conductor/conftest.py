@@ -1,37 +1,26 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from podium.apps import installed_apps
 from podium.cloud.objects import CloudObject
 from podium.conductor import ConductorAPI, ConductorService, configure_worker
 from podium.context import RequestContext
 from podium.db import Database
-from podium.db.migration import sync
-from podium.rpc import Transport, get_transport
+from podium.rpc import Transport
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    db = Database(f"sqlite:///{tmp_path / 'conductor.sqlite'}")
-    sync(db)
-    yield db
-    db.dispose()
+def database(podium_database: Database) -> Database:
+    return podium_database
 
 
 @pytest.fixture
-def transport() -> Iterator[Transport]:
-    with get_transport(f"memory://conductor-{uuid.uuid4().hex}") as transport:
-        # As `podium conductor` and the cloud's services do: the installed apps'
-        # errors (UnexpectedTaskStateError...) reach callers as themselves.
-        transport.allowed_remote_exmods.extend(
-            module for app in installed_apps() for module in app.remote_exceptions
-        )
-        yield transport
+def transport(podium_transport: Transport) -> Transport:
+    # The kit's transport lets the installed apps' errors (UnexpectedTaskStateError...)
+    # reach callers as themselves, as `podium conductor` and the cloud's services do.
+    return podium_transport
 
 
 @pytest.fixture
