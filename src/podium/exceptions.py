@@ -6,7 +6,9 @@ boundary of the layer that meets them, into one of these::
     PodiumError
     ├── ObjectError                      podium.objects
     │   ├── IncompatibleObjectVersion    no registered class can read that version
+    │   │   └── InvalidTargetVersion     a backport asked for a version newer than the object
     │   ├── UnsupportedObjectError       wrong namespace, or class name not registered
+    │   │   └── UnregisteredSubobject    an object's child class is not registered
     │   ├── ObjectFormatError            a primitive that is not a well-formed object
     │   ├── ObjectFieldError             bad value for a field (also a ValueError)
     │   ├── ObjectAttributeNotSet        read of an unset field with no lazy loader
@@ -14,6 +16,15 @@ boundary of the layer that meets them, into one of these::
     │   ├── ReadOnlyFieldError           assignment to a read-only field already set
     │   ├── OrphanedObjectError          remotable method called with no context
     │   ├── ObjectActionError            an object method refused to act
+    │   ├── ObjectFieldInvalid           a class declared something not a Field as a field
+    │   │                                (also a TypeError)
+    │   ├── EnumRequiresValidValuesError an Enum with no valid values (also a ValueError)
+    │   ├── EnumValidValuesInvalidError  an Enum valid value of no usable type (also a ValueError)
+    │   ├── EnumFieldInvalid             a BaseEnumField whose AUTO_TYPE is not an Enum
+    │   │                                (also a TypeError)
+    │   ├── EnumFieldUnset               a BaseEnumField with no AUTO_TYPE (also a TypeError)
+    │   ├── TargetBeforeSubobjectExistedException
+    │   │                                oslo's; podium's backports drop the field instead
     │   └── MethodNotRemotable           a dispatcher was asked for a non-remotable method
     ├── MessagingError                   podium.rpc
     │   ├── InvalidTransportURL
@@ -44,6 +55,10 @@ Applications define their own errors under ``PodiumError`` in modules of their
 own, and list those modules in their ``App.remote_exceptions`` so that callers
 re-raise them as themselves too.
 
+``VersionedObjectsException`` is oslo's name for ``ObjectError`` (the root of
+the object errors), and :func:`wrap_exception` is oslo's notifying decorator,
+so code that imports oslo's ``exception`` module ports with an import change.
+
 Every class here lives in ``podium.exceptions`` so that the default
 ``allowed_remote_exmods`` (``["podium.exceptions"]``) lets a caller re-raise any
 podium error raised on a remote service as itself.
@@ -51,8 +66,11 @@ podium error raised on a remote service as itself.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 LOG = logging.getLogger(__name__)
 
@@ -166,6 +184,109 @@ class ObjectActionError(ObjectError):
 
 class MethodNotRemotable(ObjectError):
     pass
+
+
+#: oslo.versionedobjects' root exception name; here the root of the object errors.
+VersionedObjectsException = ObjectError
+
+
+class InvalidTargetVersion(IncompatibleObjectVersion):
+    """A backport asked for a version newer than the object itself.
+
+    Also an :class:`IncompatibleObjectVersion`: podium raised that before it
+    had oslo's name. Built as oslo's (``InvalidTargetVersion(version="1.7")``)
+    or podium's (object name, version asked, object's version).
+    """
+
+    msg_fmt = "Invalid target version %(version)s"
+
+    def __init__(
+        self,
+        objname: str = "",
+        objver: str = "",
+        supported: str | None = None,
+        message: str | None = None,
+        *,
+        version: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        objver = objver or version or ""
+        if message is None:
+            detail = f" for {objname} (its version is {supported})" if objname else ""
+            message = f"Invalid target version {objver}{detail}"
+        kwargs["version"] = objver
+        super().__init__(objname, objver, supported, message, **kwargs)
+
+
+class ObjectFieldInvalid(ObjectError, TypeError):
+    msg_fmt = "Field %(field)s of %(objname)s is not an instance of Field"
+
+
+class EnumRequiresValidValuesError(ObjectError, ValueError):
+    msg_fmt = "Enum fields require a list of valid_values"
+
+
+class EnumValidValuesInvalidError(ObjectError, ValueError):
+    msg_fmt = "Enum valid values are not valid"
+
+
+class EnumFieldInvalid(ObjectError, TypeError):
+    msg_fmt = "%(typename)s in %(fieldname)s is not an instance of Enum"
+
+
+class EnumFieldUnset(ObjectError, TypeError):
+    msg_fmt = "%(fieldname)s missing field type"
+
+
+class TargetBeforeSubobjectExistedException(ObjectError):
+    msg_fmt = "No subobject existed at version %(target_version)s"
+
+
+class UnregisteredSubobject(UnsupportedObjectError):
+    msg_fmt = "%(child_objname)s is referenced by %(parent_objname)s but is not registered"
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+# Argument names whose values never go into a notification.
+_SECRET_ARGUMENTS = ("_pass", "password", "secret", "token")
+
+
+def wrap_exception(
+    notifier: Any = None, get_notifier: Callable[[], Any] | None = None
+) -> Callable[[_F], _F]:
+    """oslo's decorator for ``method(self, context, ...)``: an exception it raises
+    is sent to ``notifier.error(context, method_name, payload)`` and re-raised.
+
+    ``payload`` is ``{"exception": exc, "args": {name: value}}`` without
+    ``self``, ``context`` and arguments whose names look secret. With neither
+    ``notifier`` nor ``get_notifier`` the exception is only re-raised.
+    """
+
+    def decorate(func: _F) -> _F:
+        @functools.wraps(func)
+        def wrapped(self: Any, context: Any, /, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(self, context, *args, **kwargs)
+            except Exception as exc:
+                sink = notifier if notifier is not None else (get_notifier and get_notifier())
+                if sink is not None:
+                    try:
+                        bound = inspect.signature(func).bind(self, context, *args, **kwargs)
+                        call_args = dict(bound.arguments)
+                    except TypeError:
+                        call_args = {}
+                    cleaned = {
+                        name: value
+                        for name, value in list(call_args.items())[2:]
+                        if not any(word in name.lower() for word in _SECRET_ARGUMENTS)
+                    }
+                    sink.error(context, func.__name__, {"exception": exc, "args": cleaned})
+                raise
+
+        return cast(_F, wrapped)
+
+    return decorate
 
 
 # -- messaging ---------------------------------------------------------------

@@ -15,6 +15,7 @@ from podium.objects.base import (
     obj_equal_prims,
     obj_make_list,
     obj_tree_get_versions,
+    set_wire_namespace,
 )
 from podium.objects.indirection import IndirectionAPI
 from podium.objects.registry import VersionedObjectRegistry, default_registry
@@ -48,4 +49,5 @@ __all__ = [
     "remotable",
     "remotable_classmethod",
     "run_locally",
+    "set_wire_namespace",
 ]

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from podium._text import short_repr
 from podium.exceptions import (
-    IncompatibleObjectVersion,
+    InvalidTargetVersion,
     ObjectActionError,
     ObjectAttributeNotSet,
     ObjectFieldError,
+    ObjectFieldInvalid,
     ObjectFormatError,
     PodiumError,
     ReadOnlyFieldError,
+    UnregisteredSubobject,
     UnsupportedObjectError,
 )
 from podium.objects import fields as obj_fields
@@ -40,10 +43,14 @@ __all__ = [
     "TimestampedObject",
     "VersionedObject",
     "VersionedObjectDictCompat",
+    "VersionedObjectMixin",
     "obj_equal_prims",
     "obj_make_list",
     "obj_tree_get_versions",
+    "set_wire_namespace",
 ]
+
+LOG = logging.getLogger(__name__)
 
 _IMMUTABLE = obj_fields.IMMUTABLE_TYPES
 _INT64_MIN, _INT64_MAX = obj_fields.INT64_MIN, obj_fields.INT64_MAX
@@ -133,7 +140,11 @@ class VersionedObject:
         reserved = _reserved_names()
         for name, field in merged.items():
             if not isinstance(field, obj_fields.Field):
-                raise TypeError(f"{cls.__name__}.fields[{name!r}] is not a Field: {field!r}")
+                raise ObjectFieldInvalid(
+                    f"{cls.__name__}.fields[{name!r}] is not a Field: {field!r}",
+                    field=name,
+                    objname=cls.obj_name(),
+                )
             if not name.isidentifier() or name.startswith("_") or name in reserved:
                 raise TypeError(f"{cls.__name__}: {name!r} cannot be a field name")
         cls.fields = merged
@@ -155,6 +166,10 @@ class VersionedObject:
             name for name, f in merged.items() if isinstance(f, _CHILD_FIELD_TYPES)
         )
         cls._obj_read_only = frozenset(name for name, f in merged.items() if f.read_only)
+        cls._obj_compile_keys()
+
+    @classmethod
+    def _obj_compile_keys(cls) -> None:
         ns = cls.OBJ_SERIAL_NAMESPACE
         cls._obj_keys = (
             f"{ns}.name",
@@ -361,7 +376,7 @@ class VersionedObject:
         if target_version is None:
             target_version = version
         elif target_version != version and version_tuple(target_version) > version_tuple(version):
-            raise IncompatibleObjectVersion(self.obj_name(), target_version, version)
+            raise InvalidTargetVersion(self.obj_name(), target_version, version)
         if target_version != version or version_manifest:
             self.obj_make_compatible_from_manifest(data, target_version, version_manifest)
         k_name, k_ns, k_ver, k_data, k_changes = self._obj_keys
@@ -479,6 +494,49 @@ class VersionedObject:
         return self
 
     @classmethod
+    def _obj_primitive_key(cls, field: str) -> str:
+        """The key of ``field`` (name, namespace, version, data, changes) in a primitive."""
+        return f"{cls.OBJ_SERIAL_NAMESPACE}.{field}"
+
+    @classmethod
+    def _obj_primitive_schema(cls) -> dict[str, Any]:
+        """The JSON schema of this class's primitive (what ``Object.get_schema`` gives)."""
+        k_name, k_ns, k_ver, k_data, k_changes = cls._obj_keys
+        data: dict[str, Any] = {
+            "type": "object",
+            "description": f"fields of {cls.obj_name()}",
+            "properties": {name: field.get_schema() for name, field in cls.fields.items()},
+        }
+        required = [name for name, field in sorted(cls.fields.items()) if not field.nullable]
+        if required:
+            data["required"] = required
+        return {
+            "type": ["object"],
+            "properties": {
+                k_ns: {"type": "string"},
+                k_name: {"type": "string"},
+                k_ver: {"type": "string"},
+                k_changes: {"type": "array", "items": {"type": "string"}},
+                k_data: data,
+            },
+            "required": [k_ns, k_name, k_ver, k_data],
+        }
+
+    @classmethod
+    def to_json_schema(cls) -> dict[str, Any]:
+        """A JSON schema (draft 4) of this class's primitive, as oslo's.
+
+        Every field type of podium has a schema; a type of your own gets one
+        by defining ``get_schema()``.
+        """
+        schema: dict[str, Any] = {
+            "$schema": "http://json-schema.org/draft-04/schema#",
+            "title": cls.obj_name(),
+        }
+        schema.update(cls._obj_primitive_schema())
+        return schema
+
+    @classmethod
     def obj_class_from_name(
         cls, objname: str, objver: str, registry: VersionedObjectRegistry | None = None
     ) -> type[VersionedObject]:
@@ -550,6 +608,59 @@ class _Unchanged:
 
 _UNCHANGED: Any = _Unchanged()
 _MISSING: Any = object()
+
+
+def set_wire_namespace(
+    serial: str = "podium_object",
+    project: str = "podium",
+    base: type[VersionedObject] | None = None,
+) -> None:
+    """Choose the namespace objects are written and read in, for a whole hierarchy.
+
+    ``serial`` prefixes the primitive's keys (``<serial>.name``, ``.data``...);
+    ``project`` is the value of ``<serial>.namespace``, which a reader checks.
+    A service whose peers still run oslo.versionedobjects calls, once at
+    start-up, ``set_wire_namespace("versioned_object", "versionedobjects")``
+    (oslo's own), or Nova's ``("nova_object", "nova")``; the default is
+    podium's own. ``base`` (default: ``VersionedObject``) and every subclass
+    that does not set a namespace of its own switch, classes defined before
+    and after the call alike; a serializer follows its ``OBJ_BASE_CLASS``.
+    Setting ``OBJ_SERIAL_NAMESPACE`` / ``OBJ_PROJECT_NAMESPACE`` on a base class
+    when it is defined, as oslo projects do, still works too.
+    """
+    for name, value in (("serial", serial), ("project", project)):
+        if not isinstance(value, str) or not value or (name == "serial" and "." in value):
+            raise ValueError(f"{name} namespace must be a non-empty string, not {value!r}")
+    root = VersionedObject if base is None else base
+    serial_owner = _namespace_owner(root, "OBJ_SERIAL_NAMESPACE")
+    project_owner = _namespace_owner(root, "OBJ_PROJECT_NAMESPACE")
+    root.OBJ_SERIAL_NAMESPACE = serial
+    root.OBJ_PROJECT_NAMESPACE = project
+    # Subclasses that inherited the old value (no own attribute) follow.
+    for cls in _subclasses_of(root):
+        for attr, owner, value in (
+            ("OBJ_SERIAL_NAMESPACE", serial_owner, serial),
+            ("OBJ_PROJECT_NAMESPACE", project_owner, project),
+        ):
+            if _namespace_owner(cls, attr) is owner and owner is not root:
+                setattr(cls, attr, value)
+        cls._obj_compile_keys()
+    root._obj_compile_keys()
+
+
+def _namespace_owner(cls: type, attr: str) -> type:
+    return next(klass for klass in cls.__mro__ if attr in klass.__dict__)
+
+
+def _subclasses_of(cls: type[VersionedObject]) -> list[type[VersionedObject]]:
+    found: list[type[VersionedObject]] = []
+    pending = list(cls.__subclasses__())
+    while pending:
+        klass = pending.pop()
+        if klass not in found:
+            found.append(klass)
+            pending.extend(klass.__subclasses__())
+    return found
 
 
 def _reserved_names() -> frozenset[str]:
@@ -627,9 +738,7 @@ def obj_tree_get_versions(
         child = getattr(field, "objname", None)
         if isinstance(field, _CHILD_FIELD_TYPES) and child is not None:
             if child not in reg:
-                raise UnsupportedObjectError(
-                    f"{objname} holds {child!r} objects, but {child!r} is not registered"
-                )
+                raise UnregisteredSubobject(child_objname=child, parent_objname=objname)
             obj_tree_get_versions(child, reg, tree)
     return tree
 
@@ -727,7 +836,15 @@ def _as_object(mixin: object) -> VersionedObject:
     return mixin
 
 
-class TimestampedObject:
+class VersionedObjectMixin:
+    """oslo's marker base of a mixin that contributes ``fields``.
+
+    Nothing needs it here (any class in the bases may hold a ``fields`` dict,
+    and the fields are merged); ported mixins may keep it.
+    """
+
+
+class TimestampedObject(VersionedObjectMixin):
     """Mixin: ``created_at`` and ``updated_at`` (nullable datetimes), as in oslo."""
 
     fields: ClassVar[dict[str, obj_fields.Field[Any]]] = {
@@ -861,3 +978,25 @@ class ObjectListBase(VersionedObject, Generic[_VO], metaclass=_ObjectListMeta):
 
 
 Sequence.register(ObjectListBase)
+
+
+# oslo.versionedobjects' base module also holds these; they live in their own
+# modules here (remotable and the serializer import this one).
+_ELSEWHERE = {
+    "remotable": "podium.objects.remotable",
+    "remotable_classmethod": "podium.objects.remotable",
+    "VersionedObjectSerializer": "podium.objects.serializer",
+    "VersionedObjectIndirectionAPI": "podium.objects.indirection",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _ELSEWHERE.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(module_name)
+    value = getattr(module, name)
+    globals()[name] = value
+    return value

@@ -25,6 +25,7 @@ value.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import copy
 import datetime
@@ -32,10 +33,16 @@ import ipaddress
 import math
 import re
 import uuid
-from collections.abc import Callable, Collection, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from podium._text import short_repr
+from podium.exceptions import (
+    EnumFieldInvalid,
+    EnumFieldUnset,
+    EnumRequiresValidValuesError,
+    EnumValidValuesInvalidError,
+)
 
 if TYPE_CHECKING:
     from typing import Self
@@ -46,9 +53,12 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "UUID",
+    "AbstractFieldType",
+    "AutoTypedField",
     "BaseEnumField",
     "Boolean",
     "BooleanField",
+    "CompoundFieldType",
     "DateTime",
     "DateTimeField",
     "Dict",
@@ -57,6 +67,8 @@ __all__ = [
     "DictOfNullableStringsField",
     "DictOfSetOfIntegersField",
     "DictOfStringsField",
+    "DictProxyField",
+    "ElementTypeError",
     "Enum",
     "EnumField",
     "Field",
@@ -83,6 +95,7 @@ __all__ = [
     "IPV6NetworkField",
     "Integer",
     "IntegerField",
+    "KeyTypeError",
     "List",
     "ListOfDictOfNullableStringsField",
     "ListOfEnumField",
@@ -107,10 +120,14 @@ __all__ = [
     "Set",
     "SetOfIntegersField",
     "SetOfStringsField",
+    "StateMachine",
     "String",
     "StringField",
+    "StringPattern",
     "UUIDField",
     "UnspecifiedDefault",
+    "VersionPredicate",
+    "VersionPredicateField",
 ]
 
 T_co = TypeVar("T_co", covariant=True)
@@ -164,32 +181,56 @@ def _bad(expected: str, value: Any) -> ValueError:
 # -- field types ---------------------------------------------------------------
 
 
-class FieldType(Generic[T_value]):
-    """How one kind of value is checked and put on the wire.
+class KeyTypeError(TypeError):
+    """A dict field was given a key of the wrong type (oslo's error, oslo's message)."""
 
-    Generic in the Python type of its values, as oslo's is
-    (``class Upper(FieldType[str])``); ``FieldType`` alone is ``FieldType[Any]``.
+    def __init__(self, expected: type, value: Any) -> None:
+        super().__init__(
+            f"Key {short_repr(value)} must be of type {expected.__name__} "
+            f"not {type(value).__name__}"
+        )
 
-    Subclass and override :meth:`coerce` (and, when the wire form differs from
-    the Python value, :meth:`from_primitive` and :meth:`to_primitive`).
+
+class ElementTypeError(TypeError):
+    """A container field was given an element of the wrong type (oslo's error)."""
+
+    def __init__(self, expected: str, key: Any, value: Any) -> None:
+        super().__init__(
+            f"Element {key}:{short_repr(value)} must be of type {expected} "
+            f"not {type(value).__name__}"
+        )
+
+
+class AbstractFieldType(Generic[T_value], metaclass=abc.ABCMeta):
+    """The interface of a field type, as oslo's: implement all five methods.
+
+    :class:`FieldType` implements them with pass-through defaults; subclass
+    that unless every method is your own.
     """
 
+    @abc.abstractmethod
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> T_value:
-        result: T_value = value
-        return result
+        """The value to store for ``value`` assigned to ``obj.attr``; ValueError if none."""
 
+    @abc.abstractmethod
     def from_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> T_value:
-        return self.coerce(obj, attr, value)
+        """The value for the wire form ``value``."""
 
+    @abc.abstractmethod
     def to_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> Any:
-        return value
+        """The JSON-ready wire form of ``value``."""
 
+    @abc.abstractmethod
     def describe(self) -> str:
         """A stable description of the type, used in version fingerprints."""
-        return type(self).__name__
 
+    @abc.abstractmethod
     def stringify(self, value: Any) -> str:
-        return str(value)
+        """A short text for ``value``, for reprs and logs."""
+
+    def get_schema(self) -> dict[str, Any]:
+        """The JSON schema of a value of this type (oslo's shape)."""
+        raise NotImplementedError(f"{type(self).__name__} has no JSON schema")
 
     # -- compiled paths; types of this module override them ------------------
 
@@ -225,6 +266,34 @@ class FieldType(Generic[T_value]):
         return None
 
 
+class FieldType(AbstractFieldType[T_value]):
+    """How one kind of value is checked and put on the wire.
+
+    Generic in the Python type of its values, as oslo's is
+    (``class Upper(FieldType[str])``); ``FieldType`` alone is ``FieldType[Any]``.
+
+    Subclass and override :meth:`coerce` (and, when the wire form differs from
+    the Python value, :meth:`from_primitive` and :meth:`to_primitive`; for
+    :meth:`VersionedObject.to_json_schema`, :meth:`get_schema`).
+    """
+
+    def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> T_value:
+        result: T_value = value
+        return result
+
+    def from_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> T_value:
+        return self.coerce(obj, attr, value)
+
+    def to_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> Any:
+        return value
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+    def stringify(self, value: Any) -> str:
+        return str(value)
+
+
 class String(FieldType[str]):
     _ACCEPTED = (str, int, float, bool)
 
@@ -233,6 +302,13 @@ class String(FieldType[str]):
         if isinstance(value, self._ACCEPTED):
             return str(value)
         raise _bad("a string", value)
+
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["string"]}
+
+    def stringify(self, value: Any) -> str:
+        # Quoted, as oslo shows strings: "'123'" is not the number 123.
+        return f"'{value}'"
 
     def _exact_type(self) -> type | None:
         return str
@@ -287,6 +363,16 @@ class Integer(FieldType[int]):
             return f"an integer >= {self._min}"
         return f"an integer from {self._min} to {self._max}"
 
+    def get_schema(self) -> dict[str, Any]:
+        # oslo's shape; a bound is shown where it is not the type's default
+        # (oslo's NonNegativeInteger shows its minimum 0).
+        schema: dict[str, Any] = {"type": ["integer"]}
+        if self._min is not None and (self._min != INT64_MIN or type(self)._min == 0):
+            schema["minimum"] = self._min
+        if self._max is not None and self._max != INT64_MAX:
+            schema["maximum"] = self._max
+        return schema
+
     def describe(self) -> str:
         name = type(self).__name__
         if (self._min, self._max) == (type(self)._min, type(self)._max):
@@ -332,6 +418,9 @@ class Float(FieldType[float]):
             return result
         raise _bad("a number", value)
 
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["number"]}
+
     def _coercer(self, attr: str) -> Decoder:
         if not self._is_builtin():
             return super()._coercer(attr)
@@ -358,6 +447,9 @@ class NonNegativeFloat(Float):
             raise ValueError(f"a value >= 0 is required, not {result}")
         return result
 
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["number"], "minimum": 0}
+
     def _coercer(self, attr: str) -> Decoder:
         return FieldType._coercer(self, attr)
 
@@ -379,6 +471,9 @@ class Boolean(FieldType[bool]):
             if text in _FALSE_STRINGS:
                 return False
         raise _bad("a boolean", value)
+
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["boolean"]}
 
     def _exact_type(self) -> type | None:
         return bool
@@ -411,7 +506,49 @@ class SensitiveString(String):
         return "***"
 
 
-class _PatternString(FieldType[str]):
+# PEP 440 versions (what oslo's predicates parse): epoch, release, pre-, post-
+# and dev-release, local label; case-insensitive, a leading "v" allowed.
+_PEP440 = (
+    r"v?(?:[0-9]+!)?[0-9]+(?:\.[0-9]+)*"
+    r"(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?[0-9]*)?"
+    r"(?:-[0-9]+|[-_.]?(?:post|rev|r)[-_.]?[0-9]*)?"
+    r"(?:[-_.]?dev[-_.]?[0-9]*)?"
+    r"(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?"
+)
+_PREDICATE_RE = re.compile(rf"\s*(?:<=|>=|<|>|!=|==)\s*{_PEP440}\s*", re.IGNORECASE)
+
+
+class VersionPredicate(String):
+    """A version predicate such as ``">=1.0,<2.0"``, kept as the text given.
+
+    The text is checked as oslo checks it (comma-separated comparisons of
+    PEP 440 versions), without oslo.utils.
+    """
+
+    def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"Version {short_repr(value)} should be a string type")
+        if not all(_PREDICATE_RE.fullmatch(part) for part in value.split(",")):
+            raise ValueError(f"Version {short_repr(value)} is not a valid predicate")
+        return value
+
+    def _exact_type(self) -> type | None:
+        return None
+
+
+class StringPattern(FieldType[T_value]):
+    """A type whose wire form is a string matching ``PATTERN`` (its JSON schema)."""
+
+    PATTERN: str
+
+    def get_schema(self) -> dict[str, Any]:
+        pattern = getattr(self, "PATTERN", None)
+        if pattern is None:
+            raise AttributeError(f"{type(self).__name__} has no pattern")
+        return {"type": ["string"], "pattern": pattern}
+
+
+class _PatternString(StringPattern[str]):
     """A string normalised to lower case and checked against ``PATTERN``."""
 
     PATTERN = ""
@@ -451,8 +588,12 @@ class PCIAddress(_PatternString):
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
-class UUID(FieldType[str]):
+class UUID(StringPattern[str]):
     """A UUID, kept as its canonical lower-case string (as oslo keeps a string)."""
+
+    # What the schema promises (oslo's): 32 hex digits, dashes optional. The
+    # value stored and sent is always the canonical form.
+    PATTERN = r"^[a-fA-F0-9]{8}-?[a-fA-F0-9]{4}-?[a-fA-F0-9]{4}-?[a-fA-F0-9]{4}-?[a-fA-F0-9]{12}$"
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> str:
         if isinstance(value, uuid.UUID):
@@ -499,12 +640,12 @@ class Enum(String):
     """
 
     def __init__(self, valid_values: Collection[Any]) -> None:
-        values = tuple(valid_values)
+        values = tuple(_enum_values(valid_values))
         if not values:
-            raise ValueError("Enum needs at least one valid value")
+            raise EnumRequiresValidValuesError("Enum needs at least one valid value")
         for value in values:
             if not isinstance(value, _ENUM_VALUE_TYPES):
-                raise ValueError(
+                raise EnumValidValuesInvalidError(
                     f"Enum values must be strings, numbers or datetimes, not {value!r}"
                 )
         self._valid_values = values
@@ -531,6 +672,14 @@ class Enum(String):
 
     def describe(self) -> str:
         return f"Enum({','.join(str(v) for v in self._valid_values)})"
+
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["string"], "enum": list(self._valid_values)}
+
+    def stringify(self, value: Any) -> str:
+        if value not in self._wire_set:
+            raise ValueError(f"{short_repr(value)} is not one of {list(self._valid_values)}")
+        return super().stringify(value)
 
     def _exact_type(self) -> type | None:
         return None
@@ -624,6 +773,9 @@ class DateTime(FieldType[datetime.datetime]):
     def stringify(self, value: Any) -> str:
         return self.to_primitive(None, "", value)
 
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["string"], "format": "date-time"}
+
     def describe(self) -> str:
         # Naive values are a different schema: the fingerprint must show it.
         return "DateTime" if self._aware else "DateTime(naive)"
@@ -671,7 +823,7 @@ class DateTime(FieldType[datetime.datetime]):
         return encode
 
 
-class _IPBase(FieldType[Any]):
+class _IPBase(StringPattern[Any]):
     """Common part of the stdlib-ipaddress backed types; str on the wire."""
 
     _kinds: tuple[type, ...] = ()
@@ -709,6 +861,10 @@ class IPAddress(_IPBase):
     def _parse(self, value: str) -> Any:
         return ipaddress.ip_address(value)
 
+    def get_schema(self) -> dict[str, Any]:
+        # oslo's IPAddress has no schema (no pattern); podium's is either version.
+        return {"oneOf": [IPV4Address().get_schema(), IPV6Address().get_schema()]}
+
 
 class IPV4AndV6Address(IPAddress):
     """oslo's name for an address of either version (the same as :class:`IPAddress`)."""
@@ -721,6 +877,9 @@ class IPV4Address(IPAddress):
     def _parse(self, value: str) -> Any:
         return ipaddress.IPv4Address(value)
 
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["string"], "format": "ipv4"}
+
 
 class IPV6Address(IPAddress):
     _kinds: tuple[type, ...] = (ipaddress.IPv6Address,)
@@ -728,6 +887,9 @@ class IPV6Address(IPAddress):
 
     def _parse(self, value: str) -> Any:
         return ipaddress.IPv6Address(value)
+
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["string"], "format": "ipv6"}
 
 
 class IPNetwork(_IPBase):
@@ -739,21 +901,44 @@ class IPNetwork(_IPBase):
     def _parse(self, value: str) -> Any:
         return ipaddress.ip_network(value, strict=False)
 
+    def get_schema(self) -> dict[str, Any]:
+        # oslo's IPNetwork has no schema (no pattern); podium's is either version.
+        return {"oneOf": [IPV4Network().get_schema(), IPV6Network().get_schema()]}
+
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_HEXTET = r"[0-9a-fA-F]{1,4}"
+
 
 class IPV4Network(IPNetwork):
     _kinds: tuple[type, ...] = (ipaddress.IPv4Network,)
     _label = "an IPv4 network"
+    # The wire form: dotted quad and prefix length (the form oslo's pattern takes).
+    PATTERN = rf"^({_OCTET}\.){{3}}{_OCTET}/(3[0-2]|[12]?[0-9])$"
 
     def _parse(self, value: str) -> Any:
         return ipaddress.IPv4Network(value, strict=False)
+
+    def get_schema(self) -> dict[str, Any]:
+        return StringPattern.get_schema(self)
 
 
 class IPV6Network(IPNetwork):
     _kinds: tuple[type, ...] = (ipaddress.IPv6Network,)
     _label = "an IPv6 network"
+    # The wire form: ipaddress's compressed text and a prefix length. Looser
+    # than an exact IPv6 grammar (the value itself is checked by ipaddress);
+    # oslo's pattern is a longer regular expression of its own.
+    PATTERN = (
+        rf"^(({_HEXTET})?:){{2,7}}({_HEXTET}|({_OCTET}\.){{3}}{_OCTET})?"
+        r"/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$"
+    )
 
     def _parse(self, value: str) -> Any:
         return ipaddress.IPv6Network(value, strict=False)
+
+    def get_schema(self) -> dict[str, Any]:
+        return StringPattern.get_schema(self)
 
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -813,6 +998,9 @@ class FlexibleDict(FieldType[dict[str, Any]]):
     def to_primitive(self, obj: VersionedObject | None, attr: str, value: Any) -> Any:
         return self._copy(value)
 
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["object"]}
+
     def _encoder(self, attr: str) -> Encoder | None:
         if not self._is_builtin():
             return super()._encoder(attr)
@@ -820,14 +1008,20 @@ class FlexibleDict(FieldType[dict[str, Any]]):
         return lambda obj, value: copy_value(value)
 
 
-class _Compound(FieldType[Any], Generic[T_elem]):
-    """A container of elements described by a :class:`Field`.
+class CompoundFieldType(FieldType[Any], Generic[T_elem]):
+    """A container of elements described by a :class:`Field` (oslo's base of
+    ``List``, ``Dict`` and ``Set``).
 
     Generic in the element type, as oslo's ``List``, ``Dict`` and ``Set`` are.
     """
 
-    def __init__(self, element_type: FieldType[T_elem], **field_args: Any) -> None:
-        if not isinstance(element_type, FieldType):
+    def __init__(self, element_type: AbstractFieldType[T_elem], **field_args: Any) -> None:
+        if isinstance(element_type, type):
+            raise TypeError(
+                f"element type must be a FieldType instance, not a class: "
+                f"{element_type.__name__}() instead of {element_type.__name__}"
+            )
+        if not isinstance(element_type, AbstractFieldType):
             raise TypeError(f"element type must be a FieldType, not {element_type!r}")
         self._element_type: Field[Any] = Field(element_type, **field_args)
 
@@ -839,9 +1033,11 @@ class _Compound(FieldType[Any], Generic[T_elem]):
         return f"{type(self).__name__}({self._element_type.describe()})"
 
 
-class List(_Compound[T_elem]):
+class List(CompoundFieldType[T_elem]):
+    """A list; any iterable but a string or a mapping is taken (as oslo takes it)."""
+
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> list[Any]:
-        if not isinstance(value, (list, tuple)):
+        if not isinstance(value, Iterable) or isinstance(value, (str, bytes, Mapping)):
             raise _bad("a list", value)
         coerce = self._element_type.coerce
         return [coerce(obj, f"{attr}[{i}]", item) for i, item in enumerate(value)]
@@ -858,6 +1054,9 @@ class List(_Compound[T_elem]):
 
     def stringify(self, value: Any) -> str:
         return "[" + ",".join(self._element_type.stringify(item) for item in value) + "]"
+
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["array"], "items": self._element_type.get_schema()}
 
     def _coercer(self, attr: str) -> Decoder:
         if not self._is_builtin():
@@ -915,7 +1114,7 @@ class List(_Compound[T_elem]):
         return lambda obj, value: [element(obj, item) for item in value]
 
 
-class Set(_Compound[T_elem]):
+class Set(CompoundFieldType[T_elem]):
     """A set; a list on the wire, sorted when the elements allow it."""
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> set[Any]:
@@ -940,8 +1139,11 @@ class Set(_Compound[T_elem]):
     def stringify(self, value: Any) -> str:
         return "set([" + ",".join(sorted(self._element_type.stringify(x) for x in value)) + "])"
 
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["array"], "uniqueItems": True, "items": self._element_type.get_schema()}
 
-class Dict(_Compound[T_elem]):
+
+class Dict(CompoundFieldType[T_elem]):
     """A dict with string keys and values of one field type."""
 
     def coerce(self, obj: VersionedObject | None, attr: str, value: Any) -> dict[str, Any]:
@@ -951,7 +1153,7 @@ class Dict(_Compound[T_elem]):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"dict keys must be strings, not {short_repr(key)}")
+                raise KeyTypeError(str, key)
             result[key] = coerce(obj, f"{attr}[{key!r}]", item)
         return result
 
@@ -962,7 +1164,7 @@ class Dict(_Compound[T_elem]):
         result = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise ValueError(f"dict keys must be strings, not {short_repr(key)}")
+                raise KeyTypeError(str, key)
             result[key] = convert(obj, f"{attr}[{key!r}]", item)
         return result
 
@@ -973,6 +1175,9 @@ class Dict(_Compound[T_elem]):
     def stringify(self, value: Any) -> str:
         items = sorted(value.items())
         return "{" + ",".join(f"{k}={self._element_type.stringify(v)}" for k, v in items) + "}"
+
+    def get_schema(self) -> dict[str, Any]:
+        return {"type": ["object"], "additionalProperties": self._element_type.get_schema()}
 
     def _encoder(self, attr: str) -> Encoder | None:
         if not self._is_builtin():
@@ -1033,6 +1238,15 @@ class Object(FieldType["VersionedObject"]):
     def describe(self) -> str:
         return f"Object<{self._obj_name}>"
 
+    def get_schema(self) -> dict[str, Any]:
+        """The schema of the object's primitive, from the newest registered class.
+
+        As oslo's: the class comes from the global registry.
+        """
+        from podium.objects.registry import default_registry
+
+        return default_registry().newest(self._obj_name)._obj_primitive_schema()
+
     def stringify(self, value: Any) -> str:
         for key in ("uuid", "id"):
             if key in value.fields:
@@ -1080,14 +1294,14 @@ class Field(Generic[T_co]):
 
     def __init__(
         self,
-        field_type: FieldType[Any] | None = None,
+        field_type: AbstractFieldType[Any] | None = None,
         nullable: bool = False,
         default: Any = UnspecifiedDefault,
         read_only: bool = False,
     ) -> None:
         if field_type is None:
             field_type = getattr(self, "AUTO_TYPE", None)
-        if not isinstance(field_type, FieldType):
+        if not isinstance(field_type, AbstractFieldType):
             raise TypeError(f"{type(self).__name__} needs a FieldType, not {field_type!r}")
         self._type = field_type
         self._nullable = bool(nullable)
@@ -1110,7 +1324,7 @@ class Field(Generic[T_co]):
         )
 
     @property
-    def field_type(self) -> FieldType[Any]:
+    def field_type(self) -> AbstractFieldType[Any]:
         return self._type
 
     @property
@@ -1162,7 +1376,27 @@ class Field(Generic[T_co]):
     def stringify(self, value: Any) -> str:
         return "None" if value is None else self._type.stringify(value)
 
+    def get_schema(self) -> dict[str, Any]:
+        """The JSON schema of this field's values, in oslo's shape: the type's
+        schema, ``readonly``, ``"null"`` among the types when nullable, and the
+        default when there is one."""
+        schema = self._type.get_schema()
+        schema["readonly"] = self._read_only
+        if self._nullable:
+            if "type" in schema:
+                schema["type"].append("null")
+            else:  # a oneOf schema: null is one more choice
+                schema.setdefault("oneOf", []).append({"type": ["null"]})
+        if self._default is not UnspecifiedDefault:
+            schema["default"] = self._default
+        return schema
+
     # -- compiled paths used by VersionedObject ---------------------------------
+
+    def _overrides(self, method: str) -> bool:
+        """True when a Field subclass (a StateMachine...) defines ``method`` itself:
+        the compiled paths must then call it rather than go to the type."""
+        return getattr(type(self), method) is not getattr(Field, method)
 
     def _wrap(self, attr: str, inner: Decoder) -> Decoder:
         builtin = self._type._is_builtin()
@@ -1202,75 +1436,90 @@ class Field(Generic[T_co]):
         return general
 
     def _coercer(self, attr: str) -> Decoder:
+        if self._overrides("coerce"):
+            coerce = self.coerce
+            return lambda obj, value: coerce(obj, attr, value)
         return self._wrap(attr, self._type._coercer(attr))
 
     def _decoder(self, attr: str) -> Decoder:
+        if self._overrides("from_primitive"):
+            decode = self.from_primitive
+            return lambda obj, value: decode(obj, attr, value)
         return self._wrap(attr, self._type._decoder(attr))
 
     def _encoder(self, attr: str) -> Encoder | None:
+        if self._overrides("to_primitive"):
+            encode = self.to_primitive
+            return lambda obj, value: encode(obj, attr, value)
         return self._type._encoder(attr)
 
     def _exact_type(self) -> type | None:
         """A value of exactly this type needs no coercion (None still does)."""
-        return self._type._exact_type() if self._type._is_builtin() else None
+        if not self._type._is_builtin() or self._overrides("from_primitive"):
+            return None
+        return self._type._exact_type()
 
     def _int_bounds(self) -> tuple[float, float] | None:
         """An int in this range needs no coercion (None still does)."""
-        return self._type._int_bounds() if self._type._is_builtin() else None
+        if not self._type._is_builtin() or self._overrides("from_primitive"):
+            return None
+        return self._type._int_bounds()
 
 
-class _AutoField(Field[T_co]):
+class AutoTypedField(Field[T_co]):
+    """A field whose type is the class's ``AUTO_TYPE`` (oslo's base of ``StringField``...)."""
+
     def __init__(
         self, nullable: bool = False, default: Any = UnspecifiedDefault, read_only: bool = False
     ) -> None:
         super().__init__(self.AUTO_TYPE, nullable=nullable, default=default, read_only=read_only)
 
 
-class StringField(_AutoField[str]):
+class StringField(AutoTypedField[str]):
     AUTO_TYPE = String()
 
 
-class IntegerField(_AutoField[int]):
+class IntegerField(AutoTypedField[int]):
     AUTO_TYPE = Integer()
 
 
-class NonNegativeIntegerField(_AutoField[int]):
+class NonNegativeIntegerField(AutoTypedField[int]):
     AUTO_TYPE = NonNegativeInteger()
 
 
-class FloatField(_AutoField[float]):
+class FloatField(AutoTypedField[float]):
     AUTO_TYPE = Float()
 
 
-class NonNegativeFloatField(_AutoField[float]):
+class NonNegativeFloatField(AutoTypedField[float]):
     AUTO_TYPE = NonNegativeFloat()
 
 
-class BooleanField(_AutoField[bool]):
+class BooleanField(AutoTypedField[bool]):
     AUTO_TYPE = Boolean()
 
 
-class SensitiveStringField(_AutoField[str]):
+class SensitiveStringField(AutoTypedField[str]):
     AUTO_TYPE = SensitiveString()
 
 
-class FlexibleBooleanField(_AutoField[bool]):
+class FlexibleBooleanField(AutoTypedField[bool]):
     AUTO_TYPE = FlexibleBoolean()
 
 
-class MACAddressField(_AutoField[str]):
+class MACAddressField(AutoTypedField[str]):
     AUTO_TYPE = MACAddress()
 
 
-class PCIAddressField(_AutoField[str]):
+class PCIAddressField(AutoTypedField[str]):
     AUTO_TYPE = PCIAddress()
 
 
-class UUIDField(_AutoField[str]):
+class UUIDField(AutoTypedField[str]):
     AUTO_TYPE = UUID()
 
 
-class DateTimeField(_AutoField[datetime.datetime]):
+class DateTimeField(AutoTypedField[datetime.datetime]):
     AUTO_TYPE = DateTime()
 
     def __init__(
@@ -1286,92 +1535,106 @@ class DateTimeField(_AutoField[datetime.datetime]):
         super().__init__(nullable=nullable, default=default, read_only=read_only)
 
 
-class IPAddressField(_AutoField[ipaddress.IPv4Address | ipaddress.IPv6Address]):
+class IPAddressField(AutoTypedField[ipaddress.IPv4Address | ipaddress.IPv6Address]):
     AUTO_TYPE = IPAddress()
 
 
-class IPV4AddressField(_AutoField[ipaddress.IPv4Address]):
+class IPV4AddressField(AutoTypedField[ipaddress.IPv4Address]):
     AUTO_TYPE = IPV4Address()
 
 
-class IPV4AndV6AddressField(_AutoField[ipaddress.IPv4Address | ipaddress.IPv6Address]):
+class IPV4AndV6AddressField(AutoTypedField[ipaddress.IPv4Address | ipaddress.IPv6Address]):
     AUTO_TYPE = IPV4AndV6Address()
 
 
-class IPV6AddressField(_AutoField[ipaddress.IPv6Address]):
+class IPV6AddressField(AutoTypedField[ipaddress.IPv6Address]):
     AUTO_TYPE = IPV6Address()
 
 
-class IPNetworkField(_AutoField[ipaddress.IPv4Network | ipaddress.IPv6Network]):
+class IPNetworkField(AutoTypedField[ipaddress.IPv4Network | ipaddress.IPv6Network]):
     AUTO_TYPE = IPNetwork()
 
 
-class IPV4NetworkField(_AutoField[ipaddress.IPv4Network]):
+class IPV4NetworkField(AutoTypedField[ipaddress.IPv4Network]):
     AUTO_TYPE = IPV4Network()
 
 
-class IPV6NetworkField(_AutoField[ipaddress.IPv6Network]):
+class IPV6NetworkField(AutoTypedField[ipaddress.IPv6Network]):
     AUTO_TYPE = IPV6Network()
 
 
-class FlexibleDictField(_AutoField[dict[str, Any]]):
+class FlexibleDictField(AutoTypedField[dict[str, Any]]):
     AUTO_TYPE = FlexibleDict()
 
 
-class DictOfStringsField(_AutoField[dict[str, str]]):
+class DictOfStringsField(AutoTypedField[dict[str, str]]):
     AUTO_TYPE = Dict(String())
 
 
-class DictOfNullableStringsField(_AutoField[dict[str, str | None]]):
+class DictOfNullableStringsField(AutoTypedField[dict[str, str | None]]):
     AUTO_TYPE = Dict(String(), nullable=True)
 
 
-class DictOfIntegersField(_AutoField[dict[str, int]]):
+class DictOfIntegersField(AutoTypedField[dict[str, int]]):
     AUTO_TYPE = Dict(Integer())
 
 
-class ListOfStringsField(_AutoField[list[str]]):
+class ListOfStringsField(AutoTypedField[list[str]]):
     AUTO_TYPE = List(String())
 
 
-class ListOfIntegersField(_AutoField[list[int]]):
+class ListOfIntegersField(AutoTypedField[list[int]]):
     AUTO_TYPE = List(Integer())
 
 
-class ListOfUUIDField(_AutoField[list[str]]):
+class ListOfUUIDField(AutoTypedField[list[str]]):
     AUTO_TYPE = List(UUID())
 
 
-class SetOfStringsField(_AutoField[set[str]]):
+class SetOfStringsField(AutoTypedField[set[str]]):
     AUTO_TYPE = Set(String())
 
 
-class SetOfIntegersField(_AutoField[set[int]]):
+class SetOfIntegersField(AutoTypedField[set[int]]):
     AUTO_TYPE = Set(Integer())
 
 
-class ListOfListsOfStringsField(_AutoField[list[list[str]]]):
+class ListOfListsOfStringsField(AutoTypedField[list[list[str]]]):
     AUTO_TYPE = List(List(String()))
 
 
-class DictOfListOfStringsField(_AutoField[dict[str, list[str]]]):
+class DictOfListOfStringsField(AutoTypedField[dict[str, list[str]]]):
     AUTO_TYPE = Dict(List(String()))
 
 
-class DictOfSetOfIntegersField(_AutoField[dict[str, set[int]]]):
+class DictOfSetOfIntegersField(AutoTypedField[dict[str, set[int]]]):
     AUTO_TYPE = Dict(Set(Integer()))
 
 
-class ListOfSetsOfIntegersField(_AutoField[list[set[int]]]):
+class ListOfSetsOfIntegersField(AutoTypedField[list[set[int]]]):
     AUTO_TYPE = List(Set(Integer()))
 
 
-class ListOfDictOfNullableStringsField(_AutoField[list[dict[str, str | None]]]):
+class ListOfDictOfNullableStringsField(AutoTypedField[list[dict[str, str | None]]]):
     AUTO_TYPE = List(Dict(String(), nullable=True))
 
 
-class BaseEnumField(_AutoField[str]):
+class VersionPredicateField(AutoTypedField[str]):
+    AUTO_TYPE = VersionPredicate()
+
+
+class BaseEnumField(AutoTypedField[str]):
     """Subclass with ``AUTO_TYPE = Enum([...])`` for a named, reusable enum field."""
+
+    def __init__(
+        self, nullable: bool = False, default: Any = UnspecifiedDefault, read_only: bool = False
+    ) -> None:
+        auto = getattr(self, "AUTO_TYPE", None)
+        if auto is None:
+            raise EnumFieldUnset(fieldname=type(self).__name__)
+        if not isinstance(auto, Enum):
+            raise EnumFieldInvalid(typename=type(auto).__name__, fieldname=type(self).__name__)
+        super().__init__(nullable=nullable, default=default, read_only=read_only)
 
     @property
     def valid_values(self) -> tuple[Any, ...]:
@@ -1388,11 +1651,53 @@ class EnumField(BaseEnumField):
         default: Any = UnspecifiedDefault,
         read_only: bool = False,
     ) -> None:
-        self.AUTO_TYPE = Enum(list(valid_values))
+        self.AUTO_TYPE = Enum(_enum_values(valid_values))
         super().__init__(nullable=nullable, default=default, read_only=read_only)
 
 
-class ListOfEnumField(_AutoField[list[str]]):
+def _enum_values(valid_values: Any) -> Collection[Any]:
+    # oslo's errors for a missing or non-iterable list of valid values.
+    if valid_values is None:
+        raise EnumRequiresValidValuesError("Enum fields require a list of valid_values")
+    if not isinstance(valid_values, Iterable) or isinstance(valid_values, str):
+        raise EnumValidValuesInvalidError(f"Enum valid values must be a list, not {valid_values!r}")
+    return list(valid_values)
+
+
+class StateMachine(EnumField):
+    """An enum field whose value may only move along ``ALLOWED_TRANSITIONS``.
+
+    ``ALLOWED_TRANSITIONS`` maps a state to the states it may move to; a state
+    missing from it (or mapped to nothing) is terminal. The first value set is
+    free, as in oslo; so is setting the value it already has, when allowed::
+
+        class Status(fields.StateMachine):
+            ALLOWED_TRANSITIONS = {"ACTIVE": {"ERROR"}, "ERROR": {"ACTIVE"}}
+
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(["ACTIVE", "ERROR", "DELETED"], **kwargs)
+    """
+
+    ALLOWED_TRANSITIONS: ClassVar[Mapping[Any, Collection[Any]]] = {}
+
+    def coerce(self, obj: Any, attr: str, value: Any) -> Any:
+        result = super().coerce(obj, attr, value)
+        if obj is None or attr not in obj.__dict__:
+            return result
+        current = obj.__dict__[attr]
+        allowed = self.ALLOWED_TRANSITIONS.get(current)
+        if allowed is not None and result in allowed:
+            return result
+        target = f"{obj.obj_name()}.{attr}"
+        if not allowed:
+            raise ValueError(f"{target} is not allowed to transition out of {current!r} state")
+        raise ValueError(
+            f"{target} is not allowed to transition out of {current!r} state to "
+            f"{result!r} state, choose from {sorted(map(str, allowed))!r}"
+        )
+
+
+class ListOfEnumField(AutoTypedField[list[str]]):
     def __init__(
         self,
         valid_values: Iterable[Any],
@@ -1400,11 +1705,43 @@ class ListOfEnumField(_AutoField[list[str]]):
         default: Any = UnspecifiedDefault,
         read_only: bool = False,
     ) -> None:
-        self.AUTO_TYPE = List(Enum(list(valid_values)))
+        self.AUTO_TYPE = List(Enum(_enum_values(valid_values)))
         super().__init__(nullable=nullable, default=default, read_only=read_only)
 
 
-class ObjectField(_AutoField["VersionedObject"]):
+class DictProxyField:
+    """A descriptor showing a string-keyed dict field with keys of another type.
+
+    oslo's: ``pins = DictProxyField("pins_field")`` beside
+    ``"pins_field": DictOfIntegersField()`` reads ``{1: 10}`` where the field
+    holds ``{"1": 10}``; assigning converts the keys back with ``str``.
+    ``key_type`` must round-trip through ``str`` (int, the default, does).
+    """
+
+    def __init__(self, dict_field_name: str, key_type: type = int) -> None:
+        self._fld_name = dict_field_name
+        self._key_type = key_type
+
+    @overload
+    def __get__(self, obj: None, obj_type: Any = None) -> DictProxyField: ...
+    @overload
+    def __get__(self, obj: object, obj_type: Any = None) -> dict[Any, Any] | None: ...
+    def __get__(self, obj: object | None, obj_type: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = getattr(obj, self._fld_name)
+        if value is None:
+            return None
+        key_type = self._key_type
+        return {key_type(key): item for key, item in value.items()}
+
+    def __set__(self, obj: object, value: Mapping[Any, Any] | None) -> None:
+        if value is not None:
+            value = {str(key): item for key, item in value.items()}
+        setattr(obj, self._fld_name, value)
+
+
+class ObjectField(AutoTypedField["VersionedObject"]):
     def __init__(
         self,
         objtype: str,
@@ -1418,7 +1755,7 @@ class ObjectField(_AutoField["VersionedObject"]):
         super().__init__(nullable=nullable, default=default, read_only=read_only)
 
 
-class ListOfObjectsField(_AutoField[list["VersionedObject"]]):
+class ListOfObjectsField(AutoTypedField[list["VersionedObject"]]):
     def __init__(
         self,
         objtype: str,

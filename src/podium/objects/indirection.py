@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from podium.objects.base import VersionedObject
 
-__all__ = ["IndirectionAPI"]
+__all__ = ["IndirectionAPI", "VersionedObjectIndirectionAPI"]
 
 
 @runtime_checkable
@@ -56,3 +56,7 @@ class IndirectionAPI(Protocol):
     ) -> Any:
         """Return the object primitive ``objinst`` rewritten at ``object_versions``."""
         ...
+
+
+#: oslo.versionedobjects' name for the interface (an abstract class there).
+VersionedObjectIndirectionAPI = IndirectionAPI
