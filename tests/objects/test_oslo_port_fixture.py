@@ -443,3 +443,70 @@ def test_the_module_imports_without_the_fixtures_library() -> None:
         import podium.objects.fixture as module
 
         module.NoSuchThing  # noqa: B018
+
+
+# -- oslo's other fixture names ----------------------------------------------------
+
+
+def test_object_hash_mismatch_reads_as_oslos() -> None:
+    from oslo_versionedobjects import fixture as ofixture
+
+    from podium.objects.fixture import ObjectHashMismatch
+
+    ours = ObjectHashMismatch({"Widget": "1.0-a"}, {"Widget": "1.0-b"})
+    theirs = ofixture.ObjectHashMismatch({"Widget": "1.0-a"}, {"Widget": "1.0-b"})
+    assert str(ours) == str(theirs) == "Hashes have changed for Widget"
+    assert (ours.expected, ours.actual) == (theirs.expected, theirs.actual)
+    assert isinstance(ours, AssertionError)
+
+
+def _plain(self: Any, context: Any, a: int, b: str = "x", *rest: Any, **more: Any) -> None: ...
+
+
+def _keyword_only(self: Any, *, flag: bool = False) -> None: ...
+
+
+def _annotated(self: Any, count: int) -> str:
+    return str(count)
+
+
+@pytest.mark.parametrize("func", [_plain, _keyword_only, _annotated])
+def test_get_method_spec_is_oslos(func: Any) -> None:
+    from oslo_versionedobjects import fixture as ofixture
+
+    from podium.objects.fixture import ArgSpec, CompatArgSpec, get_method_spec
+
+    ours, theirs = get_method_spec(func), ofixture.get_method_spec(func)
+    assert tuple(ours) == tuple(theirs)
+    assert type(ours).__name__ == type(theirs).__name__
+    assert CompatArgSpec is ArgSpec
+
+
+def test_registry_fixture_forgets_what_the_test_registered() -> None:
+    from podium.objects import default_registry
+    from podium.objects import fixture as pfixture
+
+    class Temporary(VersionedObject):
+        fields = {"x": fields.IntegerField()}
+
+    known_before = set(default_registry().obj_classes())
+    with pfixture.VersionedObjectRegistryFixture() as fix:
+        fix.register(Temporary)
+        assert "Temporary" in default_registry()
+        # What was there before is still readable during the test.
+        assert known_before <= set(default_registry().obj_classes())
+    assert "Temporary" not in default_registry()
+    assert set(default_registry().obj_classes()) == known_before
+
+
+def test_stable_json_fixture_sorts_changes_as_oslos() -> None:
+    from podium.objects import fixture as pfixture
+
+    class Unsorted(VersionedObject):
+        fields = {"zeta": fields.IntegerField(), "alpha": fields.IntegerField()}
+
+    obj = Unsorted(zeta=1, alpha=2)
+    assert obj.obj_to_primitive()["podium_object.changes"] == ["zeta", "alpha"]
+    with pfixture.StableObjectJsonFixture():
+        assert obj.obj_to_primitive()["podium_object.changes"] == ["alpha", "zeta"]
+    assert obj.obj_to_primitive()["podium_object.changes"] == ["zeta", "alpha"]

@@ -34,7 +34,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -47,16 +47,63 @@ from podium.objects.remotable import is_remotable, local_method
 from podium.objects.serializer import VersionedObjectSerializer
 
 __all__ = [
+    "ArgSpec",
+    "CompatArgSpec",
     "FakeIndirectionAPI",
     "ObjClasses",
+    "ObjectHashMismatch",
     "ObjectVersionChecker",
     "compare_obj",
     "compute_updates",
+    "get_method_spec",
     "indirection_api_set",
     "isolated_default_registry",
     "load_expected",
     "obj_fingerprint",
 ]
+
+
+class ObjectHashMismatch(AssertionError):
+    """oslo's error for fingerprints that changed: ``expected`` and ``actual``
+    are the two sides :meth:`ObjectVersionChecker.test_hashes` returns."""
+
+    def __init__(
+        self, expected: Mapping[str, str | None], actual: Mapping[str, str | None]
+    ) -> None:
+        self.expected = dict(expected)
+        self.actual = dict(actual)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"Hashes have changed for {','.join(sorted(self.expected.keys() | self.actual.keys()))}"
+        )
+
+
+class ArgSpec(NamedTuple):
+    """``inspect.getargspec``'s shape, which oslo's recorded hashes were made from."""
+
+    args: list[str]
+    varargs: str | None
+    keywords: str | None
+    defaults: tuple[Any, ...] | None
+
+
+CompatArgSpec = ArgSpec
+
+
+def get_method_spec(method: Callable[..., Any]) -> inspect.FullArgSpec | ArgSpec:
+    """oslo's stable description of a method's signature.
+
+    An :class:`ArgSpec` when the method has no keyword-only arguments and no
+    annotations, else the full ``inspect.getfullargspec``. podium's own
+    fingerprints use :func:`obj_fingerprint` instead, which leaves
+    annotations out.
+    """
+    spec = inspect.getfullargspec(method)
+    if spec.kwonlyargs or spec.kwonlydefaults or spec.annotations:
+        return spec
+    return ArgSpec(spec.args, spec.varargs, spec.varkw, spec.defaults)
 
 
 def _method_spec(func: Callable[..., Any]) -> str:
@@ -473,25 +520,32 @@ def indirection_api_set(
 
 
 def __getattr__(name: str) -> Any:
-    # PEP 562: IndirectionFixture subclasses fixtures.Fixture, and the
-    # fixtures library is a test-only dependency, so the class is built on
-    # first use and this module imports without it.
-    if name == "IndirectionFixture":
-        cls = _indirection_fixture_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # PEP 562: these subclass fixtures.Fixture, and the fixtures library is a
+    # test-only dependency, so each class is built on first use and this
+    # module imports without it.
+    builder = _FIXTURE_BUILDERS.get(name)
+    if builder is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    cls = builder(_fixtures_module(name))
+    cls.__module__ = __name__
+    cls.__qualname__ = name
+    globals()[name] = cls
+    return cls
 
 
-def _indirection_fixture_class() -> type[Any]:
+def _fixtures_module(name: str) -> Any:
     try:
         import fixtures  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError as exc:
         raise ImportError(
-            "podium.objects.fixture.IndirectionFixture needs the 'fixtures' library "
-            "(pip install fixtures); indirection_api_set() does the same without it"
+            f"podium.objects.fixture.{name} needs the 'fixtures' library "
+            "(pip install fixtures); the context managers of this module "
+            "(indirection_api_set, isolated_default_registry) do the same without it"
         ) from exc
+    return fixtures
 
+
+def _indirection_fixture_class(fixtures: Any) -> type[Any]:
     class IndirectionFixture(fixtures.Fixture):  # type: ignore[misc,unused-ignore]
         """oslo's fixture: ``target.indirection_api`` set for the test, then restored.
 
@@ -517,9 +571,70 @@ def _indirection_fixture_class() -> type[Any]:
             manager.__enter__()
             self.addCleanup(manager.__exit__, None, None, None)
 
-    IndirectionFixture.__module__ = __name__
-    IndirectionFixture.__qualname__ = "IndirectionFixture"
     return IndirectionFixture
+
+
+def _registry_fixture_class(fixtures: Any) -> type[Any]:
+    class VersionedObjectRegistryFixture(fixtures.Fixture):  # type: ignore[misc,unused-ignore]
+        """oslo's fixture: classes registered during the test vanish after it.
+
+        The global registry is replaced by a copy of itself for the test, so
+        what was registered before stays readable; ``register(cls)`` (or
+        ``@VersionedObjectRegistry.register``) registers in the copy.
+        """
+
+        @staticmethod
+        def register(cls: type[VersionedObject]) -> None:
+            default_registry().register_class(cls)
+
+        def _setUp(self) -> None:
+            manager = isolated_default_registry(_copy_of(default_registry()))
+            manager.__enter__()
+            self.addCleanup(manager.__exit__, None, None, None)
+
+    return VersionedObjectRegistryFixture
+
+
+def _stable_json_fixture_class(fixtures: Any) -> type[Any]:
+    class StableObjectJsonFixture(fixtures.Fixture):  # type: ignore[misc,unused-ignore]
+        """oslo's fixture: ``obj_to_primitive`` lists changed fields sorted by name.
+
+        podium lists them in field order, already the same on every run; this
+        gives the alphabetical order that tests written for oslo compare with.
+        """
+
+        def _setUp(self) -> None:
+            original = VersionedObject.obj_to_primitive
+
+            def sorted_changes(obj: VersionedObject, *args: Any, **kwargs: Any) -> Any:
+                result = original(obj, *args, **kwargs)
+                changes = result.get(obj._obj_keys[4])
+                if changes is not None:
+                    changes.sort()
+                return result
+
+            self.useFixture(
+                fixtures.MonkeyPatch(
+                    "podium.objects.base.VersionedObject.obj_to_primitive", sorted_changes
+                )
+            )
+
+    return StableObjectJsonFixture
+
+
+_FIXTURE_BUILDERS: dict[str, Callable[[Any], type[Any]]] = {
+    "IndirectionFixture": _indirection_fixture_class,
+    "StableObjectJsonFixture": _stable_json_fixture_class,
+    "VersionedObjectRegistryFixture": _registry_fixture_class,
+}
+
+
+def _copy_of(registry: VersionedObjectRegistry) -> VersionedObjectRegistry:
+    copied = VersionedObjectRegistry()
+    for versions in registry.obj_classes().values():
+        for cls in reversed(versions):
+            copied.register_class(cls)
+    return copied
 
 
 @contextmanager
