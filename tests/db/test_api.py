@@ -3,8 +3,12 @@ soft delete, read_deleted, uniqueness with deleted twins, compare-and-swap."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -207,6 +211,28 @@ def test_update_row_returns_a_detached_row_as_stored(database: Database) -> None
     assert updated.to_dict()["created_at"] == row.created_at
     assert updated.updated_at is not None  # the column's onupdate default applied
     assert db_api.get(database, CTX, Widget, id=row.id).name == "b"
+
+
+@pytest.mark.parametrize("backend", [pytest.param("sqlite", id="sqlite")])
+def test_update_row_works_as_a_process_first_use_of_the_models(database: Database) -> None:
+    """A conductor's first call may be an update: before any ORM query has
+    configured the mappers, the row it returns is still readable."""
+    _widget(database, "a")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from toy_app.models import Widget
+        from podium.db import Database, api
+        database = Database({database.url.render_as_string(hide_password=False)!r})
+        row = database.run(lambda s: api.update_row(s, Widget, {{"size": 3}}, {{"name": "a"}}))
+        print(row.name, row.size)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "a 3\n", "")
 
 
 def test_update_row_takes_plain_values_only(database: Database) -> None:

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import (
     ClauseElement,
-    Column,
     ColumnElement,
     Row,
     Select,
@@ -33,7 +32,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm import Session, attributes, configure_mappers
 
 from podium.context import RequestContext
 from podium.db.engine import Database
@@ -101,27 +100,51 @@ _Statements = tuple[Update, Update, Select[Any]]
 
 
 def _statements(model: type[Base], update: Update, read_back: Select[Any]) -> _Statements:
-    return update, update.returning(*_columns(model)[1]), read_back
+    return update, update.returning(*_layout(model).columns), read_back
 
 
-def _columns(model: type[Base]) -> tuple[tuple[str, ...], tuple[Column[Any], ...]]:
-    """The model's attribute keys and their columns, in the mapper's order."""
-    mapped = model.__mapper__.columns
-    return tuple(mapped.keys()), tuple(mapped.values())
+class _Layout:
+    """How a model's rows come back from the statements below: its attribute keys and
+    columns in the mapper's order, and where its primary key sits among them."""
+
+    __slots__ = ("columns", "keys", "primary_key")
+
+    def __init__(self, model: type[Base]) -> None:
+        mapper = model.__mapper__
+        if not mapper.configured:
+            # Instances are built here, not by the ORM's loading, which would
+            # configure the mappers first: attributes need it to be readable.
+            configure_mappers()
+        mapped = mapper.columns
+        self.keys = tuple(mapped.keys())
+        self.columns = tuple(mapped.values())
+        self.primary_key = tuple(self.columns.index(column) for column in mapper.primary_key)
 
 
-def _detached(model: type[M], keys: tuple[str, ...], row: Row[Any]) -> M:
-    """A detached, fully loaded ``model`` instance holding ``row`` (its columns in ``keys`` order).
+_LAYOUTS: dict[type[Base], _Layout] = {}
+
+
+def _layout(model: type[Base]) -> _Layout:
+    layout = _LAYOUTS.get(model)
+    if layout is None:
+        layout = _LAYOUTS[model] = _Layout(model)
+    return layout
+
+
+def _detached(model: type[M], row: Row[Any]) -> M:
+    """A detached, fully loaded ``model`` instance holding ``row`` (all its columns, in
+    the mapper's order).
 
     Built without a Session: the rows these helpers return are read, never
     flushed, so the identity map and the ORM's row loading (most of an
     update's CPU on a conductor) are work nobody uses.
     """
+    layout = _layout(model)
     mapper = model.__mapper__
     instance: M = mapper.class_manager.new_instance()
     state = attributes.instance_state(instance)
-    state.dict.update(zip(keys, row, strict=True))
-    state.key = mapper.identity_key_from_instance(instance)
+    state.dict.update(zip(layout.keys, row, strict=True))
+    state.key = mapper.identity_key_from_primary_key(tuple(row[i] for i in layout.primary_key))
     return instance
 
 
@@ -142,7 +165,7 @@ def _run_update(
         row = None
     else:
         row = connection.execute(read_back, params).one()
-    return None if row is None else _detached(model, _columns(model)[0], row)
+    return None if row is None else _detached(model, row)
 
 
 def update_returning(
@@ -170,7 +193,7 @@ def update_returning(
             {mapped[key] if isinstance(key, str) else key: value for key, value in values.items()}
         )
     )
-    read_back = select(*_columns(model)[1]).where(*identity)
+    read_back = select(*_layout(model).columns).where(*identity)
     return _run_update(session, model, _statements(model, statement, read_back), None)
 
 
@@ -215,7 +238,7 @@ def _shape_statements(model: type[Base], shape: tuple[Any, ...]) -> _Statements:
     return _statements(
         model,
         update(table).where(*where).values(values),
-        select(*_columns(model)[1]).where(*read_keys),
+        select(*_layout(model).columns).where(*read_keys),
     )
 
 
