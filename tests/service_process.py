@@ -23,8 +23,10 @@ class ServiceProcess:
         *,
         env: Mapping[str, str] | None = None,
         ready_timeout: float = 60.0,
+        module: str = "podium",
     ) -> None:
-        self.argv = [sys.executable, "-m", "podium", *argv]
+        # ``module``: another entry point run the same way (an older release's service).
+        self.argv = [sys.executable, "-m", module, *argv]
         # Lives as long as the process; stop() closes it.
         self._log = tempfile.TemporaryFile(mode="w+t")  # noqa: SIM115
         self.process = subprocess.Popen(

@@ -147,7 +147,10 @@ class FakeDriver:
         """Know an existing VM again (what a real hypervisor remembers across agent restarts)."""
         with self._lock:
             if instance_uuid not in self._vms:
-                self._vms[instance_uuid] = _VM(instance_uuid, power_state)
+                # The console too is the hypervisor's: a real one kept it.
+                self._vms[instance_uuid] = _VM(
+                    instance_uuid, power_state, console=[f"{instance_uuid} login:"]
+                )
 
     # -- power -----------------------------------------------------------------
 
