@@ -267,7 +267,9 @@ class VersionedObject:
 
     def obj_what_changed(self) -> set[str]:
         """Changed fields, including object fields whose children changed."""
-        changes = set(self._changed_fields)
+        # Only fields: a name that is not one (sent by a broken peer, or added
+        # by hand) is not a change of this object.
+        changes = self._changed_fields & self.fields.keys()
         d = self.__dict__
         for name in self._obj_child_fields:
             if name in changes:
@@ -946,7 +948,8 @@ class ObjectListBase(VersionedObject, Generic[_VO], metaclass=_ObjectListMeta):
 
     def __add__(self, other: ObjectListBase[_VO]) -> Self:
         if type(other) is not type(self) or list(self.fields) != ["objects"]:
-            raise ObjectActionError(
+            # A TypeError, as oslo raises and as Python's own sequences do.
+            raise TypeError(
                 "only lists of the same class, with no field but 'objects', can be added"
             )
         return type(self)(self._context, objects=self.objects + other.objects)
