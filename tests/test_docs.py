@@ -37,7 +37,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-DOCUMENTS = ["README.md", "docs/cloud.md", "docs/conductor.md", "docs/rpc.md"]
+DOCUMENTS = [
+    "README.md",
+    "docs/cloud.md",
+    "docs/conductor.md",
+    "docs/rpc.md",
+    "docs/testing.md",
+]
 FENCE = re.compile(r"^```(\w+)[ \t]*([^\n]*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 SHELL_DOCUMENTS = [
     name

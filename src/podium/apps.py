@@ -31,6 +31,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "FRAMEWORK_BRANCH",
     "App",
+    "conductor_endpoints",
     "import_modules",
     "installed_apps",
     "resolve",
@@ -153,6 +154,18 @@ def import_modules(apps: Iterable[App], attr: str) -> list[ModuleType]:
             except ImportError as error:
                 raise AppError(f"App {app.name}: {attr} module {name!r}: {error}") from error
     return modules
+
+
+def conductor_endpoints(
+    apps: Iterable[App], transport: Any, database: Any, host: str
+) -> list[object]:
+    """The extra endpoints ``apps`` give a conductor on ``transport`` and ``database``."""
+    return [
+        endpoint
+        for app in apps
+        if app.conductor_endpoints is not None
+        for endpoint in resolve(app, app.conductor_endpoints)(transport, database, host)
+    ]
 
 
 def resolve(app: App, reference: str) -> Callable[..., Any]:

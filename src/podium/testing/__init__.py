@@ -15,6 +15,10 @@ these fixtures exist in every test suite:
     remotable method goes through it
 ``podium_registry``
     an empty default object registry for the test, the previous one restored after
+``podium_apps``
+    the applications the fixtures above serve (their tables, objects, exceptions
+    and conductor endpoints): by default the installed ones; override it in a
+    ``conftest.py`` to test an application that is not installed
 
 The context managers behind them serve other test runners, and the object
 fixtures (:class:`FakeIndirectionAPI`, :class:`ObjectVersionChecker`,
@@ -30,7 +34,7 @@ import secrets
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +47,7 @@ from podium.objects.fixture import (
 )
 
 if TYPE_CHECKING:
+    from podium.apps import App
     from podium.conductor import ConductorAPI
     from podium.db import Database
     from podium.objects import VersionedObject
@@ -92,19 +97,24 @@ def require_service(name: str, host: str, port: int) -> None:
     raise ServiceMissing(reason + hint, required=ci)
 
 
+def _chosen(apps: Sequence[App] | None) -> tuple[App, ...]:
+    from podium.apps import installed_apps
+
+    return tuple(installed_apps() if apps is None else apps)
+
+
 @contextlib.contextmanager
-def memory_transport(name: str = "") -> Iterator[Transport]:
+def memory_transport(name: str = "", apps: Sequence[App] | None = None) -> Iterator[Transport]:
     """A ``memory://`` transport on an in-process broker nothing else reaches.
 
-    The installed applications' exceptions travel as themselves, as in
-    ``podium conductor`` and the cloud's services.
+    The exceptions of ``apps`` (default: the installed applications) travel as
+    themselves, as in ``podium conductor`` and the cloud's services.
     """
-    from podium.apps import installed_apps
     from podium.rpc import MemoryBroker, get_transport
 
     with get_transport(f"memory://{name}", broker=MemoryBroker()) as transport:
         transport.allowed_remote_exmods.extend(
-            module for app in installed_apps() for module in app.remote_exceptions
+            module for app in _chosen(apps) for module in app.remote_exceptions
         )
         yield transport
 
@@ -135,14 +145,14 @@ def rabbit_vhost(base_url: str = DEFAULT_RABBIT_URL, user: str = "guest") -> Ite
 
 
 @contextlib.contextmanager
-def migrated_sqlite(path: str | Path) -> Iterator[Database]:
-    """A SQLite database at ``path`` migrated to head (every installed app's tables)."""
+def migrated_sqlite(path: str | Path, apps: Sequence[App] | None = None) -> Iterator[Database]:
+    """A SQLite database at ``path`` with the tables of ``apps`` (default: the installed ones)."""
     from podium.db import Database
     from podium.db.migration import sync
 
     database = Database(f"sqlite:///{path}")
     try:
-        sync(database)
+        sync(database, apps=_chosen(apps))
         yield database
     finally:
         database.dispose()
@@ -153,6 +163,7 @@ def in_process_conductor(
     transport: Transport,
     database: Database,
     *,
+    apps: Sequence[App] | None = None,
     base: type[VersionedObject] | None = None,
     host: str = "conductor-test",
     workers: int = 4,
@@ -160,16 +171,22 @@ def in_process_conductor(
 ) -> Iterator[ConductorAPI]:
     """A conductor on ``transport`` and ``database``, with this process as its worker.
 
-    Remotable methods of ``base`` (every object: ``VersionedObject``) go
-    through the conductor for the duration, as on a worker host; yields the
-    worker's :class:`~podium.conductor.ConductorAPI`.
+    It serves the objects and conductor endpoints of ``apps`` (default: the
+    installed applications), as ``podium conductor`` does. Remotable methods
+    of ``base`` (every object: ``VersionedObject``) go through it for the
+    duration, as on a worker host; yields the worker's
+    :class:`~podium.conductor.ConductorAPI`.
     """
+    from podium.apps import conductor_endpoints, import_modules
     from podium.conductor import ConductorService, configure_worker
     from podium.objects import VersionedObject
 
+    chosen = _chosen(apps)
+    import_modules(chosen, "objects")
+    endpoints = conductor_endpoints(chosen, transport, database, host)
     target = base or VersionedObject
     with (
-        ConductorService(transport, database, host=host, workers=workers),
+        ConductorService(transport, database, host=host, workers=workers, endpoints=endpoints),
         indirection_api_set(None, target),  # what was there before comes back after
     ):
         api = configure_worker(transport, base=target, timeout=timeout)

@@ -5,7 +5,7 @@ The fixtures are named ``podium_*`` so that they never shadow a suite's own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +14,7 @@ import pytest
 from podium import testing
 
 if TYPE_CHECKING:
+    from podium.apps import App
     from podium.conductor import ConductorAPI
     from podium.db import Database
     from podium.objects import VersionedObjectRegistry
@@ -30,9 +31,18 @@ def _require(name: str, host: str, port: int) -> None:
 
 
 @pytest.fixture
-def podium_transport() -> Iterator[Transport]:
+def podium_apps() -> Sequence[App] | None:
+    """The applications the other fixtures serve; ``None``: the installed ones.
+
+    Override it in a ``conftest.py`` to test an application that is not installed.
+    """
+    return None
+
+
+@pytest.fixture
+def podium_transport(podium_apps: Sequence[App] | None) -> Iterator[Transport]:
     """A ``memory://`` transport on an in-process broker of the test's own."""
-    with testing.memory_transport() as transport:
+    with testing.memory_transport(apps=podium_apps) as transport:
         yield transport
 
 
@@ -45,18 +55,18 @@ def podium_rabbit_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def podium_database(tmp_path: Path) -> Iterator[Database]:
+def podium_database(tmp_path: Path, podium_apps: Sequence[App] | None) -> Iterator[Database]:
     """A SQLite database in ``tmp_path``, migrated to head."""
-    with testing.migrated_sqlite(tmp_path / "podium.sqlite") as database:
+    with testing.migrated_sqlite(tmp_path / "podium.sqlite", apps=podium_apps) as database:
         yield database
 
 
 @pytest.fixture
 def podium_conductor(
-    podium_transport: Transport, podium_database: Database
+    podium_transport: Transport, podium_database: Database, podium_apps: Sequence[App] | None
 ) -> Iterator[ConductorAPI]:
     """A conductor in the test process; the test's objects go through it, as a worker's do."""
-    with testing.in_process_conductor(podium_transport, podium_database) as api:
+    with testing.in_process_conductor(podium_transport, podium_database, apps=podium_apps) as api:
         yield api
 
 

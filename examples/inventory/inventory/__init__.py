@@ -1,0 +1,1 @@
+"""An example service on podium: stock items kept by a conductor, reserved from workers."""
