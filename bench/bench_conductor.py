@@ -45,7 +45,7 @@ PER_THREAD = int(os.environ.get("PODIUM_BENCH_PER_THREAD", "60"))
 HERE = Path(__file__).parent
 
 
-def _spawn(args: list[str], ready: str, env: dict[str, str]) -> subprocess.Popen[str]:
+def spawn_server(args: list[str], ready: str, env: dict[str, str]) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         args,
         env={**os.environ, **env},
@@ -64,7 +64,7 @@ def _spawn(args: list[str], ready: str, env: dict[str, str]) -> subprocess.Popen
     return proc
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def stop_server(proc: subprocess.Popen[str]) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=20)
@@ -117,7 +117,7 @@ def podium_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> Co
     """A ``podium conductor`` process, and callers saving ``uuids`` through it."""
     topic = f"bench-conductor-{uuid.uuid4().hex[:6]}"
     application_name = "bench-podium"
-    proc = _spawn(
+    proc = spawn_server(
         [
             sys.executable,
             "-m",
@@ -142,7 +142,7 @@ def podium_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> Co
     def close() -> None:
         CloudObject.indirection_api = None
         transport.cleanup()
-        _stop(proc)
+        stop_server(proc)
         delete_queues(RABBIT_URL, [topic, f"{topic}.bench-c1"])
 
     return ConductorStack([_saver(inst) for inst in instances], close, proc.pid, application_name)
@@ -175,7 +175,7 @@ def oslo_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> Cond
     topic = f"bench-oslo-conductor-{uuid.uuid4().hex[:6]}"
     application_name = "bench-oslo"
     named = named_connections(database_url, application_name)
-    proc = _spawn(
+    proc = spawn_server(
         [sys.executable, str(HERE / "_oslo_conductor.py"), RABBIT_URL, named, topic],
         "oslo-conductor ready",
         {},
@@ -197,7 +197,7 @@ def oslo_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> Cond
     def close() -> None:
         oslo_side.BenchInstance.indirection_api = None
         transport.cleanup()
-        _stop(proc)
+        stop_server(proc)
         delete_queues(RABBIT_URL, [topic, f"{topic}.oslo-conductor"])
 
     return ConductorStack([_saver(inst) for inst in instances], close, proc.pid, application_name)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-SUITES = ["objects", "rpc", "floor", "conductor", "dedup", "cloud", "startup"]
+SUITES = ["objects", "rpc", "floor", "conductor", "scale", "dedup", "cloud", "startup"]
 
 
 @contextmanager
