@@ -43,6 +43,7 @@ DOCUMENTS = [
     "docs/conductor.md",
     "docs/rpc.md",
     "docs/testing.md",
+    "docs/upgrades.md",
 ]
 FENCE = re.compile(r"^```(\w+)[ \t]*([^\n]*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 SHELL_DOCUMENTS = [

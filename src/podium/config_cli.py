@@ -226,4 +226,6 @@ def _text(value: Any) -> str:
         return "(not set)"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict):  # a table setting, as its variable is written
+        return ",".join(f"{key}={entry}" for key, entry in value.items()) or "(not set)"
     return str(value)
