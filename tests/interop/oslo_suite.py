@@ -169,12 +169,19 @@ def main(argv: list[str] | None = None) -> int:
         "--classify", type=Path, help="JSON: test id -> the documented difference it depends on"
     )
     parser.add_argument("--keep", type=Path, help="build the copy here and keep it")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 if a failure is not classified, or a classified test passes",
+    )
     args = parser.parse_args(argv)
     differences: dict[str, str] = {}
     if args.classify:
         differences = json.loads(args.classify.read_text())
     with tempfile.TemporaryDirectory(prefix="ovo-port-") as tmp:
         dest = args.keep or Path(tmp)
+        if (dest / PACKAGE).exists():
+            shutil.rmtree(dest / PACKAGE)
         build_copy(dest, args.oslo_namespace)
         outcomes = run(dest)
     if args.json:
@@ -187,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"UNEXPLAINED {name}: {outcomes[name]['detail']}")
     for name in listed:
         print(f"PASSES BUT LISTED AS A DIFFERENCE {name}")
-    return 0
+    return 1 if args.strict and (unexplained or listed) else 0
 
 
 if __name__ == "__main__":

@@ -111,6 +111,8 @@ class VersionedObject:
     _obj_keys: ClassVar[tuple[str, str, str, str, str]] = ("", "", "", "", "")
     #: Set by the registry a class is first registered in.
     _obj_registry: ClassVar[VersionedObjectRegistry | None] = None
+    #: True when a class overrides obj_class_from_name (read on every primitive).
+    _obj_own_lookup: ClassVar[bool] = False
 
     _context: Any
     _changed_fields: set[str]
@@ -166,6 +168,11 @@ class VersionedObject:
             name for name, f in merged.items() if isinstance(f, _CHILD_FIELD_TYPES)
         )
         cls._obj_read_only = frozenset(name for name, f in merged.items() if f.read_only)
+        cls._obj_own_lookup = any(
+            "obj_class_from_name" in klass.__dict__
+            for klass in cls.__mro__
+            if klass is not VersionedObject
+        )
         cls._obj_compile_keys()
 
     @classmethod
@@ -436,7 +443,11 @@ class VersionedObject:
             raise ObjectFormatError(f"{_short(objname)}: {k_data} must be a dict")
         if registry is None:
             registry = cls._obj_registry or default_registry()
-        objclass = registry.obj_class_from_name(objname, objver)
+        if cls._obj_own_lookup:
+            # The class overrides the lookup: call it as oslo does.
+            objclass = cls.obj_class_from_name(objname, objver)
+        else:
+            objclass = registry.obj_class_from_name(objname, objver)
         return objclass._obj_from_primitive(
             context, objver, data, primitive.get(k_changes), registry
         )
@@ -718,7 +729,7 @@ def _backport_one(
             return
         to_version = current
     child.obj_make_compatible_from_manifest(
-        child_primitive[child._obj_keys[3]], to_version, manifest
+        child_primitive[child._obj_keys[3]], to_version, version_manifest=manifest
     )
     child_primitive[k_ver] = to_version
 

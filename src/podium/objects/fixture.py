@@ -38,9 +38,10 @@ from typing import Any, NamedTuple, cast
 
 import orjson
 
+from podium.objects import base as _base
 from podium.objects import fields as obj_fields
 from podium.objects import registry as _registry_module
-from podium.objects.base import ObjectListBase, VersionedObject, obj_tree_get_versions
+from podium.objects.base import ObjectListBase, VersionedObject
 from podium.objects.indirection import IndirectionAPI
 from podium.objects.registry import VersionedObjectRegistry, default_registry, version_tuple
 from podium.objects.remotable import is_remotable, local_method
@@ -215,7 +216,8 @@ class ObjectVersionChecker:
         ``extra_data_func(cls)`` adds data of your own to each hash.
         """
         return {
-            name: self._get_fingerprint(name, extra_data_func) for name in sorted(self.obj_classes)
+            name: self._get_fingerprint(name, extra_data_func=extra_data_func)
+            for name in sorted(self.obj_classes)
         }
 
     def test_hashes(
@@ -227,7 +229,7 @@ class ObjectVersionChecker:
 
         A name missing on one side appears with ``None`` on that side.
         """
-        actual = self.get_hashes(extra_data_func)
+        actual = self.get_hashes(extra_data_func=extra_data_func)
         expected_diff: dict[str, str | None] = {}
         actual_diff: dict[str, str | None] = {}
         for name in sorted(set(actual) | set(expected_hashes)):
@@ -288,7 +290,12 @@ class ObjectVersionChecker:
         major, minor = version_tuple(obj_class.VERSION)[:2]
         for n in range(minor + 1):
             obj = obj_class(*(init_args or ()), **(init_kwargs or {}))
-            obj.obj_to_primitive(target_version=f"{major}.{n}", version_manifest=manifest or None)
+            # Called as oslo calls it (no manifest argument without one): tests
+            # written for oslo's checker assert these calls.
+            if manifest:
+                obj.obj_to_primitive(target_version=f"{major}.{n}", version_manifest=manifest)
+            else:
+                obj.obj_to_primitive(target_version=f"{major}.{n}")
 
     def test_compatibility_routines(
         self,
@@ -306,30 +313,40 @@ class ObjectVersionChecker:
         init_args = init_args or {}
         init_kwargs = init_kwargs or {}
         for obj_name, versions in self.obj_classes.items():
-            manifest = obj_tree_get_versions(obj_name, self.registry) if use_manifest else None
+            manifest = self._manifest_of(obj_name) if use_manifest else None
             for obj_class in versions:
                 self._test_object_compatibility(
                     obj_class,
                     manifest=manifest,
-                    init_args=init_args.get(obj_class, ()),
+                    init_args=init_args.get(obj_class, []),
                     init_kwargs=init_kwargs.get(obj_class, {}),
                 )
+
+    def _manifest_of(self, obj_name: str) -> dict[str, str]:
+        # Through the module, and without the registry when it is the global
+        # one, as oslo calls it: tests written for oslo patch it there.
+        if self.registry is default_registry():
+            return _base.obj_tree_get_versions(obj_name)
+        return _base.obj_tree_get_versions(obj_name, self.registry)
 
     def test_relationships_in_order(self) -> None:
         """Raise AssertionError where ``obj_relationships`` is not in increasing order."""
         for versions in self.obj_classes.values():
             for obj_class in versions:
-                for field, pairs in obj_class.obj_relationships.items():
-                    last_mine: tuple[int, ...] = (0, 0)
-                    last_child: tuple[int, ...] = (0, 0)
-                    for mine, child in pairs:
-                        mine_t, child_t = version_tuple(mine), version_tuple(child)
-                        if not (last_mine < mine_t and last_child <= child_t):
-                            raise AssertionError(
-                                f"Object {obj_class.obj_name()} relationship "
-                                f"{mine}->{child} for field {field} is out of order"
-                            )
-                        last_mine, last_child = mine_t, child_t
+                self._test_relationships_in_order(obj_class)
+
+    def _test_relationships_in_order(self, obj_class: type[VersionedObject]) -> None:
+        for field, pairs in obj_class.obj_relationships.items():
+            last_mine: tuple[int, ...] = (0, 0)
+            last_child: tuple[int, ...] = (0, 0)
+            for mine, child in pairs:
+                mine_t, child_t = version_tuple(mine), version_tuple(child)
+                if not (last_mine < mine_t and last_child <= child_t):
+                    raise AssertionError(
+                        f"Object {obj_class.obj_name()} relationship "
+                        f"{mine}->{child} for field {field} is out of order"
+                    )
+                last_mine, last_child = mine_t, child_t
 
     @staticmethod
     def explain(expected: Mapping[str, str | None], actual: Mapping[str, str | None]) -> str:
@@ -588,11 +605,22 @@ def _registry_fixture_class(fixtures: Any) -> type[Any]:
             default_registry().register_class(cls)
 
         def _setUp(self) -> None:
-            manager = isolated_default_registry(_copy_of(default_registry()))
+            copied = _copy_of(default_registry())
+            manager = isolated_default_registry(copied)
             manager.__enter__()
             self.addCleanup(manager.__exit__, None, None, None)
+            # Registered only here, a class remembers this registry as its
+            # own (and reads from it); afterwards it is unregistered, as in oslo.
+            self.addCleanup(_forget_registry, copied)
 
     return VersionedObjectRegistryFixture
+
+
+def _forget_registry(registry: VersionedObjectRegistry) -> None:
+    for versions in registry.obj_classes().values():
+        for cls in versions:
+            if cls.__dict__.get("_obj_registry") is registry:
+                del cls._obj_registry
 
 
 def _stable_json_fixture_class(fixtures: Any) -> type[Any]:

@@ -27,7 +27,8 @@ from podium.exceptions import (
     OrphanedObjectError,
     PodiumError,
 )
-from podium.objects.base import VersionedObject, obj_tree_get_versions
+from podium.objects import base as _base
+from podium.objects.base import VersionedObject
 
 __all__ = [
     "apply_updates",
@@ -125,7 +126,8 @@ def _class_call(fn: Callable[..., Any], cls: Any, args: tuple[Any, ...], kwargs:
             context,
             objname=cls.obj_name(),
             objmethod=fn.__name__,
-            object_versions=obj_tree_get_versions(cls.obj_name(), cls._obj_registry),
+            # Looked up on the module, as oslo's is, so a test can patch it there.
+            object_versions=_base.obj_tree_get_versions(cls.obj_name(), cls._obj_registry),
             args=rest,
             kwargs=rest_kwargs,
         )

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from podium.context import RequestContext
 from podium.exceptions import IncompatibleObjectVersion, ObjectFormatError
-from podium.objects.base import VersionedObject, obj_tree_get_versions
+from podium.objects import base as _base
+from podium.objects.base import VersionedObject
 from podium.objects.registry import VersionedObjectRegistry, default_registry
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class VersionedObjectSerializer:
                 result = api.object_backport_versions(
                     context,
                     objinst=primitive,
-                    object_versions=obj_tree_get_versions(objname, registry),
+                    object_versions=_base.obj_tree_get_versions(objname, registry),
                 )
             finally:
                 _DEPTH.level = level
