@@ -38,7 +38,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,14 @@ from podium.exceptions import (
     InvalidDatabaseURL,
 )
 
-__all__ = ["Database", "allow_db_access", "block_db_access", "check_url", "default_url"]
+__all__ = [
+    "Database",
+    "DriverStatement",
+    "allow_db_access",
+    "block_db_access",
+    "check_url",
+    "default_url",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -619,6 +626,103 @@ def _retry_delay(attempt: int, max_delay: float) -> float:
     the server together from all coming back at once."""
     ceiling = min(max_delay, _RETRY_FIRST_DELAY * 2.0 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class DriverStatement:
+    """A fixed statement of the framework's own, compiled once per dialect and run
+    straight on the connection's DBAPI cursor.
+
+    For bookkeeping that runs with every request (the conductor's inbox):
+    SQLAlchemy's execution of a statement (its events, its result set-up)
+    costs more CPU than the round trip to the database. What is skipped is
+    only that: values go through the columns' bind processors, and a driver
+    error leaves as SQLAlchemy's ``DBAPIError`` (the connection invalidated if
+    it was lost), as from ``Connection.execute``. No events fire: the
+    statements are the framework's, run inside a transaction already begun.
+    """
+
+    def __init__(self, statement: sa.Executable) -> None:
+        self._statement = statement
+        self._by_dialect: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def _compiled(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+        key = f"{dialect.name}+{dialect.driver}"
+        found = self._by_dialect.get(key)
+        if found is None:
+            compiled = self._statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+            processors = {
+                name: processor
+                for name, bind in compiled.binds.items()
+                if (processor := bind.type.bind_processor(dialect)) is not None
+            }
+            order = tuple(compiled.positiontup) if compiled.positional else None
+            found = self._by_dialect[key] = (compiled.string, order, processors)
+        return found
+
+    def _arguments(
+        self, dialect: Any, params: Mapping[str, Any]
+    ) -> tuple[str, dict[str, Any] | list[Any]]:
+        sql, order, processors = self._compiled(dialect)
+        values = {
+            name: processors[name](value) if name in processors else value
+            for name, value in params.items()
+        }
+        return sql, values if order is None else [values[name] for name in order]
+
+    def _driver_error(
+        self, connection: sa.Connection, error: Any, sql: str, args: Any
+    ) -> exc.StatementError:
+        dialect = connection.dialect
+        lost = dialect.is_disconnect(error, None, None)
+        if lost:
+            connection.invalidate()
+        wrapped: exc.StatementError = exc.DBAPIError.instance(
+            sql,
+            args,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        )
+        return wrapped
+
+    def execute(self, connection: sa.Connection, params: Mapping[str, Any]) -> int:
+        """Run it with ``params`` (bind names to values); the driver's row count."""
+        dialect = connection.dialect
+        sql, args = self._arguments(dialect, params)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, args)
+            return int(cursor.rowcount)
+        except dialect.loaded_dbapi.Error as error:
+            raise self._driver_error(connection, error, sql, args) from error
+        finally:
+            cursor.close()
+
+    def execute_and_commit(self, connection: sa.Connection, params: Mapping[str, Any]) -> None:
+        """Run it, then COMMIT the connection's transaction.
+
+        On psycopg both go in one round trip (a pipeline); elsewhere one
+        after the other. The COMMIT passes the point of no return as
+        ``Database.run`` counts it; the transaction the caller's Session
+        then commits is already empty.
+        """
+        _last_look(connection, "COMMIT")
+        dbapi_connection = connection.connection.dbapi_connection
+        pipeline = getattr(dbapi_connection, "pipeline", None)
+        if pipeline is None:
+            self.execute(connection, params)
+            connection.connection.commit()
+            return
+        dialect = connection.dialect
+        sql, args = self._arguments(dialect, params)
+        try:
+            with pipeline():
+                with dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
+                    cursor.execute(sql, args)
+                dbapi_connection.commit()  # type: ignore[union-attr]
+        except dialect.loaded_dbapi.Error as error:
+            raise self._driver_error(connection, error, sql, args) from error
 
 
 _databases: weakref.WeakSet[Database] = weakref.WeakSet()
