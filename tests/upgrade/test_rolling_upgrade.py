@@ -1,9 +1,11 @@
 """A rolling upgrade of the reference cloud, host by host, on RabbitMQ and PostgreSQL.
 
-Release acacia (the one before this code's; its compute lives beside this
-file) and release birch (this code) side by side: the schema is migrated
-first (expand only), the conductor, the scheduler and the API run birch,
-two computes run acacia and one birch. Every step goes through the REST API
+Release acacia (the one before this code's, kept beside this file) and
+release birch (this code) side by side, in the documented order. An acacia
+conductor and two acacia computes run on acacia's schema; the schema is
+migrated to birch's under them (expand only) and they keep working; the
+conductor is upgraded in place, then the scheduler and the API start at
+birch, with a third compute at birch. Every step goes through the REST API
 and must end without an error; then the acacia computes are restarted at
 birch one at a time, and ``upgrade_levels = auto`` lifts the compute RPC cap
 by itself once the last one reported in.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,13 +29,16 @@ from tests.polling import wait_for
 from tests.service_process import ServiceProcess
 
 from podium import testing
+from podium.cloud.releases import release_named
 from podium.db import Database, migration
 
 ROOT = Path(__file__).parents[2]
 ACACIA_COMPUTE = "tests.upgrade.release_n1.compute"
+ACACIA_COMMAND = "tests.upgrade.release_n1.run"
 COMPUTES = ("compute-1", "compute-2", "compute-3")
 OLD = ("compute-1", "compute-2")
 REPORT_INTERVAL = 0.5
+ACACIA_OBJECTS = release_named("acacia").objects
 
 
 def _settings(transport_url: str) -> dict[str, str]:
@@ -56,13 +62,24 @@ class SkewedCloud:
     """One process per service; each compute at the release asked."""
 
     def __init__(self, transport_url: str, database_url: str) -> None:
+        self.transport_url = transport_url
+        self.database_url = database_url
         self.env = _settings(transport_url)
         self.processes: dict[str, ServiceProcess] = {}
         self.logs: dict[str, list[str]] = {}
         self.release: dict[str, str] = {}
-        self._start(
-            "conductor-1", ["conductor", "--host", "conductor-1", "--database-url", database_url]
-        )
+        self.api_url = ""
+
+    def start_conductor(self, release: str) -> None:
+        """``conductor-1`` at ``release``: the name of its process is ``conductor-<release>``."""
+        argv = ["conductor", "--host", "conductor-1", "--database-url", self.database_url]
+        module = ACACIA_COMMAND if release == "acacia" else "podium"
+        self._start(f"conductor-{release}", argv, module)
+
+    def stop(self, name: str) -> None:
+        self.logs.setdefault(name, []).append(self.processes.pop(name).stop())
+
+    def start_birch_workers(self) -> None:
         self._start("scheduler-1", ["scheduler", "--host", "scheduler-1"])
         self.api_url = self._start("api-1", ["api", "--host", "api-1"]).ready_value("url")
 
@@ -79,17 +96,16 @@ class SkewedCloud:
         self.release[host] = release
 
     def restart_compute(self, host: str, release: str) -> None:
-        self.logs.setdefault(host, []).append(self.processes.pop(host).stop())
+        self.stop(host)
         self.start_compute(host, release)
 
     def log(self, name: str) -> str:
         return "".join(self.logs.get(name, [])) + self.processes[name].log()
 
-    def stop(self) -> None:
+    def stop_all(self) -> None:
         # Workers first, the conductor last: their goodbyes still reach it.
         for name in sorted(self.processes, key=lambda name: name.startswith("conductor")):
-            self.logs.setdefault(name, []).append(self.processes[name].stop())
-        self.processes.clear()
+            self.stop(name)
 
     def all_logs(self) -> dict[str, str]:
         return {name: "".join(parts) for name, parts in self.logs.items()}
@@ -104,13 +120,10 @@ def _columns(database: Database) -> dict[str, dict[str, dict[str, Any]]]:
         }
 
 
-def _migrate_expand_only(database: Database) -> None:
-    """The previous release's schema, then this one's: nothing the old code uses may go."""
-    migration.sync(database, revision="cloud_0001")
-    before = _columns(database)
-    migration.sync(database)
-    after = _columns(database)
-    assert migration.current_version(database)["cloud"] == "cloud_0002"
+def _check_expand_only(
+    before: dict[str, dict[str, dict[str, Any]]], after: dict[str, dict[str, dict[str, Any]]]
+) -> None:
+    """Nothing the old code uses went, and what came needs no value from it."""
     for table, columns in before.items():
         assert table in after, f"the migration dropped {table}"
         kept = after[table]
@@ -119,6 +132,68 @@ def _migrate_expand_only(database: Database) -> None:
             # An old INSERT names only the columns it knows.
             assert kept[name]["nullable"] or kept[name]["default"] is not None, (table, name)
     assert "key_name" in after["instances"] and "description" in after["flavors"]
+
+
+def _reports(database: Database, binary: str) -> dict[str, tuple[int, int]]:
+    """host -> (version, report_count) of each live service of ``binary``."""
+    query = sa.text(
+        'SELECT host, version, report_count FROM services WHERE deleted = 0 AND "binary" = :b'
+    )
+    with database.connection() as connection:
+        rows = connection.execute(query, {"b": binary})
+        return {host: (version, count) for host, version, count in rows}
+
+
+def _reports_grow(database: Database, hosts: tuple[str, ...], version: int) -> None:
+    """Each host reports at ``version`` at least twice more from now on."""
+    now = _reports(database, "podium-compute")
+
+    def grown() -> bool:
+        later = _reports(database, "podium-compute")
+        return all(
+            host in later and later[host][0] == version and later[host][1] >= now[host][1] + 2
+            for host in hosts
+        )
+
+    wait_for(grown, f"{hosts} to report at version {version}", SETTLE_TIMEOUT)
+
+
+def _acacia_instance_round_trip(transport_url: str) -> None:
+    """Create, read and delete an instance on the acacia conductor, as acacia sends them."""
+    from podium.cloud.objects import Instance
+    from podium.conductor import CONDUCTOR_API_VERSION
+    from podium.context import get_admin_context
+    from podium.rpc import RPCClient, Target, get_transport
+
+    admin = get_admin_context().to_dict()
+    acacia = dict(ACACIA_OBJECTS)
+    instance = Instance(
+        get_admin_context(), uuid=str(uuid.uuid4()), display_name="acacia", vm_state="building"
+    )
+    with get_transport(transport_url) as transport:
+        conductor = RPCClient(
+            transport, Target(topic="conductor", version=CONDUCTOR_API_VERSION), timeout=30
+        )
+        sent = instance.obj_to_primitive(target_version=acacia["Instance"])
+        updates, _ = conductor.call(
+            admin, "object_action", objinst=sent, objmethod="create", args=[], kwargs={}
+        )
+        assert updates["id"] > 0
+        read = conductor.call(
+            admin,
+            "object_class_action_versions",
+            objname="Instance",
+            objmethod="get_by_uuid",
+            object_versions=acacia,
+            args=[instance.uuid],
+            kwargs={},
+        )
+        assert read["podium_object.version"] == "1.2"
+        assert read["podium_object.data"]["display_name"] == "acacia"
+        assert "key_name" not in read["podium_object.data"]
+        conductor.call(
+            admin, "object_action", objinst=read, objmethod="destroy", args=[], kwargs={}
+        )
 
 
 def _console(api: Api, server_id: str) -> httpx.Response:
@@ -154,46 +229,78 @@ def _received(log: str, method: str) -> list[str]:
 
 @pytest.fixture
 def cloud(rabbit_url: str, servers: Servers) -> Iterator[SkewedCloud]:
-    database_url = servers.new_url("postgresql")
-    database = Database(database_url)
     # A vhost of its own: no message left by another test reaches these services.
     with testing.rabbit_vhost(RABBIT_URL) as transport_url:
-        try:
-            _migrate_expand_only(database)
-            cloud = SkewedCloud(transport_url, database_url)
-        finally:
-            database.dispose()
+        cloud = SkewedCloud(transport_url, servers.new_url("postgresql"))
         try:
             yield cloud
         finally:
-            cloud.stop()
+            cloud.stop_all()
 
 
 @pytest.mark.rabbit
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
 def test_a_cloud_upgrades_host_by_host_without_an_error(cloud: SkewedCloud) -> None:
-    for host in OLD:
-        cloud.start_compute(host, "acacia")
-    cloud.start_compute("compute-3", "birch")
-    api = Api(cloud.api_url)
+    database = Database(cloud.database_url)
+    api: Api | None = None
     try:
+        _acacia_runs_on_the_migrated_schema(cloud, database)
+        _the_conductor_upgrades_in_place(cloud, database)
+        cloud.start_birch_workers()
+        cloud.start_compute("compute-3", "birch")
+        api = Api(cloud.api_url)
         api.wait_computes(COMPUTES)
         _skewed_cloud_serves_every_host(cloud, api)
         survivors = _computes_upgrade_one_by_one(cloud, api)
         _the_cap_lifts_and_the_new_method_is_used(cloud, api, survivors)
     except BaseException:
-        cloud.stop()
+        cloud.stop_all()
         for name, log in cloud.all_logs().items():
             print(f"===== {name} =====\n{log[-5000:]}")
         raise
     finally:
-        api.close()
-    cloud.stop()
+        if api is not None:
+            api.close()
+        database.dispose()
+    cloud.stop_all()
     for name, log in cloud.all_logs().items():
         assert "Traceback" not in log, f"{name}:\n{log[-4000:]}"
         assert " ERROR " not in log, f"{name}:\n{log[-4000:]}"
         assert "rejected request" not in log, f"{name}:\n{log[-4000:]}"
+
+
+def _acacia_runs_on_the_migrated_schema(cloud: SkewedCloud, database: Database) -> None:
+    """Schema first: migrated under a running acacia conductor and computes, which go on."""
+    migration.sync(database, revision="podium_0001")
+    migration.sync(database, revision="cloud_0001")
+    cloud.start_conductor("acacia")
+    for host in OLD:
+        cloud.start_compute(host, "acacia")
+    _reports_grow(database, OLD, 1)
+    before = _columns(database)
+    migration.sync(database)
+    assert migration.current_version(database)["cloud"] == "cloud_0002"
+    _check_expand_only(before, _columns(database))
+    # Acacia's statements on birch's tables: heartbeats and host reports...
+    _reports_grow(database, OLD, 1)
+    # ... and an instance written, read and deleted as acacia does it.
+    _acacia_instance_round_trip(cloud.transport_url)
+
+
+def _the_conductor_upgrades_in_place(cloud: SkewedCloud, database: Database) -> None:
+    """Birch's conductor joins on the same host, then acacia's leaves: no gap for anyone."""
+    cloud.start_conductor("birch")
+    cloud.stop("conductor-acacia")
+    conductors = wait_for(
+        lambda: (lambda rows: rows if rows.get("conductor-1", (0,))[0] == 2 else None)(
+            _reports(database, "podium-conductor")
+        ),
+        "the conductor to report at birch",
+        SETTLE_TIMEOUT,
+    )
+    assert set(conductors) == {"conductor-1"}
+    _reports_grow(database, OLD, 1)
 
 
 def _skewed_cloud_serves_every_host(cloud: SkewedCloud, api: Api) -> None:
