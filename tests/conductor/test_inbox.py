@@ -9,6 +9,7 @@ redelivery after a conductor's death does: only the database can tell.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -55,6 +56,7 @@ class Hooks:
     """What the next run of a Tally method does besides its work (set by a test)."""
 
     after_write: Callable[[], None] | None = None
+    before_return: Callable[[], None] | None = None
 
 
 class TallyBase(VersionedObject):
@@ -70,6 +72,9 @@ class Tally(TallyBase):
     @remotable
     def bump(self, by: int) -> int:
         self.count = _add(self.uuid, by)
+        hook = Hooks.before_return
+        if hook is not None:
+            hook()
         return self.count
 
     @remotable
@@ -150,7 +155,7 @@ def tally(database: Database) -> Tally:
 @pytest.fixture(autouse=True)
 def _no_hooks() -> Iterator[None]:
     yield
-    Hooks.after_write = None
+    Hooks.after_write = Hooks.before_return = None
 
 
 CTX = RequestContext(user_id="alice", project_id="p1")
@@ -368,6 +373,52 @@ def test_a_duplicate_arriving_while_the_first_runs_waits_and_is_answered_from_th
     assert deliveries["first"].answer["result"][1] == 7
     assert deliveries["second"].answer == deliveries["first"].answer
     assert count(database, tally) == 7
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_connection_lost_just_before_the_reply_and_commit_runs_the_request_again_once(
+    memory: Transport, database: Database, tally: Tally, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reply and the COMMIT go in one round trip; a connection the server closed
+    before them is given up with nothing sent, and the whole request runs again."""
+    killed: list[int] = []
+
+    def kill(pid: int) -> None:
+        with database.connection() as other:
+            other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        deadline = time.monotonic() + 30
+        while True:  # until the server has closed it
+            with database.connection() as other:
+                alive = other.execute(
+                    sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+                ).scalar_one()
+            if not alive:
+                return
+            assert time.monotonic() < deadline, "the killed backend never went"
+            time.sleep(0.01)
+
+    def kill_the_request_connection() -> None:
+        if killed:
+            return
+        with get_database().connection() as mine:
+            pid = mine.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+        killed.append(pid)
+        # From a thread of its own: its commits are no part of the request's.
+        killer = threading.Thread(target=kill, args=(pid,))
+        killer.start()
+        killer.join(60)
+
+    Hooks.before_return = kill_the_request_connection
+    message = bump(memory, tally, by=4)
+    with caplog.at_level(logging.WARNING, logger="podium.db.engine"):
+        first = deliver(conductor(memory, database), message)
+    assert killed and first.answer["failure"] is None
+    [retried] = [r.getMessage() for r in caplog.records if r.name == "podium.db.engine"]
+    assert "closed the connection before COMMIT was sent" in retried
+    assert first.answer["result"][1] == 4
+    assert deliver(conductor(memory, database), message).answer == first.answer
+    assert count(database, tally) == 4
+    assert records(database) == [(message["_unique_id"], "object_action Tally.bump")]
 
 
 def test_prune_inbox_removes_records_older_than_the_retention(
