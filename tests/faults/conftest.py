@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from faults_node import RabbitNode, find_server_script, reap_orphaned_nodes
+import trustme
+from faults_node import RabbitNode, TlsFiles, find_server_script, reap_orphaned_nodes
 
 
 def _absent(reason: str) -> None:
@@ -25,8 +26,26 @@ def _absent(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def rabbit_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode]:
-    """A private RabbitMQ node for the session; its URL is ``rabbit_node.url``."""
+def tls_authority(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, TlsFiles]:
+    """A certificate authority of the session's own, and the node's certificate from it."""
+    ca = trustme.CA()
+    where = tmp_path_factory.mktemp("tls")
+    node_cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = TlsFiles(where / "ca.pem", where / "node.pem", where / "node.key")
+    ca.cert_pem.write_to_path(str(files.ca))
+    node_cert.cert_chain_pems[0].write_to_path(str(files.cert))
+    node_cert.private_key_pem.write_to_path(str(files.key))
+    for path in (files.cert, files.key):
+        path.chmod(0o644)  # read by the node, which may run as another user
+    return ca, files
+
+
+@pytest.fixture(scope="session")
+def rabbit_node(
+    tmp_path_factory: pytest.TempPathFactory, tls_authority: tuple[trustme.CA, TlsFiles]
+) -> Iterator[RabbitNode]:
+    """A private RabbitMQ node for the session; its URL is ``rabbit_node.url``, and it
+    takes AMQP over TLS on ``rabbit_node.tls_port`` (certificates of ``tls_authority``)."""
     script = find_server_script()
     if script is None:
         _absent("rabbitmq-server is not installed")
@@ -34,7 +53,7 @@ def rabbit_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitNode
     if not script.with_name("rabbitmqctl").exists():
         _absent(f"rabbitmqctl is missing beside {script}")
     reap_orphaned_nodes()
-    node = RabbitNode(tmp_path_factory.mktemp("rabbit-node"), script)
+    node = RabbitNode(tmp_path_factory.mktemp("rabbit-node"), script, tls=tls_authority[1])
     try:
         took = node.start()
         print(f"\nFAULTS private RabbitMQ node {node.name} on port {node.port}: up in {took:.1f}s")

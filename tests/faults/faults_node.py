@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 #: Where Debian's (and RabbitMQ's generic unix) layout keeps the scripts that
@@ -133,6 +134,26 @@ def reap_orphaned_nodes() -> list[int]:
     return reaped
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS listener: the authority clients must present certificates of."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def listener(self, port: int) -> str:
+        # Mutual TLS: the node also verifies the client's certificate.
+        return (
+            f"listeners.ssl.default = 127.0.0.1:{port}\n"
+            f"ssl_options.cacertfile = {self.ca}\n"
+            f"ssl_options.certfile = {self.cert}\n"
+            f"ssl_options.keyfile = {self.key}\n"
+            "ssl_options.verify = verify_peer\n"
+            "ssl_options.fail_if_no_peer_cert = true\n"
+        )
+
+
 class RabbitNode:
     """A RabbitMQ node of the test's own: start, stop, SIGKILL, freeze and thaw it.
 
@@ -140,13 +161,14 @@ class RabbitNode:
     and persistent messages survive them as they would on a real host.
     """
 
-    def __init__(self, base: Path, server_script: Path) -> None:
+    def __init__(self, base: Path, server_script: Path, tls: TlsFiles | None = None) -> None:
         self.base = base
         self.server_script = server_script
         self.ctl_script = server_script.with_name("rabbitmqctl")
         self.name = f"{_NODE_PREFIX}{secrets.token_hex(4)}@localhost"
         self.port = free_port()
         self.dist_port = free_port((self.port,))
+        self.tls_port = free_port((self.port, self.dist_port))
         self.url = f"rabbit://guest:guest@127.0.0.1:{self.port}/"
         self.amqp_url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
         home = base / "home"
@@ -161,6 +183,7 @@ class RabbitNode:
             # Keep restarts quick: a stop or a kill happens several times a run.
             "collect_statistics_interval = 60000\n"
             "disk_free_limit.absolute = 50MB\n"
+            + ("" if tls is None else tls.listener(self.tls_port))
         )
         self.ctl_env = {
             **os.environ,

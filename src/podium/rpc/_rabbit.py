@@ -28,6 +28,8 @@ import contextlib
 import copy
 import logging
 import random
+import re
+import ssl
 import threading
 import time
 from collections import deque
@@ -80,21 +82,34 @@ QUEUE_HEADER = "x-podium-queue"
 
 # Errors after which a connection is presumed broken and another is tried.
 def refused_by_broker(exc: BaseException) -> bool:
-    """Bad credentials or a vhost we may not use: retrying cannot help."""
+    """Bad credentials, a vhost we may not use, a certificate that does not verify:
+    retrying cannot help."""
     if isinstance(
         exc,
         (pex.ProbableAuthenticationError, pex.ProbableAccessDeniedError, pex.AuthenticationError),
     ):
         return True
+    if _certificate_refused(_root_cause(exc)):
+        return True
     return isinstance(exc, pex.ConnectionClosedByBroker) and exc.reply_code in (403, 530)
 
 
-def describe(exc: BaseException) -> str:
-    """A one-line reason for a connection failure.
+def _certificate_refused(cause: BaseException) -> bool:
+    """The broker's certificate refused by us, or ours (or its absence) by the broker."""
+    return isinstance(cause, ssl.SSLCertVerificationError) or _tls_alert(cause) is not None
 
-    pika wraps the cause (a refused or timed-out socket) in exceptions whose
-    str() is empty: "could not start consuming: " tells an operator nothing.
-    """
+
+def _tls_alert(cause: BaseException) -> str | None:
+    # Under TLS 1.3 the broker's refusal of a client certificate arrives after
+    # the handshake, and pika hands it on only as the text of a lost stream.
+    found = _CERTIFICATE_ALERT.search(str(cause))
+    return found.group(1) if found else None
+
+
+_CERTIFICATE_ALERT = re.compile(r"\[SSL: (\w*ALERT\w*CERTIFICATE\w*)\]")
+
+
+def _root_cause(exc: BaseException) -> BaseException:
     cause = exc
     for _ in range(4):
         # pika keeps the cause in args, in .exception (one connector), or in
@@ -111,6 +126,21 @@ def describe(exc: BaseException) -> str:
         if inner is None:
             break
         cause = inner
+    return cause
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line reason for a connection failure.
+
+    pika wraps the cause (a refused or timed-out socket) in exceptions whose
+    str() is empty: "could not start consuming: " tells an operator nothing.
+    """
+    cause = _root_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"TLS: the broker's certificate does not verify: {cause.verify_message or cause}"
+    alert = _tls_alert(cause)
+    if alert is not None:
+        return f"TLS: the broker refused this client's certificate (or its absence): {alert}"
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
     if isinstance(cause, pex.ConnectionClosedByBroker):
@@ -1150,13 +1180,45 @@ class _RabbitListener(Listener):
             self._keeper.join(10)
 
 
+#: The URL options of ``rabbits://``: files of PEM certificates and keys.
+TLS_OPTIONS = ("ca_certs", "certfile", "keyfile")
+
+
+def tls_context(url: TransportURL) -> ssl.SSLContext | None:
+    """The TLS settings of ``rabbits://`` (``amqps://``) URLs; None for plain AMQP.
+
+    The broker's certificate is always verified, with its host name: against
+    ``ca_certs`` when given, else the system's trusted authorities.
+    ``certfile`` (and ``keyfile`` when the key is apart) is this client's own
+    certificate, for brokers that ask for one.
+    """
+    given = {name: url.query[name] for name in TLS_OPTIONS if url.query.get(name)}
+    if url.scheme not in ("rabbits", "amqps"):
+        if given:
+            raise MessagingError(
+                f"{', '.join(given)} set on a {url.scheme}:// URL: TLS needs rabbits://"
+            )
+        return None
+    if "keyfile" in given and "certfile" not in given:
+        raise MessagingError("rabbits:// keyfile= needs certfile=, the certificate it goes with")
+    try:
+        context = ssl.create_default_context(cafile=given.get("ca_certs"))
+        if "certfile" in given:
+            context.load_cert_chain(given["certfile"], given.get("keyfile"))
+    except (OSError, ssl.SSLError) as exc:
+        raise MessagingError(f"rabbits:// TLS settings: {exc}") from exc
+    return context
+
+
 class RabbitDriver(Driver):
     runs_handlers = True
 
     def __init__(self, url: TransportURL) -> None:
         if not url.hosts:
-            raise InvalidTarget("rabbit:// needs at least one host")
+            raise InvalidTarget(f"{url.scheme}:// needs at least one host")
         self.url = url
+        self.tls = tls_context(url)
+        default_port = 5671 if self.tls is not None else 5672
         try:
             self.heartbeat = int(url.query.get("heartbeat", "30"))
             self.max_backoff = float(url.query.get("max_backoff", "5"))
@@ -1169,7 +1231,7 @@ class RabbitDriver(Driver):
                 f"rabbit:// reply= must be 'direct' or 'queue', not {self.reply_mode!r}"
             )
         # For messages: hosts and vhost, never the credentials.
-        self.where = ",".join(f"{h.hostname}:{h.port or 5672}" for h in url.hosts) + (
+        self.where = ",".join(f"{h.hostname}:{h.port or default_port}" for h in url.hosts) + (
             f"/{url.virtual_host or ''}"
         )
         self.pool = _Pool(self)
@@ -1188,10 +1250,12 @@ class RabbitDriver(Driver):
         stack_timeout = min(_CONNECT_TIMEOUT, max(0.05, left))
         params = []
         for host in self.url.hosts:
+            hostname = host.hostname or "localhost"
             params.append(
                 pika.ConnectionParameters(
-                    host=host.hostname or "localhost",
-                    port=host.port or 5672,
+                    host=hostname,
+                    port=host.port or (5672 if self.tls is None else 5671),
+                    ssl_options=(None if self.tls is None else pika.SSLOptions(self.tls, hostname)),
                     virtual_host=self.url.virtual_host or "/",
                     credentials=pika.PlainCredentials(
                         host.username or "guest", host.password or "guest"

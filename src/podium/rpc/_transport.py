@@ -38,6 +38,8 @@ __all__ = [
 DEFAULT_EXCHANGE = "openstack"
 DEFAULT_ALLOWED_EXMODS = ("podium.exceptions",)
 DEFAULT_MAX_ATTEMPTS = 3
+#: URL schemes get_transport knows: the in-process bus, AMQP, and AMQP over TLS.
+SCHEMES = ("memory", "rabbit", "amqp", "rabbits", "amqps")
 
 
 @dataclass(frozen=True)
@@ -287,7 +289,8 @@ def get_transport(
     *,
     broker: MemoryBroker | None = None,
 ) -> Transport:
-    """A transport for ``memory://[name]`` or ``rabbit://user:pass@host:port[,host2]/vhost``.
+    """A transport for ``memory://[name]`` or ``rabbit://user:pass@host:port[,host2]/vhost``
+    (``rabbits://`` for AMQP over TLS).
 
     ``broker``: for ``memory://``, the in-process broker to use instead of the process's own.
     """
@@ -299,14 +302,14 @@ def get_transport(
         from ._memory import MemoryDriver
 
         driver = MemoryDriver(parsed, broker)
-    elif parsed.scheme in ("rabbit", "amqp"):
+    elif parsed.scheme in SCHEMES:
         from ._rabbit import RabbitDriver
 
         driver = RabbitDriver(parsed)
     else:
         raise InvalidTransportURL(
             f"unknown transport {parsed.scheme!r} in {mask_url(url)!r}; "
-            "use memory:// or rabbit://user:pass@host:5672/vhost"
+            "use memory://, rabbit://user:pass@host:5672/vhost or rabbits:// (TLS)"
         )
     driver.max_message_bytes = max_message_bytes
     driver.max_attempts = _max_attempts(parsed)

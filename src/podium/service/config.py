@@ -131,15 +131,14 @@ def _transport_url(value: str) -> str:
     if not value.strip():
         return ""
     from podium.exceptions import InvalidTransportURL
-    from podium.rpc._transport import TransportURL
+    from podium.rpc._transport import SCHEMES, TransportURL
 
     try:
         parsed = TransportURL.parse(value.strip())
     except InvalidTransportURL as error:
         raise ValueError(str(error)) from None
-    known = ("rabbit", "amqp", "memory")
-    if parsed.scheme not in known:
-        close = difflib.get_close_matches(parsed.scheme, known, n=1)
+    if parsed.scheme not in SCHEMES:
+        close = difflib.get_close_matches(parsed.scheme, SCHEMES, n=1)
         hint = f"did you mean {close[0]}://?" if close else "use rabbit://USER:PASS@HOST:5672/"
         raise ValueError(f"unknown transport {parsed.scheme!r} ({hint})")
     return value.strip()
