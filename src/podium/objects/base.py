@@ -645,35 +645,24 @@ def set_wire_namespace(
         if not isinstance(value, str) or not value or (name == "serial" and "." in value):
             raise ValueError(f"{name} namespace must be a non-empty string, not {value!r}")
     root = VersionedObject if base is None else base
-    serial_owner = _namespace_owner(root, "OBJ_SERIAL_NAMESPACE")
-    project_owner = _namespace_owner(root, "OBJ_PROJECT_NAMESPACE")
     root.OBJ_SERIAL_NAMESPACE = serial
     root.OBJ_PROJECT_NAMESPACE = project
-    # Subclasses that inherited the old value (no own attribute) follow.
-    for cls in _subclasses_of(root):
-        for attr, owner, value in (
-            ("OBJ_SERIAL_NAMESPACE", serial_owner, serial),
-            ("OBJ_PROJECT_NAMESPACE", project_owner, project),
-        ):
-            if _namespace_owner(cls, attr) is owner and owner is not root:
-                setattr(cls, attr, value)
-        cls._obj_compile_keys()
+    # Subclasses without a namespace of their own now inherit the new one;
+    # their compiled primitive keys are rebuilt from it.
     root._obj_compile_keys()
-
-
-def _namespace_owner(cls: type, attr: str) -> type:
-    return next(klass for klass in cls.__mro__ if attr in klass.__dict__)
+    for cls in _subclasses_of(root):
+        cls._obj_compile_keys()
 
 
 def _subclasses_of(cls: type[VersionedObject]) -> list[type[VersionedObject]]:
-    found: list[type[VersionedObject]] = []
+    found: dict[type[VersionedObject], None] = {}  # a class can be reached twice (diamonds)
     pending = list(cls.__subclasses__())
     while pending:
         klass = pending.pop()
         if klass not in found:
-            found.append(klass)
+            found[klass] = None
             pending.extend(klass.__subclasses__())
-    return found
+    return list(found)
 
 
 def _reserved_names() -> frozenset[str]:
