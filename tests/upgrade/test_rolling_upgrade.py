@@ -238,6 +238,7 @@ def cloud(rabbit_url: str, servers: Servers) -> Iterator[SkewedCloud]:
             cloud.stop_all()
 
 
+@pytest.mark.upgrade
 @pytest.mark.rabbit
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
