@@ -609,3 +609,38 @@ def test_set_wire_namespace_refuses_a_bad_namespace(serial: Any, project: Any) -
     with pytest.raises(ValueError, match="namespace"):
         set_wire_namespace(serial, project, base=Base)
     assert Base.OBJ_SERIAL_NAMESPACE == "podium_object"
+
+
+# -- the registry as oslo's ------------------------------------------------------
+
+
+def test_a_registry_subclass_registers_globally_with_its_own_hook() -> None:
+    class HookOne(VersionedObjectRegistry):
+        def registration_hook(self, cls: type[VersionedObject], index: int) -> None:
+            cls.reg_to = "one"  # type: ignore[attr-defined]
+
+    class HookTwo(VersionedObjectRegistry):
+        def registration_hook(self, cls: type[VersionedObject], index: int) -> None:
+            cls.reg_to = "two"  # type: ignore[attr-defined]
+
+    with isolated_default_registry() as registry:
+
+        @HookOne.register
+        class First(VersionedObject):
+            fields = {"baz": fields.IntegerField()}
+
+        @HookTwo.register
+        class Second(VersionedObject):
+            fields = {"baz": fields.IntegerField()}
+
+        for view in (HookOne, HookTwo, VersionedObjectRegistry):
+            assert {"First", "Second"} <= set(view.obj_classes())
+        assert {"First", "Second"} <= set(registry.obj_classes())
+        assert (First.reg_to, Second.reg_to) == ("one", "two")  # type: ignore[attr-defined]
+        primitive = First(baz=1).obj_to_primitive()
+        assert VersionedObject.obj_from_primitive(primitive).baz == 1
+    assert "First" not in VersionedObjectRegistry.obj_classes()
+
+
+def test_obj_classes_reads_an_unknown_name_as_empty_as_oslos() -> None:
+    assert VersionedObjectRegistry().obj_classes()["Nothing"] == []

@@ -13,11 +13,14 @@ of different ages would::
 ``register`` (and ``register_if``, ``objectify``, ``obj_classes``,
 ``obj_class_from_name``) bind to the default registry when called on the
 class, and to the instance when called on an instance. ``register_class`` is
-the explicit instance spelling.
+the explicit instance spelling. Called on a *subclass* (as oslo's registries
+are used), they act on the default registry's classes but run that
+subclass's ``registration_hook``.
 """
 
 from __future__ import annotations
 
+import collections
 import threading
 import types
 from collections.abc import Callable
@@ -59,8 +62,25 @@ class _bound_to_registry(Generic[_P, _R_co]):
         self.__doc__ = func.__doc__
 
     def __get__(self, instance: VersionedObjectRegistry | None, owner: Any) -> Callable[_P, _R_co]:
-        target = instance if instance is not None else default_registry()
+        if instance is not None:
+            target = instance
+        elif owner is None or owner is VersionedObjectRegistry:
+            target = default_registry()
+        else:
+            target = _default_seen_as(owner)
         return cast("Callable[_P, _R_co]", types.MethodType(self.func, target))
+
+
+def _default_seen_as(subclass: type[VersionedObjectRegistry]) -> VersionedObjectRegistry:
+    """The default registry's classes, behind a ``subclass`` instance: its hook runs.
+
+    oslo's registry subclasses all share one store and differ by their
+    ``registration_hook``; this gives ``@MyRegistry.register`` that meaning.
+    """
+    view = subclass.__new__(subclass)
+    # Shares the store, cache and lock (no copy): a registration lands in the default.
+    view.__dict__.update(default_registry().__dict__)
+    return view
 
 
 class VersionedObjectRegistry:
@@ -122,9 +142,14 @@ class VersionedObjectRegistry:
 
     @_bound_to_registry
     def obj_classes(self) -> dict[str, list[type[VersionedObject]]]:
-        """name -> registered classes, newest version first (a copy)."""
+        """name -> registered classes, newest version first (a copy).
+
+        A name never registered reads as ``[]``, as in oslo.
+        """
         with self._lock:
-            return {name: list(classes) for name, classes in self._obj_classes.items()}
+            return collections.defaultdict(
+                list, {name: list(classes) for name, classes in self._obj_classes.items()}
+            )
 
     @_bound_to_registry
     def obj_class_from_name(self, objname: str, objver: str) -> type[VersionedObject]:
