@@ -699,31 +699,6 @@ class DriverStatement:
         finally:
             cursor.close()
 
-    def execute_and_commit(self, connection: sa.Connection, params: Mapping[str, Any]) -> None:
-        """Run it, then COMMIT the connection's transaction.
-
-        On psycopg both go in one round trip (a pipeline); elsewhere one
-        after the other. The COMMIT passes the point of no return as
-        ``Database.run`` counts it; the transaction the caller's Session
-        then commits is already empty.
-        """
-        _last_look(connection, "COMMIT")
-        dbapi_connection = connection.connection.dbapi_connection
-        pipeline = getattr(dbapi_connection, "pipeline", None)
-        if pipeline is None:
-            self.execute(connection, params)
-            connection.connection.commit()
-            return
-        dialect = connection.dialect
-        sql, args = self._arguments(dialect, params)
-        try:
-            with pipeline():
-                with dbapi_connection.cursor() as cursor:  # type: ignore[union-attr]
-                    cursor.execute(sql, args)
-                dbapi_connection.commit()  # type: ignore[union-attr]
-        except dialect.loaded_dbapi.Error as error:
-            raise self._driver_error(connection, error, sql, args) from error
-
 
 _databases: weakref.WeakSet[Database] = weakref.WeakSet()
 

@@ -357,13 +357,11 @@ def _attempt(
         _lost_to_a_concurrent_transaction(ambient)
         if not savepoints and ambient.failure is not None:
             raise _Redo(ambient.failure)
-        reply = _dumps(dump(result)) if request.recorded else None
-        committing[0] = True  # what fails from here on is the COMMIT
-        if reply is not None:
-            # The reply and the COMMIT in one round trip where the driver can.
-            _RECORD_REPLY.execute_and_commit(
-                session.connection(), {"rid": request_id, "reply": reply}
+        if request.recorded:
+            _RECORD_REPLY.execute(
+                session.connection(), {"rid": request_id, "reply": _dumps(dump(result))}
             )
+        committing[0] = True  # what fails from here on is the COMMIT
         return result
 
     # Database.run runs the whole request again on a new connection when the
