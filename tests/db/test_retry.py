@@ -363,7 +363,7 @@ def test_connections_killed_under_load(
     database: Database, killer: Killer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One thread kills the database's connections every few ms, at random moments of
-    the 300 writes another thread makes: nothing that provably never ran fails, and
+    the writes (300 at least) another thread makes: nothing that provably never ran fails, and
     no write lands twice.
 
     A kill that cuts off a COMMIT in flight leaves its outcome unknown; the write
@@ -395,7 +395,9 @@ def test_connections_killed_under_load(
     landed = 0
     thread.start()
     try:
-        for _ in range(writes):
+        # At least ``writes``, and on until the killer has struck 50 times: how many
+        # kills land in a given number of writes depends on the machine's load.
+        while done < writes or (killer.killed < 50 and done < 10 * writes):
             try:
                 _increment(db, counter.id)
                 landed += 1
@@ -415,7 +417,7 @@ def test_connections_killed_under_load(
         check.dispose()
     retried = len(_retry_warnings(caplog))
     print(
-        f"killed {killer.killed} times under {writes} writes: {len(failures)} failures, "
+        f"killed {killer.killed} times under {done} writes: {len(failures)} failures, "
         f"{retried} retried, {len(unknown)} unknown outcomes ({stored - landed} of them landed)"
     )
     assert failures == []
