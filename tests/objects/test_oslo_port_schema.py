@@ -144,6 +144,14 @@ def _check_dict_proxy(ours: Any, theirs: Any) -> None:
         ">= one",
         "",
         ">=1.0 <2.0",
+        "==1.0-1",
+        "==1.0a1.post2.dev3+loc",
+        ">=1.0.RC1",
+        "==1.0_dev",
+        "==1.0+",
+        "==1.0a-",
+        "==1..0",
+        "==1.0+ab!c",
     ],
 )
 def test_version_predicate_accepts_what_oslos_accepts(value: str) -> None:
