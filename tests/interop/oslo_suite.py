@@ -14,11 +14,10 @@ With ``--oslo-namespace`` the copy also calls
 ``podium.objects.set_wire_namespace("versioned_object", "versionedobjects")``
 once, as a service that still talks to oslo peers does at start-up.
 
-The suite needs ``testtools`` and ``jsonschema``, which podium does not
-install: put them on ``PYTHONPATH`` (``pip install --target DIR testtools
-jsonschema``). Usage::
+The suite needs ``testtools`` and ``jsonschema``, which podium itself does
+not need (its ``test`` extra installs them). Usage::
 
-    PYTHONPATH=DIR python tests/interop/oslo_suite.py [--oslo-namespace]
+    python tests/interop/oslo_suite.py [--oslo-namespace]
         [--json results.json] [--classify tests/interop/oslo_suite_differences.json]
 
 ``oslo_suite_differences.json`` maps each oslo test that fails because of a
