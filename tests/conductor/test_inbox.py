@@ -318,6 +318,47 @@ def test_a_replayed_create_still_finds_its_row(memory: Transport, database: Data
     assert replies[0]["result"][0]["id"] == replies[1]["result"][0]["id"]
 
 
+def test_a_redelivered_cloud_save_is_recorded_and_answered_from_the_record(
+    memory: Transport, database: Database
+) -> None:
+    """The cloud's save runs its UPDATE on the driver's cursor (podium.db.api.update_row):
+    the inbox still records it before the write, and a redelivery writes nothing."""
+    from podium.cloud.objects import Instance as CloudInstance
+
+    cloud = VersionedObjectSerializer()
+    manager = ConductorManager(database)
+    instance = CloudInstance(CTX, uuid=str(uuid.uuid4()), hostname="vm", task_state="scheduling")
+    manager.object_action(CTX, instance, "create", [], {})
+    instance.obj_reset_changes()
+    instance.task_state = "spawning"
+    client = RPCClient(memory, Target(topic="conductor", version="1.0"), serializer=cloud)
+    message = client._make_message(
+        CTX,
+        "object_action",
+        {
+            "objinst": instance,
+            "objmethod": "save",
+            "args": [],
+            "kwargs": {"expected_task_state": "scheduling"},
+        },
+    )
+    message.update(_unique_id=f"req-{uuid.uuid4().hex}", _msg_id="m1", _reply_q="reply_x")
+    answers = []
+    for _ in range(2):
+        server = RPCServer(
+            memory, Target(topic="conductor", server="c"), [ConductorManager(database)], cloud
+        )
+        answers.append(deliver(server, message).answer)
+    # Applied once: run again, the compare-and-swap would have failed.
+    assert answers[0]["failure"] is None and answers[1] == answers[0]
+    assert records(database) == [(message["_unique_id"], "object_action Instance.save")]
+    with database.connection() as connection:
+        stored = connection.execute(
+            sa.select(INSTANCES.c.task_state).where(INSTANCES.c.uuid == instance.uuid)
+        ).scalar_one()
+    assert stored == "spawning"
+
+
 def _waiting_on_a_lock(database: Database, backend: str) -> int:
     """Sessions whose INSERT into the inbox is waiting (on PostgreSQL: on a lock)."""
     query = {

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ClauseElement,
     ColumnElement,
-    Row,
     Select,
     Update,
     bindparam,
@@ -35,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, attributes, configure_mappers
 
 from podium.context import RequestContext
-from podium.db.engine import Database
+from podium.db.engine import Database, DriverStatement
 from podium.db.models import Base, table_of
 from podium.db.query import column_key, model_query, newest_first, update_values
 from podium.db.types import utcnow
@@ -107,7 +106,7 @@ class _Layout:
     """How a model's rows come back from the statements below: its attribute keys and
     columns in the mapper's order, and where its primary key sits among them."""
 
-    __slots__ = ("columns", "keys", "primary_key")
+    __slots__ = ("columns", "keys", "onupdate", "primary_key")
 
     def __init__(self, model: type[Base]) -> None:
         mapper = model.__mapper__
@@ -119,6 +118,14 @@ class _Layout:
         self.keys = tuple(mapped.keys())
         self.columns = tuple(mapped.values())
         self.primary_key = tuple(self.columns.index(column) for column in mapper.primary_key)
+        # Column defaults on UPDATE computed in Python (updated_at's clock): a
+        # statement run on the driver's cursor needs their values given.
+        self.onupdate = tuple(
+            (key, column.onupdate)
+            for key, column in mapped.items()
+            if column.onupdate is not None
+            and (column.onupdate.is_callable or column.onupdate.is_scalar)
+        )
 
 
 _LAYOUTS: dict[type[Base], _Layout] = {}
@@ -131,7 +138,7 @@ def _layout(model: type[Base]) -> _Layout:
     return layout
 
 
-def _detached(model: type[M], row: Row[Any]) -> M:
+def _detached(model: type[M], row: Sequence[Any]) -> M:
     """A detached, fully loaded ``model`` instance holding ``row`` (all its columns, in
     the mapper's order).
 
@@ -200,12 +207,26 @@ def update_returning(
 #: Statements of update_row, by shape. A shape is the model, the columns set,
 #: the key columns and the expected-value counts: a handful per application.
 #: Past the bound (a caller varying the shapes without end) it starts afresh.
-_SHAPES: dict[tuple[Any, ...], _Statements] = {}
+_SHAPES: dict[tuple[Any, ...], _Shape] = {}
 _SHAPES_BOUND = 1024
 _SHAPES_LOCK = threading.Lock()
 
 
-def _shape_statements(model: type[Base], shape: tuple[Any, ...]) -> _Statements:
+class _Shape:
+    """update_row's statements for one shape, run on the driver's cursor: the
+    UPDATE ... RETURNING every column, the plain UPDATE and the SELECT that
+    reads the row back where the backend has no UPDATE ... RETURNING (MariaDB)."""
+
+    __slots__ = ("read_back", "returning", "update")
+
+    def __init__(self, model: type[Base], statement: Update, read_back: Select[Any]) -> None:
+        columns = _layout(model).columns
+        self.returning = DriverStatement(statement.returning(*columns), columns)
+        self.update = DriverStatement(statement)
+        self.read_back = DriverStatement(read_back, columns)
+
+
+def _shape_statements(model: type[Base], shape: tuple[Any, ...]) -> _Shape:
     _, setting, keyed, expecting = shape
     mapped = model.__mapper__.columns
     table = table_of(model)
@@ -235,7 +256,7 @@ def _shape_statements(model: type[Base], shape: tuple[Any, ...]) -> _Statements:
         )
         for i, name in enumerate(keyed)
     ]
-    return _statements(
+    return _Shape(
         model,
         update(table).where(*where).values(values),
         select(*_layout(model).columns).where(*read_keys),
@@ -257,26 +278,34 @@ def update_row(
     update to apply (``None`` among them: NULL); None is returned when the
     row is missing, deleted or holds another value, and nothing changes.
 
-    The same as :func:`update_returning`, but each statement is built once
-    per shape (the model, which columns are set, keyed and expected, and how
-    many values each expects) and run again with new parameters: a
-    conductor's saves come in few shapes, and building and compiling an
-    UPDATE cost more CPU than sending it.
+    The same as :func:`update_returning`, but each statement is built and
+    compiled once per shape (the model, which columns are set, keyed and
+    expected, and how many values each expects) and run again with new
+    parameters, straight on the driver's cursor
+    (:class:`~podium.db.engine.DriverStatement`): a conductor's saves come
+    in few shapes, and building, compiling and executing an UPDATE through
+    SQLAlchemy cost more CPU than sending it.
     """
     if any(isinstance(value, ClauseElement) for value in values.values()):
         raise TypeError("update_row takes plain values; use update_returning for SQL expressions")
+    layout = _layout(model)
+    if layout.onupdate and any(key not in values for key, _ in layout.onupdate):
+        values = dict(values)
+        for key, default in layout.onupdate:
+            if key not in values:
+                values[key] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
     expecting = tuple(
         (name, sum(state is not None for state in states), None in states)
         for name, states in (expected or {}).items()
     )
-    shape = (model, tuple(values), tuple(keys), expecting)
-    statements = _SHAPES.get(shape)
-    if statements is None:
-        statements = _shape_statements(model, shape)
+    shape_key = (model, tuple(values), tuple(keys), expecting)
+    shape = _SHAPES.get(shape_key)
+    if shape is None:
+        shape = _shape_statements(model, shape_key)
         with _SHAPES_LOCK:
             if len(_SHAPES) >= _SHAPES_BOUND:
                 _SHAPES.clear()
-            _SHAPES[shape] = statements
+            _SHAPES[shape_key] = shape
     params: dict[str, Any] = {f"s{i}": value for i, value in enumerate(values.values())}
     params.update((f"k{i}", value) for i, value in enumerate(keys.values()))
     for j, states in enumerate((expected or {}).values()):
@@ -284,7 +313,17 @@ def update_row(
             (f"e{j}_{m}", state)
             for m, state in enumerate(state for state in states if state is not None)
         )
-    return _run_update(session, model, statements, params)
+    # Pending ORM changes go first, as the ORM's own execute would send them.
+    session.flush()
+    connection = session.connection()
+    row: Sequence[Any] | None
+    if connection.dialect.update_returning:
+        row = shape.returning.first(connection, params, events=True)
+    elif shape.update.execute(connection, params, events=True) == 0:
+        row = None
+    else:
+        row = shape.read_back.first(connection, params, events=True)
+    return None if row is None else _detached(model, row)
 
 
 def returns_updates(db: Database) -> bool:
