@@ -684,14 +684,9 @@ class DriverStatement:
             )
         return found
 
-    def _run(
-        self, connection: sa.Connection, params: Mapping[str, Any], events: bool, fetch: bool
-    ) -> tuple[int, tuple[Any, ...] | None]:
-        dialect = connection.dialect
+    def _bound(self, dialect: Any, params: Mapping[str, Any]) -> tuple[_Compiled, Any]:
+        """The statement for ``dialect`` and its arguments, as the driver takes them."""
         compiled = self._compiled(dialect)
-        if events:
-            for listener in connection.dispatch.before_execute:
-                listener(connection, self.statement, (), params, {})
         fixed, processors = compiled.fixed, compiled.processors
         try:
             # Only the statement's own: a driver may refuse a value it is given but
@@ -709,7 +704,35 @@ class DriverStatement:
                 params,
                 error,
             ) from error
-        args: Any = values if compiled.order is None else [values[n] for n in compiled.order]
+        args = values if compiled.order is None else [values[n] for n in compiled.order]
+        return compiled, args
+
+    def _wrapped(
+        self, connection: sa.Connection, error: Any, sql: str, args: Any
+    ) -> exc.StatementError:
+        """A driver's error as SQLAlchemy's, the connection invalidated if it was lost."""
+        dialect = connection.dialect
+        lost = dialect.is_disconnect(error, None, None)
+        if lost:
+            connection.invalidate()
+        wrapped: exc.StatementError = exc.DBAPIError.instance(
+            sql,
+            args,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        )
+        return wrapped
+
+    def _run(
+        self, connection: sa.Connection, params: Mapping[str, Any], events: bool, fetch: bool
+    ) -> tuple[int, tuple[Any, ...] | None]:
+        dialect = connection.dialect
+        if events:
+            for listener in connection.dispatch.before_execute:
+                listener(connection, self.statement, (), params, {})
+        compiled, args = self._bound(dialect, params)
         dbapi_connection = connection.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
@@ -732,18 +755,7 @@ class DriverStatement:
                 )
             return int(cursor.rowcount), row
         except dialect.loaded_dbapi.Error as error:
-            lost = dialect.is_disconnect(error, None, None)
-            if lost:
-                connection.invalidate()
-            wrapped: exc.StatementError = exc.DBAPIError.instance(
-                compiled.sql,
-                args,
-                error,
-                dialect.loaded_dbapi.Error,
-                connection_invalidated=lost,
-                dialect=dialect,
-            )
-            raise wrapped from error
+            raise self._wrapped(connection, error, compiled.sql, args) from error
         finally:
             cursor.close()
 

@@ -358,6 +358,10 @@ def _attempt(
         if not savepoints and ambient.failure is not None:
             raise _Redo(ambient.failure)
         if request.recorded:
+            # A statement of its own, prepared by the driver after a few uses:
+            # sent with the COMMIT in one simple query instead (its values bound
+            # client-side, planned every time), it cost more than the round trip
+            # it saved on loopback.
             _RECORD_REPLY.execute(
                 session.connection(), {"rid": request_id, "reply": _dumps(dump(result))}
             )
