@@ -14,7 +14,7 @@ import pika
 import pika.exceptions as pex
 import pytest
 
-from podium.rpc._rabbit import close_connection
+from podium.rpc._rabbit.amqp import close_connection
 
 pytestmark = pytest.mark.rabbit
 

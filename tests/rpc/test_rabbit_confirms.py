@@ -15,13 +15,13 @@ from typing import Any
 
 import pika
 
-from podium.rpc import _rabbit
+from podium.rpc._rabbit import callers
 
 
 class ConfirmingConnection:
     """Confirms one outstanding cast per ``process_data_events``, as the broker would."""
 
-    def __init__(self, conn: _rabbit._Conn, confirm: bool = True) -> None:
+    def __init__(self, conn: callers.Conn, confirm: bool = True) -> None:
         self.conn = conn
         self.confirm = confirm
         self.time_limits: list[float | None] = []
@@ -42,8 +42,8 @@ class Channel:
         self.published += 1
 
 
-def make_conn(confirm: bool = True) -> tuple[_rabbit._Conn, ConfirmingConnection]:
-    conn = object.__new__(_rabbit._Conn)
+def make_conn(confirm: bool = True) -> tuple[callers.Conn, ConfirmingConnection]:
+    conn = object.__new__(callers.Conn)
     conn.driver = SimpleNamespace(orphans=[], pool=SimpleNamespace(closing=False))  # type: ignore[assignment]
     conn.unconfirmed = {}
     conn._cast_seq = 0
@@ -52,19 +52,19 @@ def make_conn(confirm: bool = True) -> tuple[_rabbit._Conn, ConfirmingConnection
     return conn, fake
 
 
-def cast() -> _rabbit._Cast:
-    return _rabbit._Cast("openstack", "topic", b"{}", pika.BasicProperties(), mandatory=False)
+def cast() -> callers.Cast:
+    return callers.Cast("openstack", "topic", b"{}", pika.BasicProperties(), mandatory=False)
 
 
 def test_a_full_window_waits_for_confirms_in_short_slices() -> None:
     conn, fake = make_conn()
     channel = Channel()
-    for _ in range(_rabbit._CONFIRM_WINDOW * 2):
+    for _ in range(callers.CONFIRM_WINDOW * 2):
         conn.publish_cast(channel, cast())  # type: ignore[arg-type]
-    assert channel.published == _rabbit._CONFIRM_WINDOW * 2
-    assert len(conn.unconfirmed) < _rabbit._CONFIRM_WINDOW
+    assert channel.published == callers.CONFIRM_WINDOW * 2
+    assert len(conn.unconfirmed) < callers.CONFIRM_WINDOW
     assert fake.time_limits, "a full window must wait for confirms"
-    assert all(limit is not None and limit <= _rabbit._CONFIRM_POLL for limit in fake.time_limits)
+    assert all(limit is not None and limit <= callers.CONFIRM_POLL for limit in fake.time_limits)
 
 
 def test_flush_waits_in_short_slices_until_all_are_confirmed() -> None:
@@ -74,7 +74,7 @@ def test_flush_waits_in_short_slices_until_all_are_confirmed() -> None:
         conn.publish_cast(channel, cast())  # type: ignore[arg-type]
     conn.flush_casts(timeout=5)
     assert conn.unconfirmed == {}
-    assert all(limit is not None and limit <= _rabbit._CONFIRM_POLL for limit in fake.time_limits)
+    assert all(limit is not None and limit <= callers.CONFIRM_POLL for limit in fake.time_limits)
 
 
 def test_a_wait_for_confirms_that_never_come_gives_up_at_its_timeout() -> None:
@@ -82,7 +82,7 @@ def test_a_wait_for_confirms_that_never_come_gives_up_at_its_timeout() -> None:
     conn.publish_cast(Channel(), cast())  # type: ignore[arg-type]
     assert conn._wait_for_confirms(lambda: not conn.unconfirmed, timeout=0.05) is False
     assert len(conn.unconfirmed) == 1  # kept, to be sent again if the connection dies
-    assert all(limit == _rabbit._CONFIRM_POLL for limit in fake.time_limits)
+    assert all(limit == callers.CONFIRM_POLL for limit in fake.time_limits)
 
 
 class ConfirmingChannel:
@@ -93,7 +93,7 @@ class ConfirmingChannel:
     cast can be read before ``basic_publish`` returns.
     """
 
-    def __init__(self, conn: _rabbit._Conn) -> None:
+    def __init__(self, conn: callers.Conn) -> None:
         self.conn = conn
         self.tag = 0
 

@@ -18,7 +18,7 @@ from pika.adapters.utils import io_services_utils
 from rpc_helpers import delete_queues
 
 from podium.rpc import RPCClient, RPCServer, Target, get_transport
-from podium.rpc._rabbit import publish_frames, send_now
+from podium.rpc._rabbit.amqp import publish_frames, send_now
 
 pytestmark = pytest.mark.rabbit
 

@@ -321,7 +321,8 @@ def test_casts_left_unconfirmed_by_a_lost_connection_are_sent_at_close(
     # not had confirmed: closing the transport still sends them, on a new one.
     import pika as pika_
 
-    from podium.rpc._rabbit import RabbitDriver, _Cast
+    from podium.rpc._rabbit import RabbitDriver
+    from podium.rpc._rabbit.callers import Cast
 
     with contextlib.closing(_raw_channel(rabbit_url)) as conn:
         conn.channel().queue_declare(topic, durable=True)
@@ -330,7 +331,7 @@ def test_casts_left_unconfirmed_by_a_lost_connection_are_sent_at_close(
     assert isinstance(driver, RabbitDriver)
     body = codec.encode({"method": "record", "args": {"value": 1}, "_unique_id": "orphan-1"})
     props = pika_.BasicProperties(delivery_mode=2)
-    driver.orphans.append(_Cast("", topic, body, props, mandatory=False))
+    driver.orphans.append(Cast("", topic, body, props, mandatory=False))
     transport.cleanup()
     assert not driver.orphans
     with contextlib.closing(_raw_channel(rabbit_url)) as conn:

@@ -1,0 +1,430 @@
+"""The servers' side: worker connections that receive, run, reply and acknowledge."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import random
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from podium.exceptions import MalformedMessage, TransportError
+
+from .. import _codec
+from .._transport import DEFAULT_EXCHANGE, IncomingMessage
+from . import amqp
+from .amqp import (
+    RECOVERABLE,
+    ack_frame,
+    close_connection,
+    consume_inline,
+    declare_tolerantly,
+    describe,
+    publish_frames,
+    refused_by_broker,
+    run_until,
+    send_now,
+)
+from .callers import JSON
+
+if TYPE_CHECKING:
+    from .listener import RabbitListener
+
+LOG = logging.getLogger("podium.rpc._rabbit")
+
+# Headers of a request sent again after its handling failed, or set aside.
+ATTEMPTS_HEADER = "x-podium-attempts"
+REASON_HEADER = "x-podium-reason"
+QUEUE_HEADER = "x-podium-queue"
+
+
+class Delivery:
+    """A request as the broker handed it over, before it is decoded."""
+
+    __slots__ = ("body", "generation", "props", "queue", "tag")
+
+    def __init__(
+        self, generation: int, tag: int, body: bytes, queue: str, props: amqp.Properties
+    ) -> None:
+        self.generation = generation
+        self.tag = tag
+        self.body = body
+        self.queue = queue
+        self.props = props
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        headers = self.props.headers
+        return headers if isinstance(headers, dict) else {}
+
+    @property
+    def attempts(self) -> int:
+        """How many times handling this request failed before (kept in the message)."""
+        value = self.headers.get(ATTEMPTS_HEADER, 0)
+        return value if isinstance(value, int) and value >= 0 else 0
+
+
+class RabbitIncoming(IncomingMessage):
+    __slots__ = ("delivery", "message", "pending_reply", "reply_q", "settled", "worker")
+
+    def __init__(self, worker: Worker, delivery: Delivery, message: dict[str, Any]) -> None:
+        self.worker = worker
+        self.delivery = delivery
+        self.message = message
+        self.reply_q = message.get("_reply_q")
+        self.pending_reply: tuple[str, str, bytes] | None = None
+        self.settled = False
+
+    def reply(self, reply: dict[str, Any]) -> None:
+        if not isinstance(self.reply_q, str) or not self.reply_q:
+            return
+        body = self.worker.driver.encode(reply, "reply")
+        # Sent with the ack, in one write: RPCServer always acks after replying.
+        self.pending_reply = (self.reply_q, str(reply.get("_msg_id")), body)
+
+    def ack(self) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        pending, self.pending_reply = self.pending_reply, None
+        self.worker.finish(self.delivery, reply=pending)
+
+    def requeue(self) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        self.worker.settle(self.delivery, ack=False)
+
+    def fail(self, reason: str) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        self.worker.fail(self.delivery, reason)
+
+    def dead_letter(self, reason: str) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        self.worker.dead_letter(self.delivery, reason)
+
+
+class Worker:
+    """One consumer connection, and the thread that drives it and runs the handlers.
+
+    The thread that receives a request also runs it, replies on the same
+    connection and acknowledges it: no hand-off between threads per request.
+    The listener's keeper services the connection's heartbeats while a long
+    handler runs (the connection lock makes that safe).
+    """
+
+    def __init__(self, listener: RabbitListener, index: int) -> None:
+        self.listener = listener
+        self.index = index
+        self.driver = listener.driver
+        self.lock = threading.Lock()
+        self.connection: amqp.Connection | None = None
+        self.channel: amqp.Channel | None = None
+        self.generation = 0
+        self.backlog: deque[Delivery] = deque()
+        self.consumer_tags: list[str] = []
+        self.cancelled = ""  # a queue whose consumer the broker cancelled
+        self.busy = False
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(
+            target=self._run,
+            name=f"podium-rabbit-{listener.target.topic}-{index}",
+            daemon=True,
+        )
+
+    # -- connection (called with self.lock held) ---------------------------
+
+    def _declare(self, ch: amqp.Channel, kind: str, name: str, **how: Any) -> amqp.Channel:
+        connection = self.connection
+        assert connection is not None
+        return declare_tolerantly(ch, kind, name, connection.channel, **how)
+
+    def _setup(self) -> None:
+        self.connection = amqp.open_connection(self.driver.connection_parameters())
+        ch, keys = self._declare_layout(self.connection.channel())
+        fanout_q = self.listener.fanout_queue
+        # One unacknowledged request per worker: the broker hands the next one
+        # to a free worker (of this server or another).
+        ch.basic_qos(prefetch_count=1, global_qos=True)
+        self.generation += 1
+        generation = self.generation
+        backlog = self.backlog
+        backlog.clear()
+
+        # Tags of our choosing, so a delivery names its queue from the start.
+        prefix = f"podium-{self.listener.tag_prefix}-{self.index}-{generation}"
+        queues = {f"{prefix}-{i}": q for i, q in enumerate([*keys, fanout_q])}
+
+        def on_message(_ch: Any, method: Any, props: Any, body: bytes) -> None:
+            backlog.append(
+                Delivery(
+                    generation,
+                    method.delivery_tag,
+                    body,
+                    queues.get(method.consumer_tag, method.routing_key),
+                    props,
+                )
+            )
+
+        self.channel = ch
+        # Consumer priorities: the broker gives a request to the first free
+        # worker in a fixed order, so a lightly loaded server keeps using the
+        # same (warm) few instead of cycling through all of them. The first
+        # worker has the default priority 0, so it still shares the load
+        # evenly with other servers' first workers, oslo.messaging's included.
+        priority = {"x-priority": -self.index}
+        self.consumer_tags = [
+            consume_inline(ch, q, on_message, arguments=priority, consumer_tag=tag)
+            for tag, q in queues.items()
+        ]
+        self.cancelled = ""
+
+        def on_cancel(frame: Any) -> None:
+            # The broker cancels a consumer whose queue was deleted: declare
+            # everything again on a new connection rather than go deaf.
+            queue = queues.get(frame.method.consumer_tag)
+            if queue is not None:
+                self.cancelled = queue
+
+        amqp.on_cancel(ch, on_cancel)
+
+    def _declare_layout(self, ch: amqp.Channel) -> tuple[amqp.Channel, list[str]]:
+        """Declare the exchanges and queues of the listener's target; its queue names."""
+        target = self.listener.target
+        exchange = target.exchange or DEFAULT_EXCHANGE
+        topic = str(target.topic)
+        ch = self._declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
+        keys = [topic] + ([f"{topic}.{target.server}"] if target.server else [])
+        for key in keys:
+            ch = self._declare(ch, "queue", key, durable=True)
+            ch.queue_bind(key, exchange, routing_key=key)
+        fanout = f"{topic}_fanout"
+        ch = self._declare(
+            ch, "exchange", fanout, exchange_type="fanout", durable=False, auto_delete=True
+        )
+        # Shared by this server's workers, gone with the last of them.
+        fanout_q = self.listener.fanout_queue
+        ch.queue_declare(fanout_q, auto_delete=True)
+        ch.queue_bind(fanout_q, fanout, routing_key=topic)
+        ch = self._declare(ch, "queue", self.listener.dead_queue, durable=True)
+        return ch, keys
+
+    def _drop(self) -> None:
+        conn, self.connection, self.channel = self.connection, None, None
+        self.consumer_tags = []
+        if conn is not None:
+            close_connection(conn, grace=1.0)
+
+    # -- the loop ----------------------------------------------------------
+
+    def _run(self) -> None:
+        listener = self.listener
+        attempt = 0
+        while not listener.closed.is_set():
+            try:
+                with self.lock:
+                    self._setup()
+                attempt = 0
+                listener.report_back()
+                self.ready.set()
+                while not listener.closed.is_set():
+                    with self.lock:
+                        assert self.connection is not None and self.channel is not None
+                        channel = self.channel
+                        if not listener.consuming and self.consumer_tags:
+                            for tag in self.consumer_tags:
+                                channel.basic_cancel(tag)
+                            self.consumer_tags = []
+                        if not self.backlog:
+                            # Returns on a delivery or a wake() (stop, close).
+                            run_until(self.connection, self._has_work)
+                        if channel.is_closed:
+                            raise TransportError(
+                                f"the broker closed the channel of {listener.target.topic!r}'s "
+                                "consumers"
+                            )
+                        if self.cancelled:
+                            raise TransportError(
+                                f"the broker cancelled the consumer of queue {self.cancelled!r}"
+                                " (was it deleted?)"
+                            )
+                    while self.backlog:
+                        self._handle(self.backlog.popleft())
+            except Exception as exc:
+                with self.lock:
+                    self._drop()
+                if listener.closed.is_set():
+                    break
+                if not self.ready.is_set() and (
+                    attempt >= self.driver.max_retries_at_start or refused_by_broker(exc)
+                ):
+                    self.error = exc
+                    self.ready.set()
+                    return
+                delay = min(self.driver.max_backoff, 0.2 * 2**attempt) * random.uniform(0.8, 1.2)
+                attempt += 1
+                listener.report_lost(exc, delay)
+                listener.closed.wait(delay)
+        with self.lock:
+            self._drop()
+
+    def _has_work(self) -> bool:
+        return (
+            bool(self.backlog)
+            or bool(self.cancelled)
+            or self.channel is None
+            or self.channel.is_closed
+        )
+
+    def _handle(self, delivery: Delivery) -> None:
+        if not self.listener.consuming:
+            self.settle(delivery, ack=False)
+            return
+        try:
+            message = _codec.decode(delivery.body, self.driver.max_message_bytes)
+        except MalformedMessage as exc:
+            self.dead_letter(delivery, f"malformed message: {exc}")
+            return
+        incoming = RabbitIncoming(self, delivery, message)
+        self.busy = True
+        try:
+            self.listener.callback(incoming)
+        except Exception as exc:
+            LOG.exception("could not process a message")
+            incoming.fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.busy = False
+        # Whatever the handler did, the delivery ends here: left unsettled it
+        # would hold this worker's only prefetch slot for ever.
+        if not incoming.settled:
+            incoming.fail("the handler neither acknowledged nor rejected it")
+
+    # -- called by the handler, on this worker's thread ----------------------
+
+    def settle(self, delivery: Delivery, ack: bool) -> None:
+        with self.lock:
+            ch = self.channel
+            if delivery.generation != self.generation or ch is None or not ch.is_open:
+                return  # that channel died: the broker has requeued the message
+            try:
+                if ack:
+                    ch.basic_ack(delivery.tag)
+                else:
+                    ch.basic_reject(delivery.tag, requeue=True)
+            except RECOVERABLE as exc:
+                LOG.info("could not settle message %s: %s", delivery.tag, describe(exc))
+
+    def fail(self, delivery: Delivery, reason: str) -> None:
+        """Send the request to the back of its queue, counting attempts in the message.
+
+        A plain requeue would put it back at the head, for this same worker at
+        once, and would keep no count across restarts of the server.
+        """
+        attempts = delivery.attempts + 1
+        if attempts >= self.driver.max_attempts:
+            self.dead_letter(delivery, reason, attempts)
+            return
+        LOG.warning(
+            "handling a message from %s failed (attempt %d of %d): %s",
+            delivery.queue,
+            attempts,
+            self.driver.max_attempts,
+            reason,
+        )
+        headers = {**delivery.headers, ATTEMPTS_HEADER: attempts}
+        self._forward(delivery, delivery.queue, headers, keep=True)
+
+    def dead_letter(self, delivery: Delivery, reason: str, attempts: int | None = None) -> None:
+        """Set the request aside in ``<topic>.dead``, the reason in its headers; log it once."""
+        attempts = delivery.attempts if attempts is None else attempts
+        dead = self.listener.dead_queue
+        LOG.error("dead-lettering a message from %s to %s: %s", delivery.queue, dead, reason)
+        headers = {
+            **delivery.headers,
+            ATTEMPTS_HEADER: attempts,
+            REASON_HEADER: reason[:1000],
+            QUEUE_HEADER: delivery.queue,
+        }
+        self._forward(delivery, dead, headers, keep=False)
+
+    def _forward(
+        self, delivery: Delivery, queue: str, headers: dict[str, Any], *, keep: bool
+    ) -> None:
+        # A request sent again keeps its properties, a call's expiration above
+        # all: it must never run long after its caller gave up. One set aside
+        # is kept until someone looks at it.
+        props = copy.copy(delivery.props)
+        props.headers = headers
+        if not keep:
+            props.expiration = None
+            props.delivery_mode = 2
+        self._write(delivery, [(queue, delivery.body, props)])
+
+    def finish(self, delivery: Delivery, reply: tuple[str, str, bytes] | None) -> None:
+        """Publish the reply and acknowledge the request, in one write."""
+        publishes = []
+        if reply is not None:
+            reply_q, msg_id, body = reply
+            props = amqp.Properties(
+                content_type=JSON, content_encoding="utf-8", correlation_id=msg_id
+            )
+            publishes.append((reply_q, body, props))
+        if not self._write(delivery, publishes) and reply is not None:
+            # The channel died: the broker requeues the request; still answer it.
+            self.driver.publish_reply(*reply)
+
+    def _write(
+        self, delivery: Delivery, publishes: list[tuple[str, bytes, amqp.Properties]]
+    ) -> bool:
+        """Publish on the default exchange and acknowledge ``delivery``, in one write.
+
+        False when the channel that took the delivery is gone (the broker
+        gives the request to a consumer again).
+        """
+        with self.lock:
+            ch = self.channel
+            if delivery.generation != self.generation or ch is None or not ch.is_open:
+                return False
+            frames: list[bytes] = []
+            for queue, body, props in publishes:
+                try:
+                    frames += publish_frames(ch, "", queue, body, props)
+                except Exception as exc:
+                    # Never leave the delivery unacknowledged for want of a
+                    # message built from what it carried.
+                    LOG.error("could not publish to %.80r: %s", queue, exc)
+            frames.append(ack_frame(ch, delivery.tag))
+            connection = self.connection
+            assert connection is not None
+            try:
+                send_now(connection, frames)
+                amqp.flush_unsent(connection)
+                return True
+            except RECOVERABLE as exc:
+                LOG.info("could not finish message %s: %s", delivery.tag, describe(exc))
+                return False
+
+    def wake(self) -> None:
+        conn = self.connection
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.add_callback_threadsafe(lambda: None)
+
+    def keep_alive(self) -> None:
+        """Service heartbeats while a long handler holds this worker."""
+        if not self.busy or not self.lock.acquire(blocking=False):
+            return
+        try:
+            if self.connection is not None and self.connection.is_open:
+                self.connection.process_data_events(0)
+        except Exception as exc:
+            LOG.info("busy worker's connection failed: %s", exc)
+        finally:
+            self.lock.release()
