@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 from podium._text import short_repr
+from podium._versions import parse_version
 from podium.exceptions import IncompatibleObjectVersion, ObjectFormatError, UnsupportedObjectError
 
 if TYPE_CHECKING:
@@ -39,16 +40,11 @@ _P = ParamSpec("_P")
 _R_co = TypeVar("_R_co", covariant=True)
 
 
-# Longer is no version anyway, and int() of over 4,300 digits raises ValueError.
-_MAX_VERSION_LENGTH = 32
-
-
 def version_tuple(version: str) -> tuple[int, ...]:
     """``"1.10"`` -> ``(1, 10)``; a malformed version is an ObjectFormatError."""
-    if isinstance(version, str) and len(version) <= _MAX_VERSION_LENGTH:
-        parts = version.split(".")
-        if 2 <= len(parts) <= 3 and all(p.isdigit() and p.isascii() for p in parts):
-            return tuple(int(p) for p in parts)
+    parsed = parse_version(version)
+    if parsed is not None:
+        return parsed
     raise ObjectFormatError(
         f"malformed object version {short_repr(version, 40)} (expected 'major.minor')"
     )

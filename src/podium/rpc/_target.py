@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from podium._versions import parse_version
 from podium.exceptions import InvalidTarget
 
 __all__ = ["Target"]
 
 
 def _check_version(version: str | None) -> None:
-    if version is None:
-        return
-    parts = version.split(".")
-    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+    if version is not None and parse_version(version) is None:
         raise InvalidTarget(f"version must look like 'major.minor', not {version!r}")
 
 
