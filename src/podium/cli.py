@@ -42,6 +42,7 @@ _FRAMEWORK_COMMANDS: dict[str, str] = {
     "db": "podium.db.cli:group",
     "conductor": "podium.conductor.cli:command",
     "config": "podium.config_cli:group",
+    "keys": "podium.keys_cli:group",
 }
 
 

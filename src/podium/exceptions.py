@@ -37,6 +37,9 @@ boundary of the layer that meets them, into one of these::
     │   │                                or contradictory field (also a ValueError)
     │   ├── NoSuchMethod                 no endpoint has the method
     │   ├── UnsupportedVersion           no endpoint serves that API version
+    │   ├── UnauthenticatedMessage       a message refused for its signature: none where
+    │   │                                one is required, forged, an untrusted key,
+    │   │                                stale or replayed
     │   └── RemoteError                  a remote exception not on the allow-list
     ├── DBError                          podium.db
     │   ├── DBNotAllowed                 this process called block_db_access()
@@ -333,6 +336,10 @@ class NoSuchMethod(MessagingError):
 
 class UnsupportedVersion(MessagingError):
     pass
+
+
+class UnauthenticatedMessage(MessagingError):
+    """A request or reply refused for its signature (podium.rpc message signing)."""
 
 
 class RemoteError(MessagingError):

@@ -17,6 +17,7 @@ from ._dedup import Claim, DedupStore, MemoryDedupStore, RedisDedupStore, curren
 from ._memory import DeadLetter, MemoryBroker
 from ._serializer import NoOpSerializer, Serializer
 from ._server import RPCDispatcher, RPCServer
+from ._signing import KeyRing, MessageSigning, Sender, SigningKey, current_sender
 from ._target import Target
 from ._transport import Transport, TransportURL, get_transport
 
@@ -24,17 +25,22 @@ __all__ = [
     "Claim",
     "DeadLetter",
     "DedupStore",
+    "KeyRing",
     "MemoryBroker",
     "MemoryDedupStore",
+    "MessageSigning",
     "NoOpSerializer",
     "RPCClient",
     "RPCDispatcher",
     "RPCServer",
     "RedisDedupStore",
+    "Sender",
     "Serializer",
+    "SigningKey",
     "Target",
     "Transport",
     "TransportURL",
     "current_message_id",
+    "current_sender",
     "get_transport",
 ]

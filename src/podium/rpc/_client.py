@@ -149,6 +149,9 @@ class RPCClient:
             resend_lost=self.idempotent,
         )
         assert reply is not None
+        seal = reply.pop(_codec.SEAL, None)
+        if self.transport.signing is not None:
+            self.transport.signing.check_reply(seal)
         failure = reply.get("failure")
         if failure:
             raise _codec.deserialize_remote_exception(failure, self.transport.allowed_remote_exmods)

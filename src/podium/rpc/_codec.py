@@ -8,6 +8,11 @@ into ``_context_<key>`` entries, ``_unique_id`` and, for a call, ``_msg_id`` and
 string describing an exception, or null), ``ending`` and ``_msg_id``. Every
 driver, the in-memory one included, goes through :func:`encode` and
 :func:`decode`, so a payload that cannot travel fails in a unit test.
+
+A signed message (:mod:`podium.rpc._signing`) has three more envelope keys,
+beside ``oslo.message`` and untouched by peers that ignore them:
+``podium.sender``, ``podium.sent_at`` and ``podium.signature``. :func:`decode`
+hands them on as a :class:`Seal` under the message's :data:`SEAL` key.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import traceback
 import uuid
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -48,6 +53,13 @@ DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: run out of stack. Read at call time, so it may be set at start-up.
 MAX_MESSAGE_DEPTH = 128
 CONTENT_TYPE = "application/json"
+# The signing fields of a sealed envelope.
+SENDER_KEY = "podium.sender"
+SENT_AT_KEY = "podium.sent_at"
+SIGNATURE_KEY = "podium.signature"
+#: Where :func:`decode` puts a message's :class:`Seal`. Whatever the wire put
+#: there is removed: only decode() writes it, with a Seal, never JSON.
+SEAL = "_podium_seal"
 
 _REMOTE_POSTFIX = "_Remote"
 # Builtin exceptions are always rebuilt (oslo.messaging does the same), so a
@@ -84,10 +96,28 @@ def new_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):012x}"
 
 
-def encode(message: Mapping[str, Any]) -> bytes:
-    """The enveloped body for ``message`` (a request or a reply)."""
-    inner = dumps(message).decode("utf-8")
-    return orjson.dumps({VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: inner})
+class Sealer(Protocol):
+    def seal(self, inner: bytes) -> dict[str, Any]:
+        """The envelope fields that sign ``inner``, the bytes of ``oslo.message``."""
+        ...
+
+
+class Seal(NamedTuple):
+    """A received message's signing fields, as sent (checked by podium.rpc._signing)."""
+
+    sender: Any
+    sent_at: Any
+    signature: Any
+    inner: str  # the oslo.message text they sign
+
+
+def encode(message: Mapping[str, Any], sealer: Sealer | None = None) -> bytes:
+    """The enveloped body for ``message`` (a request or a reply), signed by ``sealer``."""
+    inner = dumps(message)
+    outer = {VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: inner.decode("utf-8")}
+    if sealer is not None:
+        outer.update(sealer.seal(inner))
+    return orjson.dumps(outer)
 
 
 def decode(
@@ -108,6 +138,7 @@ def decode(
         raise MalformedMessage(f"message body is a JSON {type(outer).__name__}, not an object")
     if VERSION_KEY not in outer or MESSAGE_KEY not in outer:
         # oslo.messaging still accepts the pre-envelope format: the bare message.
+        outer.pop(SEAL, None)
         return _shallow_enough(outer, body, limit)
     version = outer[VERSION_KEY]
     if not isinstance(version, str) or version.split(".")[0] != "2":
@@ -123,7 +154,13 @@ def decode(
         raise MalformedMessage("envelope's oslo.message is not a JSON object")
     # The inner text, not the body: brackets escaped as \u005b in the body are
     # real ones in the inner text.
-    return _shallow_enough(inner, inner_text, limit)
+    message = _shallow_enough(inner, inner_text, limit)
+    message.pop(SEAL, None)
+    if SIGNATURE_KEY in outer:
+        message[SEAL] = Seal(
+            outer.get(SENDER_KEY), outer.get(SENT_AT_KEY), outer[SIGNATURE_KEY], inner_text
+        )
+    return message
 
 
 # -- nesting depth ---------------------------------------------------------------

@@ -15,12 +15,14 @@ from podium.exceptions import (
     MalformedMessage,
     MessagingError,
     NoSuchMethod,
+    UnauthenticatedMessage,
     UnsupportedVersion,
 )
 
 from . import _codec
 from ._dedup import Deduplicator, DedupStore, MemoryDedupStore, _current_id
 from ._serializer import NoOpSerializer, Serializer
+from ._signing import Refusal, Sender, _current_sender
 from ._target import Target
 from ._transport import IncomingMessage, Listener, Transport
 
@@ -275,6 +277,8 @@ class RPCServer:
         except Exception as exc:
             LOG.exception("unexpected error while handling a message")
             self._seen.forget(unique_id)
+            if self.transport.signing is not None:
+                self.transport.signing.forget(unique_id)  # its retry is no copy
             try:
                 incoming.fail(f"{type(exc).__name__}: {exc}")
             except Exception:
@@ -287,18 +291,42 @@ class RPCServer:
 
     def _handle(self, incoming: IncomingMessage) -> None:
         message = incoming.message
+        seal = message.pop(_codec.SEAL, None)
         problem = header_problem(message)
         if problem is not None:
             incoming.dead_letter(problem)
             return
-        taken = self._seen.take(incoming, message.get(_codec.UNIQUE_ID))
+        unique_id = message.get(_codec.UNIQUE_ID)
+        signing = self.transport.signing
+        sender: Sender | None = None
+        copy_of: Refusal | None = None
+        if signing is not None:
+            try:
+                sender = signing.check_request(seal, unique_id)
+            except Refusal as refusal:
+                if refusal.kind != "replayed":
+                    self._refuse(incoming, refusal)
+                    return
+                copy_of = refusal
+        taken = self._seen.take(incoming, unique_id)
         if taken is None:  # settled by the de-dup store (answered, dropped or requeued)
+            if copy_of is not None and signing is not None:
+                signing.count("replayed")  # not run again: the de-dup store answered it
             return
+        if copy_of is not None:
+            # Run here within the window, and forgotten by the de-dup memory since.
+            self._seen.forget(unique_id)
+            self._refuse(incoming, copy_of)
+            return
+        if signing is not None:
+            signing.ran(seal, unique_id)
         incoming = taken
         msg_id = message.pop("_msg_id", None)
         message.pop("_reply_q", None)
         message.pop("_timeout", None)
         reply: dict[str, Any] = {"result": None, "failure": None, "ending": True}
+        # The endpoint reads who signed the request with current_sender().
+        token = _current_sender.set(sender)
         try:
             _ctxt, reply["result"] = self.dispatcher.dispatch(message)
         except Exception as exc:
@@ -310,6 +338,8 @@ class RPCServer:
                 LOG.exception("cast %s raised", message.get("method"))
             reply["failure"] = _codec.serialize_remote_exception(exc)
             reply["result"] = None
+        finally:
+            _current_sender.reset(token)
         if msg_id:
             reply["_msg_id"] = msg_id
             reply[_codec.UNIQUE_ID] = _codec.new_id()
@@ -320,4 +350,34 @@ class RPCServer:
                 reply["result"] = None
                 reply["failure"] = _codec.serialize_remote_exception(exc)
                 incoming.reply(reply)
+        incoming.ack()
+
+    def _refuse(self, incoming: IncomingMessage, refusal: Refusal) -> None:
+        """Settle a request refused for its signature: unrun, counted, told once."""
+        signing = self.transport.signing
+        assert signing is not None
+        signing.count(refusal.kind)
+        message = incoming.message
+        reason = f"refused: {refusal.reason}"
+        msg_id = message.get("_msg_id")
+        if not msg_id:
+            incoming.dead_letter(reason)  # which logs it
+            return
+        LOG.warning(
+            "refused call %r (message %s): %s",
+            message.get("method"),
+            message.get(_codec.UNIQUE_ID),
+            refusal.reason,
+        )
+        # The caller learns why at once instead of waiting out its timeout.
+        failure = _codec.serialize_remote_exception(UnauthenticatedMessage(reason))
+        incoming.reply(
+            {
+                "result": None,
+                "failure": failure,
+                "ending": True,
+                "_msg_id": msg_id,
+                _codec.UNIQUE_ID: _codec.new_id(),
+            }
+        )
         incoming.ack()

@@ -24,6 +24,7 @@ from ._target import Target
 
 if TYPE_CHECKING:
     from ._memory import MemoryBroker
+    from ._signing import MessageSigning
 
 __all__ = [
     "Driver",
@@ -163,6 +164,8 @@ class Driver(ABC):
     # threads (one request at a time each); False when the callback must only
     # hand the message over, and the server runs it on its pool.
     runs_handlers: bool = False
+    #: Signs every request and reply this driver sends (the transport's key).
+    sealer: _codec.Sealer | None = None
 
     def encode(self, message: dict[str, Any], what: str = "message") -> bytes:
         """``message`` in its wire form, refused over ``max_message_bytes``.
@@ -172,7 +175,7 @@ class Driver(ABC):
         by its sender: a request on the caller, a reply as a failure the
         caller reads instead of its result.
         """
-        body = _codec.encode(message)
+        body = _codec.encode(message, self.sealer)
         if len(body) > self.max_message_bytes:
             raise MalformedMessage(
                 f"{what} of {len(body)} bytes exceeds the {self.max_message_bytes}-byte limit"
@@ -241,9 +244,13 @@ class Transport:
         driver: Driver,
         url: TransportURL,
         allowed_remote_exmods: Iterable[str] | None = None,
+        signing: MessageSigning | None = None,
     ) -> None:
         self.driver = driver
         self.url = url
+        # What this process signs with and whose signatures it checks.
+        self.signing = signing
+        driver.sealer = signing.key if signing is not None else None
         self.allowed_remote_exmods: list[str] = list(
             DEFAULT_ALLOWED_EXMODS if allowed_remote_exmods is None else allowed_remote_exmods
         )
@@ -288,11 +295,14 @@ def get_transport(
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     *,
     broker: MemoryBroker | None = None,
+    signing: MessageSigning | None = None,
 ) -> Transport:
     """A transport for ``memory://[name]`` or ``rabbit://user:pass@host:port[,host2]/vhost``
     (``rabbits://`` for AMQP over TLS).
 
     ``broker``: for ``memory://``, the in-process broker to use instead of the process's own.
+    ``signing``: the key its messages are signed with and the keys it checks
+    (:class:`~podium.rpc.MessageSigning`); None sends and accepts unsigned messages.
     """
     parsed = TransportURL.parse(url)
     if broker is not None and parsed.scheme != "memory":
@@ -313,7 +323,7 @@ def get_transport(
         )
     driver.max_message_bytes = max_message_bytes
     driver.max_attempts = _max_attempts(parsed)
-    return Transport(driver, parsed, allowed_remote_exmods)
+    return Transport(driver, parsed, allowed_remote_exmods, signing)
 
 
 def _max_attempts(url: TransportURL) -> int:

@@ -38,6 +38,9 @@ from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 from podium._urls import mask_url
 from podium.config import CONFIG_ENV, ConfigError, read_config_file
 
+if typing.TYPE_CHECKING:
+    from podium.rpc import MessageSigning
+
 __all__ = [
     "ENV_PREFIX",
     "KNOWN_TABLES",
@@ -240,10 +243,59 @@ class ServiceConfig:
         "use `podium db prune-inbox`)",
         ge=0,
     )
+    key_file: str | None = setting(
+        None,
+        help="this service's private signing key (`podium keys create`); its messages go "
+        "out signed as SERVICE.HOST. Empty: unsigned",
+        check=str.strip,
+    )
+    keys_dir: str | None = setting(
+        None,
+        help="the directory of public keys (SERVICE.HOST.pub) whose signatures this service "
+        "checks on what it receives. Empty: no checks",
+        check=str.strip,
+    )
+    require_signed: bool = setting(
+        False,
+        help="refuse requests without a good signature from a key in keys_dir (false: "
+        "accept and count unsigned ones, for an upgrade)",
+    )
+    signature_window: float = setting(
+        60.0,
+        help="seconds a signed request's send time may differ from this host's clock",
+        gt=0,
+    )
 
     #: Settings without a default for a command: load() gives them this value
     #: when no source sets them.
     COMMAND_DEFAULTS: ClassVar[Mapping[str, Any]] = {"transport_url": ""}
+
+    def message_signing(self, service: str) -> MessageSigning | None:
+        """What this ``service`` (``"compute"``, ``"conductor"``...) signs with and checks.
+
+        For :func:`podium.rpc.get_transport`'s ``signing``; None when neither
+        ``key_file`` nor ``keys_dir`` is set. A key file others may read, a
+        missing directory or ``require_signed`` without ``keys_dir`` is a
+        :class:`~podium.config.ConfigError`.
+        """
+        if self.key_file is None and self.keys_dir is None:
+            if self.require_signed:
+                raise ConfigError("require_signed = true needs keys_dir (the keys to check)")
+            return None
+        from podium.rpc import KeyRing, MessageSigning, Sender, SigningKey
+
+        try:
+            key = (
+                SigningKey.load(self.key_file, Sender(service, self.host))
+                if self.key_file is not None
+                else None
+            )
+            keys = KeyRing(self.keys_dir) if self.keys_dir is not None else None
+            return MessageSigning(
+                key, keys, require_signed=self.require_signed, window=self.signature_window
+            )
+        except ValueError as error:
+            raise ConfigError(f"message signing: {error}") from None
 
     @classmethod
     def load(

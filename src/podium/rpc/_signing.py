@@ -1,0 +1,476 @@
+"""Signed messages: which service sent a message, when, and proof of it (Ed25519).
+
+A process given a :class:`SigningKey` seals everything it sends (requests and
+replies): beside the oslo.messaging envelope's ``oslo.message`` it writes its
+name (``podium.sender``: ``<service>.<host>``), its send time in milliseconds
+(``podium.sent_at``) and an Ed25519 signature (``podium.signature``) over
+those two and the bytes of ``oslo.message``. Nothing inside ``oslo.message``
+changes, so a peer that does not check signatures (an oslo.messaging service)
+reads a sealed message as any other.
+
+A process given a :class:`KeyRing` (the public keys of the services it
+trusts, one ``<service>.<host>.pub`` file each) checks what it receives:
+:class:`MessageSigning` holds both halves, the policy (``require_signed``,
+``window``) and the counts. Ed25519 rather than HMAC: a verifier holds only
+public keys, so a conductor that checks every compute's messages cannot sign
+as any of them, and a stolen keys directory forges nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextvars
+import logging
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from podium.exceptions import UnauthenticatedMessage
+
+from . import _codec
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+__all__ = [
+    "KeyRing",
+    "MessageSigning",
+    "Sender",
+    "SigningKey",
+    "current_sender",
+]
+
+LOG = logging.getLogger(__name__)
+
+#: Written before what is signed, so a signature made for anything else
+#: (another protocol, a later format) never passes for one of these.
+_DOMAIN = b"podium-signed-message-1\n"
+_SERVICE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+PUBLIC_SUFFIX = ".pub"
+DEFAULT_WINDOW = 60.0
+# How long a key file is trusted as read before it is looked at again: a key
+# removed from the directory (revoked) or replaced is noticed within this time.
+_RECHECK_SECONDS = 5.0
+# Ids of requests run within the window, remembered to refuse a copy of one.
+# Past this many, the oldest are forgotten (the de-dup memory still has them).
+MAX_REMEMBERED = 1 << 20
+
+_current_sender: contextvars.ContextVar[Sender | None] = contextvars.ContextVar(
+    "podium_message_sender", default=None
+)
+
+
+def current_sender() -> Sender | None:
+    """Inside an endpoint method: who signed the request, as checked; else None.
+
+    None when the server checks no signatures, or accepted the request
+    unsigned (``require_signed = false``). Authorization decisions read the
+    sender from here, never from the request's context, which the sender
+    writes as it likes.
+    """
+    return _current_sender.get()
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """A service process's identity: its service type and its host."""
+
+    service: str
+    host: str
+
+    def __post_init__(self) -> None:
+        if not _SERVICE.match(self.service):
+            raise ValueError(
+                f"service {self.service!r} is not a service name "
+                "(a lower-case letter, then letters, digits, '-' or '_', at most 63)"
+            )
+        if not _HOST.match(self.host):
+            raise ValueError(
+                f"host {self.host!r} is not a host name "
+                "(letters, digits, '.', '-' or '_', at most 253)"
+            )
+
+    @property
+    def name(self) -> str:
+        """``<service>.<host>``: how the sender is written in a message and a key file."""
+        return f"{self.service}.{self.host}"
+
+    @classmethod
+    def parse(cls, name: str) -> Sender:
+        service, dot, host = name.partition(".")
+        if not dot:
+            raise ValueError(f"{name!r} is not <service>.<host>")
+        return cls(service, host)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _ed25519() -> Any:
+    try:
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise RuntimeError("message signing needs the 'cryptography' package") from exc
+    return ed25519
+
+
+def _serialization() -> Any:
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization
+
+
+def _signed_bytes(sender: str, sent_at: int, inner: bytes) -> bytes:
+    return b"".join((_DOMAIN, sender.encode(), b"\n", str(sent_at).encode(), b"\n", inner))
+
+
+class SigningKey:
+    """A service's private key and the identity it signs as."""
+
+    def __init__(
+        self,
+        sender: Sender,
+        private_key: Ed25519PrivateKey,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.sender = sender
+        self._key = private_key
+        self._name = sender.name
+        # Nanoseconds since the epoch: the send time each message carries.
+        self._clock = clock
+
+    @classmethod
+    def generate(cls, sender: Sender, clock: Callable[[], int] = time.time_ns) -> SigningKey:
+        return cls(sender, _ed25519().Ed25519PrivateKey.generate(), clock)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], sender: Sender) -> SigningKey:
+        """The PEM private key at ``path``, refused if anyone but its owner may read it."""
+        file = Path(path)
+        try:
+            mode = file.stat().st_mode
+            data = file.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read the key file {file}: {exc.strerror}") from None
+        if os.name == "posix" and mode & 0o077:
+            raise ValueError(
+                f"the key file {file} may be read by others (mode {mode & 0o777:o}): "
+                f"chmod 600 {file}"
+            )
+        serialization = _serialization()
+        try:
+            key = serialization.load_pem_private_key(data, password=None)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{file} holds no usable private key: {exc}") from None
+        if not isinstance(key, _ed25519().Ed25519PrivateKey):
+            raise ValueError(f"{file} holds a {type(key).__name__}, not an Ed25519 key")
+        return cls(sender, key)
+
+    def private_pem(self) -> bytes:
+        serialization = _serialization()
+        pem: bytes = self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return pem
+
+    def public_pem(self) -> bytes:
+        serialization = _serialization()
+        pem: bytes = self._key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return pem
+
+    def seal(self, inner: bytes) -> dict[str, Any]:
+        """The envelope fields that sign ``inner`` (a message's ``oslo.message`` bytes)."""
+        sent_at = self._clock() // 1_000_000
+        signature = self._key.sign(_signed_bytes(self._name, sent_at, inner))
+        return {
+            _codec.SENDER_KEY: self._name,
+            _codec.SENT_AT_KEY: sent_at,
+            _codec.SIGNATURE_KEY: base64.b64encode(signature).decode("ascii"),
+        }
+
+    def __repr__(self) -> str:
+        return f"<SigningKey {self._name}>"
+
+
+class _Entry:
+    __slots__ = ("checked", "key", "stamp")
+
+    def __init__(self, key: Ed25519PublicKey | None, stamp: tuple[int, int] | None) -> None:
+        self.key = key
+        self.stamp = stamp
+        self.checked = time.monotonic()
+
+
+class KeyRing:
+    """The public keys a process accepts signatures from, by sender name.
+
+    ``directory`` holds one ``<service>.<host>.pub`` (PEM) per trusted
+    service process. A key is read when first needed and looked at again
+    every few seconds: a file added is picked up, one removed (a revoked key)
+    or replaced takes effect, without a restart. ``keys`` adds keys in code.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        keys: Mapping[str, Ed25519PublicKey] | None = None,
+    ) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        if self.directory is not None and not self.directory.is_dir():
+            raise ValueError(f"the keys directory {self.directory} does not exist")
+        self._fixed = dict(keys or {})
+        self._cache: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Ed25519PublicKey | None:
+        """The public key of sender ``name``, or None if none is trusted."""
+        fixed = self._fixed.get(name)
+        if fixed is not None or self.directory is None:
+            return fixed
+        entry = self._cache.get(name)
+        if entry is not None and time.monotonic() - entry.checked < _RECHECK_SECONDS:
+            return entry.key
+        try:
+            Sender.parse(name)  # a name from the wire never walks the file system
+        except ValueError:
+            return None
+        entry = self._read(name, entry)
+        with self._lock:
+            if len(self._cache) >= 65536:
+                self._cache.clear()
+            self._cache[name] = entry
+        return entry.key
+
+    def _read(self, name: str, old: _Entry | None) -> _Entry:
+        assert self.directory is not None
+        path = self.directory / f"{name}{PUBLIC_SUFFIX}"
+        try:
+            info = path.stat()
+        except OSError:
+            return _Entry(None, None)
+        stamp = (info.st_mtime_ns, info.st_size)
+        if old is not None and old.stamp == stamp:
+            return _Entry(old.key, stamp)
+        try:
+            key = _serialization().load_pem_public_key(path.read_bytes())
+        except (OSError, ValueError, TypeError) as exc:
+            LOG.error("ignoring the public key %s: %s", path, exc)
+            return _Entry(None, stamp)
+        if not isinstance(key, _ed25519().Ed25519PublicKey):
+            LOG.error("ignoring the public key %s: not an Ed25519 key", path)
+            return _Entry(None, stamp)
+        return _Entry(key, stamp)
+
+    def add(self, name: str, public_pem: bytes) -> None:
+        """Trust ``public_pem`` for sender ``name`` (in code; tests, embedded setups)."""
+        Sender.parse(name)
+        key = _serialization().load_pem_public_key(public_pem)
+        if not isinstance(key, _ed25519().Ed25519PublicKey):
+            raise ValueError("not an Ed25519 public key")
+        self._fixed[name] = key
+
+
+class Refusal(Exception):
+    """Why a received message is refused: its ``kind`` (a count's name) and the reason."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+#: The counts :meth:`MessageSigning.counts` reports.
+COUNT_KINDS = (
+    "signed",  # requests accepted with a good signature
+    "unsigned_accepted",  # requests accepted unsigned (require_signed = false)
+    "unsigned",  # requests refused unsigned (require_signed = true)
+    "bad_signature",  # a signature that does not verify, or unreadable signing fields
+    "unknown_key",  # signed by a sender with no trusted key
+    "stale",  # sent longer ago (or further ahead) than the window
+    "replayed",  # a copy of a request already run here
+    "bad_reply",  # replies refused by a caller
+)
+
+
+class MessageSigning:
+    """What a process signs with, whose signatures it accepts, and how strictly.
+
+    ``key``: this process's :class:`SigningKey` (None: it sends unsigned).
+    ``keys``: the :class:`KeyRing` it checks received messages against
+    (None: it checks nothing). ``require_signed``: refuse requests without a
+    good signature (False, for an upgrade: accept and count them).
+    ``window``: seconds a request's send time may be from this host's clock.
+
+    Given to :func:`~podium.rpc.get_transport`, it applies to every client
+    and server on that transport.
+    """
+
+    def __init__(
+        self,
+        key: SigningKey | None = None,
+        keys: KeyRing | None = None,
+        *,
+        require_signed: bool = False,
+        window: float = DEFAULT_WINDOW,
+    ) -> None:
+        if require_signed and keys is None:
+            raise ValueError("require_signed needs the keys to check signatures with")
+        if not window > 0:
+            raise ValueError("the signature window must be a positive number of seconds")
+        self.key = key
+        self.keys = keys
+        self.require_signed = require_signed
+        self.window = float(window)
+        self._counts = dict.fromkeys(COUNT_KINDS, 0)
+        self._lock = threading.Lock()
+        # unique id -> (signature, forget after): requests run here within the window.
+        self._ran: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._overflow_logged = False
+
+    @property
+    def sender(self) -> Sender | None:
+        return self.key.sender if self.key is not None else None
+
+    def counts(self) -> dict[str, int]:
+        """How many received messages of each kind (:data:`COUNT_KINDS`) so far."""
+        with self._lock:
+            return dict(self._counts)
+
+    def count(self, kind: str) -> int:
+        with self._lock:
+            self._counts[kind] += 1
+            return self._counts[kind]
+
+    # -- requests ------------------------------------------------------------
+
+    def check_request(self, seal: Any, unique_id: Any) -> Sender | None:
+        """The checked sender of a request (None: accepted unsigned), or :class:`Refusal`."""
+        if self.keys is None:
+            return None
+        if seal is None:
+            if self.require_signed:
+                raise Refusal("unsigned", "unsigned request (this server requires signatures)")
+            total = self.count("unsigned_accepted")
+            if total & (total - 1) == 0 or total % 10000 == 0:  # 1, 2, 4, ... then every 10000
+                LOG.warning(
+                    "accepted an unsigned request (require_signed = false): %d so far", total
+                )
+            return None
+        sender = self._verify(seal)
+        sent_at = seal.sent_at
+        skew = time.time() - sent_at / 1000
+        if abs(skew) > self.window:
+            when = "ago" if skew > 0 else "ahead"
+            raise Refusal(
+                "stale",
+                f"request from {sender} sent {abs(skew):.0f} s {when}, "
+                f"outside the {self.window:g} s window",
+            )
+        if isinstance(unique_id, str):
+            with self._lock:
+                seen = self._ran.get(unique_id)
+            if seen is not None and seen[0] == seal.signature:
+                raise Refusal("replayed", f"copy of request {unique_id} from {sender}, already run")
+        self.count("signed")
+        return sender
+
+    def ran(self, seal: Any, unique_id: Any) -> None:
+        """A checked request is being run: refuse copies of it until it goes stale."""
+        if seal is None or self.keys is None or not isinstance(unique_id, str):
+            return
+        now = time.monotonic()
+        # Its send time may be up to a window ahead of this clock, and it goes
+        # stale a window after that.
+        forget_after = now + 2 * self.window
+        with self._lock:
+            ran = self._ran
+            while ran:
+                oldest = next(iter(ran.values()))
+                if oldest[1] > now and len(ran) < MAX_REMEMBERED:
+                    break
+                if oldest[1] > now and not self._overflow_logged:
+                    self._overflow_logged = True
+                    LOG.warning(
+                        "more than %d signed requests within %g s: copies of the oldest are "
+                        "now refused only by the de-dup memory",
+                        MAX_REMEMBERED,
+                        2 * self.window,
+                    )
+                ran.popitem(last=False)
+            ran[unique_id] = (seal.signature, forget_after)
+            ran.move_to_end(unique_id)
+
+    def forget(self, unique_id: Any) -> None:
+        """The request's handling failed: its own retry must run."""
+        if isinstance(unique_id, str):
+            with self._lock:
+                self._ran.pop(unique_id, None)
+
+    # -- replies -------------------------------------------------------------
+
+    def check_reply(self, seal: Any) -> Sender | None:
+        """The checked sender of a reply, or :class:`UnauthenticatedMessage`.
+
+        A reply answers one call by its unique ``_msg_id`` (covered by the
+        signature), so a copy of an old reply matches no call: only the
+        signature and the key are checked.
+        """
+        if self.keys is None:
+            return None
+        try:
+            if seal is None:
+                if self.require_signed:
+                    raise Refusal("unsigned", "unsigned reply (signatures are required)")
+                return None
+            return self._verify(seal)
+        except Refusal as refusal:
+            self.count("bad_reply")
+            raise UnauthenticatedMessage(f"reply refused: {refusal.reason}") from None
+
+    # -- both ----------------------------------------------------------------
+
+    def _verify(self, seal: Any) -> Sender:
+        if not isinstance(seal, _codec.Seal):
+            raise Refusal("bad_signature", "unreadable signing fields")
+        name, sent_at, signature = seal.sender, seal.sent_at, seal.signature
+        if (
+            not isinstance(name, str)
+            or not isinstance(sent_at, int)
+            or isinstance(sent_at, bool)
+            or not isinstance(signature, str)
+        ):
+            raise Refusal("bad_signature", "ill-typed signing fields")
+        try:
+            sender = Sender.parse(name)
+        except ValueError:
+            raise Refusal("unknown_key", "signed by an unreadable sender name") from None
+        assert self.keys is not None
+        public_key = self.keys.get(name)
+        if public_key is None:
+            raise Refusal("unknown_key", f"signed by {sender}, whose key is not trusted here")
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            raw = base64.b64decode(signature, validate=True)
+            public_key.verify(raw, _signed_bytes(name, sent_at, seal.inner.encode("utf-8")))
+        except (binascii.Error, ValueError, UnicodeError):
+            raise Refusal("bad_signature", f"unreadable signature from {sender}") from None
+        except InvalidSignature:
+            reason = f"a signature that does not match {sender}'s key"
+            raise Refusal("bad_signature", reason) from None
+        return sender
