@@ -75,7 +75,12 @@ def _worker(config: CloudConfig, binary: str) -> Iterator[Any]:
     setup_logging(config.log_level)
     block_db_access(binary)
     try:
-        transport = get_transport(config.transport_url, allowed_remote_exmods=worker_exceptions())
+        transport = get_transport(
+            config.transport_url,
+            allowed_remote_exmods=worker_exceptions(),
+            # Signed as its service type: podium-compute is compute.<host>.
+            signing=config.message_signing(binary.removeprefix("podium-")),
+        )
     except PodiumError as error:
         raise click.ClickException(str(error)) from None
     with transport:

@@ -109,7 +109,9 @@ def _start(
         import_modules(apps, "objects")
         # Parsing the transport URL opens nothing: its mistakes come first.
         # The apps' errors reach their callers as themselves, like podium's.
-        transport = get_transport(config.transport_url)
+        transport = get_transport(
+            config.transport_url, signing=config.message_signing("conductor")
+        )
         transport.allowed_remote_exmods.extend(
             module for app in apps for module in app.remote_exceptions
         )
