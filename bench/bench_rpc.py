@@ -25,6 +25,7 @@ import datetime
 import logging
 import multiprocessing
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -136,10 +137,18 @@ class Endpoint:
 
 
 def podium_server(url: str, topic: str, server: str, ready: Any, stop: Any) -> None:
+    signed_podium_server(url, topic, "", server, ready, stop)
+
+
+def signed_podium_server(
+    url: str, topic: str, keys_dir: str, server: str, ready: Any, stop: Any
+) -> None:
+    """A podium echo server; with ``keys_dir``, signing as conductor.<server> and requiring
+    signatures from the keys there."""
     from podium.rpc import RPCServer, Target, get_transport
 
     _cls, serializer = podium_objects()
-    transport = get_transport(url)
+    transport = get_transport(url, signing=bench_signing(keys_dir, server) if keys_dir else None)
     with RPCServer(
         transport,
         Target(topic=topic, server=server),
@@ -150,6 +159,28 @@ def podium_server(url: str, topic: str, server: str, ready: Any, stop: Any) -> N
         ready.set()
         stop.wait()
     transport.cleanup()
+
+
+def bench_signing(keys_dir: str, name: str) -> Any:
+    """``name``'s signing (its key made by :func:`make_keys`), checking the keys in ``keys_dir``."""
+    from podium.rpc import KeyRing, MessageSigning, Sender, SigningKey
+
+    key = SigningKey.load(os.path.join(keys_dir, f"{name}.key"), Sender("conductor", name))
+    return MessageSigning(key, KeyRing(os.path.join(keys_dir, "pub")), require_signed=True)
+
+
+def make_keys(keys_dir: str, names: list[str]) -> None:
+    """A private key ``<name>.key`` for each name, public halves in ``keys_dir/pub``."""
+    from podium.rpc import Sender, SigningKey
+
+    os.makedirs(os.path.join(keys_dir, "pub"), exist_ok=True)
+    for name in names:
+        key = SigningKey.generate(Sender("conductor", name))
+        private = os.path.join(keys_dir, f"{name}.key")
+        with open(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(key.private_pem())
+        with open(os.path.join(keys_dir, "pub", f"conductor.{name}.pub"), "wb") as file:
+            file.write(key.public_pem())
 
 
 def oslo_conf() -> Any:
@@ -391,25 +422,43 @@ def echo_stack(name: str, client: Any, ctxt: Any, record: Any) -> Stack:
 
 
 @contextmanager
-def podium_stack(url: str, label: str, in_process: bool) -> Iterator[Stack]:
+def podium_stack(
+    url: str, label: str, in_process: bool, keys_dir: str | None = None
+) -> Iterator[Stack]:
+    """podium's echo stack; with ``keys_dir``, every message signed and checked (both ways)."""
     from podium.context import RequestContext
     from podium.rpc import RPCClient, RPCServer, Target, get_transport
 
     topic = f"bench-podium-{uuid.uuid4().hex[:8]}"
     record_cls, serializer = podium_objects()
     ctxt = RequestContext(user_id="bench", project_id="bench")
-    transport = get_transport(url)
+    if keys_dir is not None:
+        make_keys(keys_dir, ["client", "s0", "s1"])
+    transport = get_transport(
+        url, signing=bench_signing(keys_dir, "client") if keys_dir is not None else None
+    )
     try:
         with ExitStack() as servers:
             if in_process:
                 for i in range(2):
+                    server_transport = transport
+                    if keys_dir is not None:
+                        # The memory bus of the client's transport, each server with its key.
+                        server_transport = get_transport(
+                            url, signing=bench_signing(keys_dir, f"s{i}")
+                        )
+                        servers.callback(server_transport.cleanup)
                     srv = RPCServer(
-                        transport,
+                        server_transport,
                         Target(topic=topic, server=f"s{i}"),
                         [Endpoint()],
                         serializer=serializer,
                     )
                     servers.enter_context(srv)
+            elif keys_dir is not None:
+                servers.enter_context(
+                    processes(signed_podium_server, url, topic, keys_dir, count=2)
+                )
             else:
                 servers.enter_context(processes(podium_server, url, topic, count=2))
             client = RPCClient(transport, Target(topic=topic), timeout=60, serializer=serializer)
@@ -451,12 +500,24 @@ def main() -> None:
         f"{THREADS} threads x {CALLS_PER_THREAD} calls; rabbit at {URL}; "
         "stacks measured in alternating rounds"
     )
-    with podium_stack(f"memory://bench-{uuid.uuid4().hex[:6]}", "memory://", True) as memory:
-        for r in measure([memory]):
-            print(r.row(), flush=True)
     rows: dict[str, Result] = {}
-    with raw_stack() as raw, podium_stack(URL, "rabbit://", False) as ours, oslo_stack() as oslo:
-        for result in measure([raw, ours, oslo]):
+    bus = f"memory://bench-{uuid.uuid4().hex[:6]}"
+    with (
+        tempfile.TemporaryDirectory() as keys_dir,
+        podium_stack(bus, "memory://", True) as memory,
+        podium_stack(bus, "memory:// signed", True, keys_dir) as memory_signed,
+    ):
+        for result in measure([memory, memory_signed]):
+            rows[result.label] = result
+            print(result.row(), flush=True)
+    with (
+        tempfile.TemporaryDirectory() as keys_dir,
+        raw_stack() as raw,
+        podium_stack(URL, "rabbit://", False) as ours,
+        podium_stack(URL, "rabbit:// signed", False, keys_dir) as signed,
+        oslo_stack() as oslo,
+    ):
+        for result in measure([raw, ours, signed, oslo]):
             rows[result.label] = result
             print(result.row(), flush=True)
 
@@ -471,6 +532,12 @@ def main() -> None:
     ratio("podium rabbit:// call, 10-field object", "oslo.messaging call, 10-field object", 3.0)
     ratio("podium rabbit:// cast", "oslo.messaging cast", 2.0)
     ratio("podium rabbit:// 16 callers x 2 servers", "oslo.messaging 16 callers x 2 servers", 2.0)
+    print("signing every message (Ed25519, both ways) against none, same run")
+    for figure in ("call", "call, 10-field object", "cast", "16 callers x 2 servers"):
+        for bus_name in ("memory://", "rabbit://"):
+            signed_rate = rows[f"podium {bus_name} signed {figure}"].rate
+            plain_rate = rows[f"podium {bus_name} {figure}"].rate
+            print(f"  {bus_name} {figure:<36} {signed_rate / plain_rate:5.2f}x")
 
 
 if __name__ == "__main__":

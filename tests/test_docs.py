@@ -42,6 +42,7 @@ DOCUMENTS = [
     "docs/cloud.md",
     "docs/conductor.md",
     "docs/rpc.md",
+    "docs/security.md",
     "docs/testing.md",
     "docs/upgrades.md",
 ]
