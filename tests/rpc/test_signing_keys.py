@@ -137,3 +137,48 @@ def test_a_key_removed_from_the_directory_is_no_longer_trusted(
     monkeypatch.setattr(_signing, "_RECHECK_SECONDS", 0.0)
     assert ring.get("compute.h1") is None
     assert ring.get("../etc/passwd") is None  # names from the wire never walk the file system
+
+
+@pytest.mark.parametrize(
+    ("fields", "kind"),
+    [
+        ({"podium.sender": 7}, "bad_signature"),
+        ({"podium.sent_at": "now"}, "bad_signature"),
+        ({"podium.sent_at": True}, "bad_signature"),
+        ({"podium.signature": "not base64!"}, "bad_signature"),
+        ({"podium.signature": ["x"]}, "bad_signature"),
+        ({"podium.sender": "../../etc/passwd"}, "unknown_key"),
+        ({"podium.sender": "nodot"}, "unknown_key"),
+    ],
+)
+def test_ill_formed_signing_fields_are_refused_for_what_they_are(
+    fields: dict[str, object], kind: str
+) -> None:
+    import orjson
+
+    from podium.rpc._signing import Refusal
+
+    key = SigningKey.generate(Sender("compute", "h1"))
+    ring = KeyRing()
+    ring.add("compute.h1", key.public_pem())
+    outer = orjson.loads(codec.encode({"method": "m", "args": {}}, key))
+    outer.update(fields)
+    message = codec.decode(orjson.dumps(outer))
+    with pytest.raises(Refusal) as refused:
+        MessageSigning(None, ring, require_signed=True).check_request(message[codec.SEAL], "u")
+    assert refused.value.kind == kind
+
+
+@pytest.mark.parametrize("sent_at_ms", [-1, 2**53, 2**63 - 1])
+def test_a_good_signature_over_an_impossible_send_time_is_refused_as_stale(
+    sent_at_ms: int,
+) -> None:
+    from podium.rpc._signing import Refusal
+
+    key = SigningKey.generate(Sender("compute", "h1"), clock=lambda: sent_at_ms * 1_000_000)
+    ring = KeyRing()
+    ring.add("compute.h1", key.public_pem())
+    message = codec.decode(codec.encode({"method": "m", "args": {}}, key))
+    with pytest.raises(Refusal, match="no usable send time") as refused:
+        MessageSigning(None, ring, require_signed=True).check_request(message[codec.SEAL], "u")
+    assert refused.value.kind == "stale"

@@ -372,8 +372,10 @@ class MessageSigning:
                 )
             return None
         sender = self._verify(seal)
-        sent_at = seal.sent_at
-        skew = time.time() - sent_at / 1000
+        # An int of any size reads from JSON; past 2**53 ms (year 287396) it is no time.
+        if not 0 <= seal.sent_at < 2**53:
+            raise Refusal("stale", f"request from {sender} with no usable send time")
+        skew = time.time() - seal.sent_at / 1000
         if abs(skew) > self.window:
             when = "ago" if skew > 0 else "ahead"
             raise Refusal(
