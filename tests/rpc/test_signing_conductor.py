@@ -1,5 +1,5 @@
 """A conductor that requires signatures: what a forged, unknown or replayed request leaves in the
-database (nothing), on memory:// and RabbitMQ."""
+database (nothing), on memory:// and RabbitMQ, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -78,6 +78,13 @@ def bus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bus]:
         transport.cleanup()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, servers: Any) -> Iterator[Database]:
+    made = Database(servers.migrated_url(request.param, "signing"))
+    yield made
+    made.dispose()
+
+
 def task_state(database: Database, instance_uuid: str) -> Any:
     with database.engine.connect() as connection:
         return connection.execute(
@@ -100,16 +107,16 @@ def recording(transport: Transport, monkeypatch: pytest.MonkeyPatch) -> list[byt
 
 
 def test_refused_requests_leave_the_database_as_it_was(
-    bus: Bus, podium_database: Database, monkeypatch: pytest.MonkeyPatch
+    bus: Bus, database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conductor = bus.transport(bus.key(Sender("conductor", "c1")))
     compute = bus.transport(bus.key(COMPUTE))
-    with in_process_conductor(conductor, podium_database, host="c1"):
+    with in_process_conductor(conductor, database, host="c1"):
         configure_worker(compute, base=VersionedObject, timeout=10)
         instance = Instance(CTX, uuid=str(uuid.uuid4()), hostname="vm", host="h1")
         instance.task_state = "scheduling"
         instance.create()
-        before = task_state(podium_database, instance.uuid)
+        before = task_state(database, instance.uuid)
 
         # Signed by a key of its own in compute.h1's name; by a host nobody trusts;
         # unsigned: each save is refused before the conductor runs it.
@@ -122,7 +129,7 @@ def test_refused_requests_leave_the_database_as_it_was(
             instance.task_state = "deleting"
             with pytest.raises(UnauthenticatedMessage, match="refused"):
                 instance.save()
-            assert task_state(podium_database, instance.uuid) == before
+            assert task_state(database, instance.uuid) == before
         assert conductor.signing is not None
         counts = conductor.signing.counts()
         assert (counts["bad_signature"], counts["unknown_key"], counts["unsigned"]) == (1, 1, 1)
@@ -138,4 +145,4 @@ def test_refused_requests_leave_the_database_as_it_was(
         instance.save()
         bus.publish_to_conductor(captured)
         wait_for(lambda: conductor.signing and conductor.signing.counts()["replayed"], "the copy")
-        assert task_state(podium_database, instance.uuid) is None
+        assert task_state(database, instance.uuid) is None
