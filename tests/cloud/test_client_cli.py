@@ -341,6 +341,21 @@ def test_service_list_and_disable_enable(cloud: Cloud) -> None:
     assert all(node["status"] == "enabled" for node in hosts)
 
 
+def test_service_force_down_and_clear(cloud: Cloud) -> None:
+    services = as_json(podium("service", "list", "--json", url=cloud.url))
+    target = next(s for s in services if s["host"] == "compute-2")
+    assert target["state"] == "up"
+    forced = ok(podium("service", "force-down", str(target["id"]), url=cloud.url)).stdout
+    row = next(line for line in forced.splitlines() if "compute-2" in line)
+    assert "down (forced)" in row
+    nodes = {n["host"]: n for n in as_json(podium("hypervisor", "list", "--json", url=cloud.url))}
+    assert nodes["compute-2"]["state"] == "down"
+    cleared = as_json(
+        podium("service", "force-down", "--clear", str(target["id"]), "--json", url=cloud.url)
+    )
+    assert (cleared["forced_down"], cleared["state"]) == (False, "up")
+
+
 def test_hypervisor_list(cloud: Cloud) -> None:
     nodes = as_json(podium("hypervisor", "list", "--json", url=cloud.url))
     assert sorted(node["host"] for node in nodes) == ["compute-1", "compute-2"]

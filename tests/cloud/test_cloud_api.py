@@ -115,10 +115,14 @@ def client(spine: Spine) -> Iterator[TestClient]:
         yield client
 
 
-def report_compute(spine: Spine, host: str, ago: timedelta = timedelta(0)) -> Service:
+def report_compute(
+    spine: Spine, host: str, ago: timedelta = timedelta(0), version: int = 1
+) -> Service:
     """A compute service last seen up ``ago`` (a heartbeat now, its time then set back)."""
     now = datetime.now(UTC)
-    service = Service.report(spine.admin, host, "podium-compute", COMPUTE_TOPIC, 1, now.isoformat())
+    service = Service.report(
+        spine.admin, host, "podium-compute", COMPUTE_TOPIC, version, now.isoformat()
+    )
     if ago:
         service.last_seen_up = now - ago
         service.save()
@@ -922,6 +926,39 @@ def test_services_show_up_down_and_can_be_disabled(client: TestClient, spine: Sp
     enabled = client.put(path, headers=ADMIN, json={"status": "enabled"}).json()["service"]
     assert (enabled["status"], enabled["disabled_reason"]) == ("enabled", None)
     assert_error(client.put("/os-services/999", headers=ADMIN, json={"status": "enabled"}), 404)
+
+
+def test_a_service_forced_down_is_down_and_no_longer_holds_the_version_floor(
+    client: TestClient, spine: Spine
+) -> None:
+    old = report_compute(spine, "compute-old", version=1)
+    report_compute(spine, "compute-new", version=2)
+    assert Service.get_minimum_version(spine.admin, "podium-compute") == 1
+    path = f"/os-services/{old.id}"
+    forced = client.put(path, headers=ADMIN, json={"forced_down": True}).json()["service"]
+    assert (forced["forced_down"], forced["state"], forced["status"]) == (True, "down", "enabled")
+    assert Service.get_minimum_version(spine.admin, "podium-compute") == 2
+    # Its own heartbeats do not lift it: only the operator does.
+    report_compute(spine, "compute-old", version=1)
+    assert Service.get_by_id(spine.admin, old.id).forced_down
+    cleared = client.put(path, headers=ADMIN, json={"forced_down": False}).json()["service"]
+    assert (cleared["forced_down"], cleared["state"]) == (False, "up")
+    assert Service.get_minimum_version(spine.admin, "podium-compute") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ({}, "give status, forced_down or both"),
+        ({"disabled_reason": "x"}, "disabled_reason goes only with status 'disabled'"),
+        ({"forced_down": "maybe"}, "forced_down"),
+    ],
+)
+def test_a_service_update_that_says_nothing_or_contradicts_itself_is_refused(
+    client: TestClient, spine: Spine, body: dict[str, object], why: str
+) -> None:
+    service = report_compute(spine, "compute-1")
+    assert_error(client.put(f"/os-services/{service.id}", headers=ADMIN, json=body), 400, why)
 
 
 def test_hypervisors_show_totals_and_use(client: TestClient, spine: Spine) -> None:

@@ -272,7 +272,7 @@ def _validation_message(error: RequestValidationError) -> str:
     for item in error.errors()[:5]:
         # ("body", "server", "name"): the part of the request, then where in it.
         where = ".".join(str(step) for step in item.get("loc", ()) if step != "body")
-        message = str(item.get("msg", "invalid"))
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     more = len(error.errors()) - len(parts)
     return "Invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
@@ -752,14 +752,15 @@ def create_app(config: CloudConfig, transport: Transport) -> FastAPI:
         body: ServiceUpdate,
         context: Admin,
     ) -> ServiceBody:
-        if body.status == "enabled" and body.disabled_reason is not None:
-            raise ApiError(400, "disabled_reason goes only with status 'disabled'")
         try:
             service = Service.get_by_id(context, service_id)
         except NotFound:
             raise ApiError(404, f"Service {service_id} could not be found") from None
-        service.disabled = body.status == "disabled"
-        service.disabled_reason = body.disabled_reason if service.disabled else None
+        if body.status is not None:
+            service.disabled = body.status == "disabled"
+            service.disabled_reason = body.disabled_reason if service.disabled else None
+        if body.forced_down is not None:
+            service.forced_down = body.forced_down
         service.save()
         return ServiceBody(service=views.service_view(service, config.service_down_time))
 

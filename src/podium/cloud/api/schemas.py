@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
 
 # Printable, no leading/trailing blanks (Nova's rule for names); the DB column
 # holds 255. ``\S`` at both ends also refuses an all-blank name.
@@ -255,10 +263,23 @@ class ServiceListBody(BaseModel):
 
 
 class ServiceUpdate(Request):
-    status: Literal["enabled", "disabled"]
+    status: Literal["enabled", "disabled"] | None = None
     disabled_reason: MetadataValue | None = Field(
         default=None, description="Only with status disabled"
     )
+    forced_down: bool | None = Field(
+        default=None,
+        description="Down whatever its heartbeats say, until set false again: the scheduler "
+        "skips its host, and upgrade levels at auto stop waiting for it",
+    )
+
+    @model_validator(mode="after")
+    def _says_something(self) -> ServiceUpdate:
+        if self.disabled_reason is not None and self.status != "disabled":
+            raise ValueError("disabled_reason goes only with status 'disabled'")
+        if self.status is None and self.forced_down is None:
+            raise ValueError("give status, forced_down or both")
+        return self
 
 
 class HypervisorView(BaseModel):

@@ -463,17 +463,28 @@ def service() -> None:
     """The cloud's services and whether they are up (admins; the API's /os-services)."""
 
 
-_SERVICE_COLUMNS = ["ID", "Binary", "Host", "Status", "State", "Disabled Reason", "Last Seen Up"]
+_SERVICE_COLUMNS = [
+    "ID",
+    "Binary",
+    "Host",
+    "Status",
+    "State",
+    "Disabled Reason",
+    "Version",
+    "Last Seen Up",
+]
 
 
 def _service_row(item: dict[str, Any]) -> list[Any]:
+    state = item.get("state")
     return [
         item.get("id"),
         item.get("binary"),
         item.get("host"),
         item.get("status"),
-        item.get("state"),
+        f"{state} (forced)" if item.get("forced_down") else state,
         item.get("disabled_reason"),
+        item.get("version"),
         item.get("last_seen_up"),
     ]
 
@@ -535,6 +546,23 @@ def service_disable(
     if reason is not None:
         body["disabled_reason"] = reason
     _update_service(service_id, body, as_json, api_url, token)
+
+
+@service.command("force-down")
+@click.argument("service_id", metavar="ID", type=click.IntRange(min=1))
+@click.option("--clear", is_flag=True, help="let its heartbeats say again whether it is up")
+@_json_option
+@_api_options
+def service_force_down(
+    service_id: int, clear: bool, as_json: bool, api_url: str | None, token: str | None
+) -> None:
+    """Mark a service down now, whatever its heartbeats say.
+
+    For a service that is gone (its host retired, or replaced during an
+    upgrade): the scheduler skips its host at once, and `upgrade_levels =
+    auto` stops waiting for it to be upgraded.
+    """
+    _update_service(service_id, {"forced_down": not clear}, as_json, api_url, token)
 
 
 # -- hypervisor ----------------------------------------------------------------
