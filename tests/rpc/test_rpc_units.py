@@ -269,3 +269,15 @@ def test_an_unreachable_broker_is_named_with_its_reason_and_warned_once(
     warned = [r for r in reports if r.levelno >= logging.WARNING]
     assert len(warned) == 1
     assert "127.0.0.1:1/ (Connection refused); retrying" in warned[0].getMessage()
+
+
+def test_backoff_doubles_from_the_first_delay_up_to_the_cap_with_jitter() -> None:
+    from podium.rpc._backoff import FIRST_DELAY, backoff_delay
+
+    for attempt in range(1, 8):
+        nominal = FIRST_DELAY * 2 ** (attempt - 1)
+        delays = [backoff_delay(attempt, max_delay=5.0) for _ in range(200)]
+        assert all(min(5.0, 0.8 * nominal) <= d <= min(5.0, 1.2 * nominal) for d in delays)
+        if nominal * 1.2 < 5.0:
+            assert len(set(delays)) > 1  # spread, not in step
+    assert backoff_delay(1000, max_delay=5.0) == 5.0

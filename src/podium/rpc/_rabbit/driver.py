@@ -13,6 +13,7 @@ from typing import Any
 from podium.exceptions import InvalidTarget, MessagingError, TransportError
 
 from .. import _codec
+from .._backoff import backoff_delay
 from .._target import Target
 from .._transport import (
     DEFAULT_EXCHANGE,
@@ -139,7 +140,7 @@ class RabbitDriver(Driver):
                         f"(gave up after {timeout:g} s, the connect_timeout)"
                     ) from exc
                 attempt += 1
-                delay = min(self.max_backoff, 0.1 * 2**attempt, left)
+                delay = min(backoff_delay(attempt, self.max_backoff), left)
                 LOG.debug(
                     "cannot connect to RabbitMQ at %s (%s); retrying in %.1fs",
                     self.where,
@@ -161,7 +162,7 @@ class RabbitDriver(Driver):
                 break
             except RECOVERABLE as exc:
                 attempt += 1
-                delay = min(self.max_backoff, 0.1 * 2**attempt)
+                delay = backoff_delay(attempt, self.max_backoff)
                 if (
                     refused_by_broker(exc)
                     or (retry is not None and attempt > retry)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import random
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from podium.exceptions import MalformedMessage, TransportError
 
 from .. import _codec
+from .._backoff import backoff_delay
 from .._transport import DEFAULT_EXCHANGE, IncomingMessage
 from . import amqp
 from .amqp import (
@@ -268,8 +268,8 @@ class Worker:
                     self.error = exc
                     self.ready.set()
                     return
-                delay = min(self.driver.max_backoff, 0.2 * 2**attempt) * random.uniform(0.8, 1.2)
                 attempt += 1
+                delay = backoff_delay(attempt, self.driver.max_backoff)
                 listener.report_lost(exc, delay)
                 listener.closed.wait(delay)
         with self.lock:
