@@ -339,7 +339,7 @@ class MessageSigning:
         self._counts = dict.fromkeys(COUNT_KINDS, 0)
         self._lock = threading.Lock()
         # unique id -> (signature, forget after): requests run here within the window.
-        self._ran: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._ran: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._overflow_logged = False
 
     @property
@@ -371,7 +371,7 @@ class MessageSigning:
                     "accepted an unsigned request (require_signed = false): %d so far", total
                 )
             return None
-        sender = self._verify(seal)
+        sender, signature = self._verify(seal)
         # An int of any size reads from JSON; past 2**53 ms (year 287396) it is no time.
         if not 0 <= seal.sent_at < 2**53:
             raise Refusal("stale", f"request from {sender} with no usable send time")
@@ -386,7 +386,9 @@ class MessageSigning:
         if isinstance(unique_id, str):
             with self._lock:
                 seen = self._ran.get(unique_id)
-            if seen is not None and seen[0] == seal.signature:
+            # The signature's bytes, not its text: base64 writes the same bytes
+            # in more than one way, and a copy must not pass for new.
+            if seen is not None and seen[0] == signature:
                 raise Refusal("replayed", f"copy of request {unique_id} from {sender}, already run")
         self.count("signed")
         return sender
@@ -395,6 +397,7 @@ class MessageSigning:
         """A checked request is being run: refuse copies of it until it goes stale."""
         if seal is None or self.keys is None or not isinstance(unique_id, str):
             return
+        signature = base64.b64decode(seal.signature)  # checked by check_request
         now = time.monotonic()
         # Its send time may be up to a window ahead of this clock, and it goes
         # stale a window after that.
@@ -414,7 +417,7 @@ class MessageSigning:
                         2 * self.window,
                     )
                 ran.popitem(last=False)
-            ran[unique_id] = (seal.signature, forget_after)
+            ran[unique_id] = (signature, forget_after)
             ran.move_to_end(unique_id)
 
     def forget(self, unique_id: Any) -> None:
@@ -439,14 +442,15 @@ class MessageSigning:
                 if self.require_signed:
                     raise Refusal("unsigned", "unsigned reply (signatures are required)")
                 return None
-            return self._verify(seal)
+            return self._verify(seal)[0]
         except Refusal as refusal:
             self.count("bad_reply")
             raise UnauthenticatedMessage(f"reply refused: {refusal.reason}") from None
 
     # -- both ----------------------------------------------------------------
 
-    def _verify(self, seal: Any) -> Sender:
+    def _verify(self, seal: Any) -> tuple[Sender, bytes]:
+        """The sender whose key made ``seal``'s signature, and the signature's bytes."""
         if not isinstance(seal, _codec.Seal):
             raise Refusal("bad_signature", "unreadable signing fields")
         name, sent_at, signature = seal.sender, seal.sent_at, seal.signature
@@ -475,4 +479,4 @@ class MessageSigning:
         except InvalidSignature:
             reason = f"a signature that does not match {sender}'s key"
             raise Refusal("bad_signature", reason) from None
-        return sender
+        return sender, raw
