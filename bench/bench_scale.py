@@ -43,7 +43,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from _common import bench_database, delete_queues, percentiles_ms, process_cpu_seconds
+from _common import (
+    CPUAccount,
+    bench_database,
+    delete_queues,
+    percentiles_ms,
+    pids_named,
+    process_cpu_seconds,
+)
 from bench_conductor import RABBIT_URL, spawn_server, stop_server
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -210,6 +217,7 @@ class Level:
     conductor_cpu: float  # percent of one core, all conductors
     conductor_rss: float  # MiB, all conductors
     machine_busy: float  # percent of all CPUs
+    others: dict[str, float]  # percent of one core: load generators, broker, PostgreSQL
 
     def rate(self, kind: str) -> float:
         return len(self.calls[kind].latencies) / self.window
@@ -282,10 +290,16 @@ def run_level(database_url: str, hosts: int, conductors: int) -> Level:
         end = warm_until + WINDOW
         for go in gos:
             go.put((start, warm_until, end))
+        roles = {
+            "generators": lambda: [proc.pid for proc, _ in generators],
+            "broker": lambda: pids_named("beam.smp"),
+            "postgres": lambda: pids_named("postgres"),
+        }
         time.sleep(max(0.0, warm_until - time.time()))
         cpu_before = [process_cpu_seconds(p.pid) or 0.0 for p in procs]
         busy_before, total_before = _busy_cpu_seconds()
-        time.sleep(max(0.0, end - time.time()))
+        with CPUAccount(roles) as account:
+            time.sleep(max(0.0, end - time.time()))
         cpu_after = [process_cpu_seconds(p.pid) or 0.0 for p in procs]
         busy_after, total_after = _busy_cpu_seconds()
         rss = sum(_rss_mib(p.pid) for p in procs)
@@ -301,7 +315,17 @@ def run_level(database_url: str, hosts: int, conductors: int) -> Level:
         conductor_cpu=100 * (sum(cpu_after) - sum(cpu_before)) / WINDOW,
         conductor_rss=rss,
         machine_busy=100 * (busy_after - busy_before) / (total_after - total_before),
+        others={role: 100 * spent / WINDOW for role, spent in account.spent.items()},
     )
+
+
+def others_text(level: Level) -> str:
+    """CPU of the load generators, the broker, PostgreSQL, and of the rest of the machine
+    (other work than this benchmark's), in percent of one core."""
+    ours = level.conductor_cpu + sum(level.others.values())
+    rest = level.machine_busy * (os.cpu_count() or 1) - ours
+    shares = [level.others[role] for role in ("generators", "broker", "postgres")]
+    return " ".join(f"{share:5.0f}%" for share in [*shares, max(rest, 0.0)])
 
 
 def report(level: Level) -> None:
@@ -317,7 +341,7 @@ def report(level: Level) -> None:
         f"{level.conductors:>10} {level.hosts:>6} {rates:>13} "
         f"{within:>6}/{len(heartbeats):<6} {median:7.1f} {worst:8.1f} {p50:7.2f} {p99:8.2f} "
         f"{failures:>5} {level.conductor_cpu:7.0f}% {level.conductor_rss:7.0f} "
-        f"{level.machine_busy:6.0f}%  {'pass' if level.passed() else 'FAIL'}"
+        f"{level.machine_busy:6.0f}% {others_text(level)}  {'pass' if level.passed() else 'FAIL'}"
     )
     for calls in level.calls.values():
         for failure in calls.failures[:3]:
@@ -335,7 +359,12 @@ def main() -> None:
     print(
         f"{'conductors':>10} {'hosts':>6} {'calls/s hb/rs/sv':>13} {'reports in 1 s':>13} "
         f"{'hb p50':>7} {'hb max':>8} {'sv p50':>7} {'sv p99':>8} {'fail':>5} "
-        f"{'cond CPU':>8} {'RSS MiB':>7} {'busy':>7}"
+        f"{'cond CPU':>8} {'RSS MiB':>7} {'busy':>7} {'gen':>6} {'broker':>6} {'pg':>6} "
+        f"{'other':>6}"
+    )
+    print(
+        "(CPU in percent of one core; busy: of both CPUs; other: the machine's work"
+        " that is not this benchmark's)"
     )
     best: dict[int, int] = {}
     with bench_database() as database_url:
