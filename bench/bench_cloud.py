@@ -261,7 +261,7 @@ class Trip:
 
 
 #: One build's messages, in order, all on its critical path. Read from the code
-#: (podium.cloud.api.app.create_server, conductor.ComputeTaskManager._build_one,
+#: (podium.cloud.api.servers.create_server, conductor.ComputeTaskManager._build_one,
 #: scheduler.manager.SchedulerManager.select_destinations, compute.manager
 #: .ComputeManager.build_and_run_instance) and recounted from the services' debug
 #: logs with PODIUM_BENCH_CLOUD_COUNT=1. The conductor's own refreshes of the

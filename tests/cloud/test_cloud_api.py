@@ -22,7 +22,7 @@ from tests.polling import wait_for
 
 from podium.cloud import states
 from podium.cloud.api import api_service, create_app
-from podium.cloud.api import app as api_app
+from podium.cloud.api import deps as api_deps
 from podium.cloud.api.app import FilterStatus, SortKey
 from podium.cloud.api.auth import RateLimiter, TokenError, parse_tokens, token_digest
 from podium.cloud.api.views import server_status
@@ -758,7 +758,7 @@ def test_delete_loses_to_a_concurrent_action_with_409(
     server = make_server(spine)
 
     class RacingInstance:
-        """What the API module sees as Instance: a read that a reboot overtakes."""
+        """What the API's lookups see as Instance: a read that a reboot overtakes."""
 
         @staticmethod
         def get_by_uuid(context: RequestContext, uuid: str) -> Instance:
@@ -768,8 +768,8 @@ def test_delete_loses_to_a_concurrent_action_with_409(
             other.save(expected_task_state=[None])
             return instance
 
-    # The API module's name only: the conductor in this process keeps the real class.
-    monkeypatch.setattr(api_app, "Instance", RacingInstance)
+    # The API's lookup module only: the conductor in this process keeps the real class.
+    monkeypatch.setattr(api_deps, "Instance", RacingInstance)
     assert_error(client.delete(f"/servers/{server.uuid}", headers=ALICE), 409, "got there first")
     monkeypatch.undo()
     assert stored(spine, server.uuid).task_state == states.REBOOTING
@@ -854,7 +854,7 @@ def test_action_loses_to_a_state_change_after_its_check_with_409(
             other.save(expected_task_state=[None])
             return instance
 
-    monkeypatch.setattr(api_app, "Instance", RacingInstance)
+    monkeypatch.setattr(api_deps, "Instance", RacingInstance)
     response = client.post(
         f"/servers/{server.uuid}/action", headers=ALICE, json={"reboot": {"type": "SOFT"}}
     )
@@ -897,7 +897,7 @@ def test_unexpected_error_is_500_without_internals_and_logged(
         raise KeyError("the-internal-detail")
 
     monkeypatch.setattr(FlavorList, "get_all", broken)
-    with caplog.at_level(logging.ERROR, logger="podium.cloud.api.app"):
+    with caplog.at_level(logging.ERROR, logger="podium.cloud.api"):
         response = client.get("/flavors", headers=ALICE)
     message = assert_error(response, 500)
     assert "the-internal-detail" not in message
