@@ -30,6 +30,8 @@ from podium.exceptions import (
     UnsupportedObjectError,
 )
 from podium.objects import fields as obj_fields
+from podium.objects.fields._core import IMMUTABLE_TYPES
+from podium.objects.fields._paths import Path
 from podium.objects.registry import VersionedObjectRegistry, default_registry, version_tuple
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-_IMMUTABLE = obj_fields.IMMUTABLE_TYPES
+_IMMUTABLE = IMMUTABLE_TYPES
 _INT64_MIN, _INT64_MAX = obj_fields.INT64_MIN, obj_fields.INT64_MAX
 _CHILD_FIELD_TYPES = (obj_fields.ObjectField, obj_fields.ListOfObjectsField)
 _VO = TypeVar("_VO", bound="VersionedObject")
@@ -99,9 +101,9 @@ class VersionedObject:
     obj_relationships: ClassVar[dict[str, list[tuple[str, str]]]] = {}
 
     # Compiled per class by __init_subclass__.
-    _obj_coercers: ClassVar[dict[str, obj_fields.Decoder]] = {}
-    _obj_decoders: ClassVar[dict[str, obj_fields.Decoder]] = {}
-    _obj_encoders: ClassVar[tuple[tuple[str, obj_fields.Encoder], ...]] = ()
+    _obj_coercers: ClassVar[dict[str, Path]] = {}
+    _obj_decoders: ClassVar[dict[str, Path]] = {}
+    _obj_encoders: ClassVar[tuple[tuple[str, Path], ...]] = ()
     #: Fields whose values are their own primitives (str, int, bool, ...).
     _obj_plain_fields: ClassVar[tuple[str, ...]] = ()
     #: name -> the one type a primitive may have to be taken as is.
@@ -152,18 +154,14 @@ class VersionedObject:
         cls.fields = merged
         for name, field in merged.items():
             setattr(cls, name, _FieldSlot(name, field))
-        cls._obj_coercers = {name: f._coercer(name) for name, f in merged.items()}
-        cls._obj_decoders = {name: f._decoder(name) for name, f in merged.items()}
-        encoders = {name: f._encoder(name) for name, f in merged.items()}
-        cls._obj_plain_fields = tuple(name for name, enc in encoders.items() if enc is None)
-        cls._obj_encoders = tuple((name, enc) for name, enc in encoders.items() if enc is not None)
-        exact = {name: f._exact_type() for name, f in merged.items()}
-        for name, f in merged.items():
-            bounds = f._int_bounds()
-            if bounds is not None and bounds[0] <= _INT64_MIN and bounds[1] >= _INT64_MAX:
-                # Taken inline too: _obj_from_primitive checks an int's range itself.
-                exact[name] = int
-        cls._obj_exact_types = {name: t for name, t in exact.items() if t is not None}
+        paths = {name: f._paths for name, f in merged.items()}
+        cls._obj_coercers = {name: p.coerce for name, p in paths.items()}
+        cls._obj_decoders = {name: p.decode for name, p in paths.items()}
+        cls._obj_plain_fields = tuple(name for name, p in paths.items() if p.encode is None)
+        cls._obj_encoders = tuple(
+            (name, p.encode) for name, p in paths.items() if p.encode is not None
+        )
+        cls._obj_exact_types = {name: p.inline for name, p in paths.items() if p.inline is not None}
         cls._obj_child_fields = tuple(
             name for name, f in merged.items() if isinstance(f, _CHILD_FIELD_TYPES)
         )
@@ -203,7 +201,7 @@ class VersionedObject:
             object.__setattr__(self, name, value)
             return
         try:
-            value = coerce(self, value)
+            value = coerce(self, name, value)
         except PodiumError:
             raise
         except (ValueError, TypeError, AttributeError) as exc:
@@ -378,7 +376,7 @@ class VersionedObject:
         for name, encode in self._obj_encoders:
             if name in d:
                 value = d[name]
-                data[name] = None if value is None else encode(self, value)
+                data[name] = None if value is None else encode(self, name, value)
         version = self.VERSION
         if target_version is None and version_manifest:
             target_version = version_manifest.get(self.obj_name())
@@ -484,7 +482,7 @@ class VersionedObject:
                     continue
                 decode = decoders.get(name)
                 if decode is not None:
-                    d[name] = decode(self, value)
+                    d[name] = decode(self, name, value)
         except PodiumError:
             raise
         except RecursionError:

@@ -153,7 +153,7 @@ def apply_updates(obj: VersionedObject, updates: Mapping[str, Any]) -> None:
             continue
         if not isinstance(value, VersionedObject):
             try:
-                value = decode(obj, value)
+                value = decode(obj, key, value)
             except PodiumError:
                 raise
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
