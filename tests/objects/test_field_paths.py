@@ -10,8 +10,10 @@ types (with and without a declaration) alike.
 
 from __future__ import annotations
 
+import copy
 import datetime
 import ipaddress
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -380,3 +382,11 @@ def test_inline_types_are_exact_and_bounded() -> None:
     assert fields.Field(fields.Integer(0, 10))._paths.inline is None
     assert fields.UUIDField()._paths.inline is None
     assert Lenient(fields.String())._paths.inline is None
+
+
+def test_fields_copy_and_pickle_without_their_compiled_paths() -> None:
+    field = fields.DictOfStringsField()
+    assert field._paths.coerce(None, "d", {"a": 1}) == {"a": "1"}
+    for twin in (pickle.loads(pickle.dumps(field)), copy.deepcopy(field), copy.copy(field)):
+        assert "_paths" not in twin.__dict__
+        assert twin._paths.coerce(None, "d", {"a": 2}) == {"a": "2"}

@@ -108,6 +108,12 @@ class CompoundFieldType(FieldType[Any], Generic[T_elem]):
     def element_type(self) -> Field[Any]:
         return self._element_type
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The element's compiled paths are closures: a copy or a pickle finds its own.
+        state = self.__dict__.copy()
+        state.pop("_items", None)
+        return state
+
     @cached_property
     def _items(self) -> FieldPaths:
         """The element field's paths: every element goes through them."""

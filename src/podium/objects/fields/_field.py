@@ -129,6 +129,12 @@ class Field(Generic[T_co]):
             schema["default"] = self._default
         return schema
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled paths are closures: a copy or a pickle compiles its own.
+        state = self.__dict__.copy()
+        state.pop("_paths", None)
+        return state
+
     @cached_property
     def _paths(self) -> FieldPaths:
         """The compiled paths objects use (see :mod:`podium.objects.fields._paths`).
