@@ -164,7 +164,7 @@ def test_a_signed_call_runs_and_the_endpoint_knows_who_signed_it(bus: Bus, keys:
 
 @pytest.mark.parametrize("kind", ["forged", "unknown", "stale", "ahead", "unsigned"])
 def test_a_request_without_a_good_signature_is_refused_unrun(
-    bus: Bus, keys: Keys, kind: str
+    bus: Bus, keys: Keys, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     if kind == "forged":  # a key of its own, claiming to be compute.h1
         key: SigningKey | None = SigningKey.generate(COMPUTE)
@@ -194,6 +194,9 @@ def test_a_request_without_a_good_signature_is_refused_unrun(
     counts = server.signing.counts()
     assert counts[count] == 2
     assert counts["signed"] == 1
+    # Each refusal told once, by the server: the call's and the cast's.
+    told = [r for r in caplog.records if reason in r.getMessage() and r.name.startswith("podium")]
+    assert len(told) == 2, [r.getMessage() for r in told]
 
 
 def test_unsigned_requests_pass_and_are_counted_when_signatures_are_not_required(
