@@ -390,3 +390,14 @@ def test_fields_copy_and_pickle_without_their_compiled_paths() -> None:
     for twin in (pickle.loads(pickle.dumps(field)), copy.deepcopy(field), copy.copy(field)):
         assert "_paths" not in twin.__dict__
         assert twin._paths.coerce(None, "d", {"a": 2}) == {"a": "2"}
+
+
+def test_the_package_keeps_the_names_of_the_module_it_replaced() -> None:
+    kept = [
+        "IMMUTABLE_TYPES", "T_co", "T_elem", "T_value", "datetime_to_wire", "EnumFieldInvalid",
+        "EnumFieldUnset", "EnumRequiresValidValuesError", "EnumValidValuesInvalidError",
+    ]  # fmt: skip
+    assert [name for name in kept + list(fields.__all__) if not hasattr(fields, name)] == []
+    # Classes show (and pickle) under the public name, not the private module.
+    classes = [getattr(fields, name) for name in fields.__all__]
+    assert {c.__module__ for c in classes if isinstance(c, type)} == {"podium.objects.fields"}

@@ -26,8 +26,15 @@ The types live in modules by kind (``_scalars``, ``_enums``, ``_network``,
 
 from __future__ import annotations
 
-# Beside __all__, IMMUTABLE_TYPES, T_co, T_elem, T_value and datetime_to_wire stay
-# names of this module (its names before it became a package): hence the noqa.
+# Beside __all__, IMMUTABLE_TYPES, T_co, T_elem, T_value, datetime_to_wire and the
+# enum errors stay names of this module (its names before it became a package):
+# hence the noqa.
+from podium.exceptions import (  # noqa: F401
+    EnumFieldInvalid,
+    EnumFieldUnset,
+    EnumRequiresValidValuesError,
+    EnumValidValuesInvalidError,
+)
 from podium.objects.fields._containers import (
     CompoundFieldType,
     Dict,
