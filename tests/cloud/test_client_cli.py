@@ -24,7 +24,7 @@ from tests.cloud.conftest import cloud_config
 
 from podium.cli import main
 from podium.cloud.allinone import AllInOne
-from podium.cloud.client import commands
+from podium.cloud.client import servers as server_commands
 from podium.cloud.datadir import default_data_dir, write_client_config
 
 ADMIN = "admin-secret-token"
@@ -251,7 +251,7 @@ def test_server_list_reads_every_page(cloud: Cloud, monkeypatch: pytest.MonkeyPa
         as_json(podium("server", "create", f"paged-{n}", "--json", url=cloud.url))["id"]
         for n in range(5)
     }
-    monkeypatch.setattr(commands, "_PAGE", 2)
+    monkeypatch.setattr(server_commands, "_PAGE", 2)
     listed = as_json(podium("server", "list", "--json", url=cloud.url))
     assert ids <= {item["id"] for item in listed}
     assert len(listed) == len({item["id"] for item in listed})
