@@ -9,14 +9,16 @@ process's other tests do not expect).
 
 Shell: each ```` ```sh ```` block runs with bash, in order, in one scratch
 directory whose home and data directory are the test's own, with this venv's
-``podium`` first on the PATH. A ```` ```sh background ```` block starts
-something that runs until stopped (``podium all-in-one``): the later blocks run
-once it has printed its ready line, and it must stop cleanly on SIGTERM at the
-end, or when the next background block starts (a new first terminal); one
-that names ``rabbit://`` or ``postgresql`` needs those services. ```` ```sh
-setup ```` blocks make the environment the others run in (the install and test
-commands): CI runs those itself, from a fresh clone. ```` ```sh bench ````
-blocks take minutes: here only the suites they name are checked to exist.
+``podium`` first on the PATH, and the test's own API port, RabbitMQ vhost and
+PostgreSQL schema in place of the fixed ones the documents name. A
+```` ```sh background ```` block starts something that runs until stopped
+(``podium all-in-one``): the later blocks run once it has printed its ready
+line, and it must stop cleanly on SIGTERM at the end, or when the next
+background block starts (a new first terminal); one that names ``rabbit://``
+or ``postgresql`` needs those services. ```` ```sh setup ```` blocks make the
+environment the others run in (the install and test commands): CI runs those
+itself, from a fresh clone. ```` ```sh bench ```` blocks take minutes: here
+only the suites they name are checked to exist.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -176,9 +179,40 @@ def _require_services_of(body: str, request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("postgres_url")
 
 
+#: The fixed addresses the documents name, each given a test's own in its place.
+API_ADDRESS = "127.0.0.1:8774"
+RABBIT_ADDRESS = "rabbit://guest:guest@127.0.0.1:5672/"
+POSTGRES_ADDRESS = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+class Addresses:
+    """A test's own API port, RabbitMQ vhost and PostgreSQL schema, in place of the
+    documents' fixed ones: runs of the suite side by side never meet on them."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.request = request
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.api = f"127.0.0.1:{probe.getsockname()[1]}"
+        self._postgres: str | None = None
+
+    def apply(self, body: str) -> str:
+        body = body.replace(API_ADDRESS, self.api)
+        if RABBIT_ADDRESS in body:
+            body = body.replace(RABBIT_ADDRESS, self.request.getfixturevalue("rabbit_url"))
+        if POSTGRES_ADDRESS in body:
+            if self._postgres is None:
+                self._postgres = self.request.getfixturevalue("servers").new_url("postgresql")
+            body = body.replace(POSTGRES_ADDRESS, f"'{self._postgres}'")
+        return body
+
+
 @pytest.mark.parametrize("name", SHELL_DOCUMENTS)
 def test_the_shell_examples_run(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     env = _shell_environment(tmp_path)
+    addresses = Addresses(request)
+    # Where the documents rely on the default address (the all-in-one's API).
+    env["PODIUM_API_LISTEN"] = addresses.api
     (tmp_path / "home").mkdir()
     running: list[Background] = []
     try:
@@ -189,6 +223,7 @@ def test_the_shell_examples_run(name: str, tmp_path: Path, request: pytest.Fixtu
                 _check_bench_suites(body)
                 continue
             _require_services_of(body, request)
+            body = addresses.apply(body)
             if kind == "background":
                 while running:
                     running.pop().stop()
