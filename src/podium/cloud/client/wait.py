@@ -67,6 +67,22 @@ class _LiveLine:
         return Text(f"{self.label}: {self.state}  {self.clock() - self.began:.1f} s")
 
 
+def _read_server(api: ApiClient, server_id: str) -> dict[str, Any]:
+    try:
+        body = api.get(f"/servers/{server_id}")
+    except NotFoundError:
+        return {"id": server_id, "status": DELETED, "task_state": None}
+    server = body.get("server") if isinstance(body, dict) else None
+    if not isinstance(server, dict) or not isinstance(server.get("status"), str):
+        raise ClientError(f"the API at {api.where} answered GET /servers/ID without a server")
+    return server
+
+
+def _describe(server: dict[str, Any]) -> str:
+    task = server.get("task_state")
+    return f"{server['status']}" + (f" ({task})" if task else "")
+
+
 def wait_for_server(
     api: ApiClient,
     server_id: str,
@@ -89,45 +105,14 @@ def wait_for_server(
 
     out = console(stderr=stderr)
     began = clock()
-    deadline = began + timeout
-    pause = _FIRST_POLL
-
-    def read() -> dict[str, Any]:
-        try:
-            body = api.get(f"/servers/{server_id}")
-        except NotFoundError:
-            return {"id": server_id, "status": DELETED, "task_state": None}
-        server = body.get("server") if isinstance(body, dict) else None
-        if not isinstance(server, dict) or not isinstance(server.get("status"), str):
-            raise ClientError(f"the API at {api.where} answered GET /servers/ID without a server")
-        return server
-
-    def describe(server: dict[str, Any]) -> str:
-        task = server.get("task_state")
-        return f"{server['status']}" + (f" ({task})" if task else "")
-
-    last: tuple[Any, Any] | None = None
     line = _LiveLine(label, began, clock)
     status_line = out.status(line, spinner="dots") if out.is_terminal else None
     if status_line is not None:
         status_line.start()
     try:
-        while True:
-            server = read()
-            elapsed = clock() - began
-            state = (server.get("status"), server.get("task_state"))
-            line.state = describe(server)
-            if status_line is None and state != last:
-                out.print(Text(f"{elapsed:6.1f} s  {label}: {describe(server)}"))
-            last = state
-            if _settled(server, target):
-                break
-            if clock() >= deadline:
-                raise ClientError(
-                    f"gave up after {timeout:g} s: server {label} is still {describe(server)}"
-                )
-            time.sleep(min(pause, max(0.0, deadline - clock())))
-            pause = min(pause * 1.5, _LONGEST_POLL)
+        server = _poll(
+            api, server_id, target, line, timeout, clock, out if status_line is None else None
+        )
     finally:
         if status_line is not None:
             status_line.stop()
@@ -136,5 +121,39 @@ def wait_for_server(
         raise ClientError(f"server {label} is in ERROR after {target.action}: {_fault(server)}")
     if status != target.status:
         raise ClientError(f"server {label} is {status} after {target.action}, not {target.status}")
+    elapsed = clock() - began
     out.print(Text(f"{label}: {'deleted' if status == DELETED else status} after {elapsed:.1f} s"))
     return None if status == DELETED else server
+
+
+def _poll(
+    api: ApiClient,
+    server_id: str,
+    target: Target,
+    line: _LiveLine,
+    timeout: float,
+    clock: Callable[[], float],
+    history: Any,
+) -> dict[str, Any]:
+    """Read the server until it settles; each change goes to ``history`` (a console) when
+    there is no live line to show it."""
+    from rich.text import Text
+
+    deadline = line.began + timeout
+    pause = _FIRST_POLL
+    last: tuple[Any, Any] | None = None
+    while True:
+        server = _read_server(api, server_id)
+        state = (server.get("status"), server.get("task_state"))
+        line.state = _describe(server)
+        if history is not None and state != last:
+            history.print(Text(f"{clock() - line.began:6.1f} s  {line.label}: {line.state}"))
+        last = state
+        if _settled(server, target):
+            return server
+        if clock() >= deadline:
+            raise ClientError(
+                f"gave up after {timeout:g} s: server {line.label} is still {line.state}"
+            )
+        time.sleep(min(pause, max(0.0, deadline - clock())))
+        pause = min(pause * 1.5, _LONGEST_POLL)
