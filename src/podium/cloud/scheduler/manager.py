@@ -109,12 +109,7 @@ class SchedulerManager:
         hosts: list[HostState],
         spec: Mapping[str, Any],
     ) -> _Placement:
-        removed: dict[str, int] = {}
-        candidates = hosts
-        for host_filter in self.filters:
-            passed = [state for state in candidates if host_filter.host_passes(state, spec)]
-            removed[host_filter.name] = len(candidates) - len(passed)
-            candidates = passed
+        candidates, removed = self._filtered(hosts, spec)
         lost: list[str] = []
         for state in self._weighed(candidates, spec):
             try:
@@ -145,6 +140,28 @@ class SchedulerManager:
         placed = self._already_placed(ctxt, uuid)
         if placed is not None:
             return placed
+        raise self._no_valid_host(uuid, hosts, removed, lost, spec)
+
+    def _filtered(
+        self, hosts: list[HostState], spec: Mapping[str, Any]
+    ) -> tuple[list[HostState], dict[str, int]]:
+        """The hosts every filter passes, and how many each filter removed."""
+        removed: dict[str, int] = {}
+        candidates = hosts
+        for host_filter in self.filters:
+            passed = [state for state in candidates if host_filter.host_passes(state, spec)]
+            removed[host_filter.name] = len(candidates) - len(passed)
+            candidates = passed
+        return candidates, removed
+
+    @staticmethod
+    def _no_valid_host(
+        uuid: str,
+        hosts: list[HostState],
+        removed: dict[str, int],
+        lost: list[str],
+        spec: Mapping[str, Any],
+    ) -> NoValidHost:
         reasons = ", ".join(f"{name} removed {count}" for name, count in removed.items())
         message = (
             f"There are not enough hosts available for instance {uuid} "
@@ -161,7 +178,7 @@ class SchedulerManager:
             spec.get("num_attempts", 1),
             message,
         )
-        raise NoValidHost(message)
+        return NoValidHost(message)
 
     def _weighed(self, hosts: list[HostState], spec: Mapping[str, Any]) -> list[HostState]:
         """Best first; equal hosts in random order so concurrent schedulers spread out."""
