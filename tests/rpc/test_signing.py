@@ -156,10 +156,14 @@ def test_a_signed_call_runs_and_the_endpoint_knows_who_signed_it(bus: Bus, keys:
         assert RPCClient(client, Target(topic=bus.topic), timeout=10).call(CTX, "whoami") == (
             "compute.h1"
         )
+        to_s = RPCClient(client, Target(topic=bus.topic, server="s"), timeout=10)
+        assert to_s.call(CTX, "whoami") == "compute.h1"
         RPCClient(client, Target(topic=bus.topic)).cast(CTX, "record", value=1)
         assert endpoint.runs.get(timeout=10) == (1, COMPUTE)
+        RPCClient(client, Target(topic=bus.topic, fanout=True)).cast(CTX, "record", value=2)
+        assert endpoint.runs.get(timeout=10) == (2, COMPUTE)
     assert server.signing is not None
-    assert server.signing.counts()["signed"] == 2
+    assert server.signing.counts()["signed"] == 4
 
 
 @pytest.mark.parametrize("kind", ["forged", "unknown", "stale", "ahead", "unsigned"])
@@ -218,11 +222,12 @@ def test_unsigned_requests_pass_and_are_counted_when_signatures_are_not_required
     assert (counts["unsigned_accepted"], counts["signed"], counts["bad_signature"]) == (1, 1, 1)
 
 
-def signed_cast(key: SigningKey, topic: str, value: Any, unique_id: str | None = None) -> bytes:
-    """A cast as RPCClient sends it, sealed by ``key``."""
+def signed_cast(key: SigningKey, destination: str, value: Any) -> bytes:
+    """A cast as RPCClient sends it, sealed by ``key`` for ``destination`` (topic[.server])."""
     message: dict[str, Any] = {"method": "record", "args": {"value": value}, "version": "1.0"}
     codec.pack_context(message, CTX.to_dict())
-    message[codec.UNIQUE_ID] = unique_id or uuid.uuid4().hex
+    message[codec.UNIQUE_ID] = uuid.uuid4().hex
+    message[codec.DESTINATION] = destination
     return codec.encode(message, key)
 
 
@@ -265,6 +270,17 @@ def test_a_copy_the_de_dup_memory_forgot_is_refused_within_the_window(
     assert endpoint.runs.empty()
     assert server.signing is not None
     assert server.signing.counts()["replayed"] == 1
+
+
+def test_a_signed_request_moved_to_another_queue_is_refused(bus: Bus, keys: Keys) -> None:
+    """Signed for compute.h2's queue (say), put on this server's: not for it."""
+    server = bus.transport(keys.signing(keys.conductor))
+    with serving(server, bus.topic) as endpoint:
+        bus.publish(signed_cast(keys.compute, f"{bus.topic}.other", "moved"))
+        assert f"signed for '{bus.topic}.other', not for {bus.topic}" in dead_letter(bus)
+    assert endpoint.runs.empty()
+    assert server.signing is not None
+    assert server.signing.counts()["misrouted"] == 1
 
 
 def test_a_signed_message_changed_on_the_way_is_refused(bus: Bus, keys: Keys) -> None:

@@ -41,8 +41,9 @@ def test_keys_create_writes_a_private_key_only_its_owner_reads_and_the_public_ha
     # The pair works: what the private key signs, the keys directory verifies.
     key = SigningKey.load(private, Sender("compute", "h1"))
     signing = MessageSigning(None, KeyRing(tmp_path / "pub"), require_signed=True)
-    message = codec.decode(codec.encode({"method": "m", "args": {}, "_unique_id": "u1"}, key))
-    assert signing.check_request(message[codec.SEAL], "u1") == Sender("compute", "h1")
+    request = {"method": "m", "args": {}, "_unique_id": "u1", codec.DESTINATION: "t"}
+    message = codec.decode(codec.encode(request, key))
+    assert signing.check_request(message[codec.SEAL], "u1", {"t"}) == Sender("compute", "h1")
     assert keys("list", "--keys-dir", "pub", cwd=tmp_path).output.split() == ["compute.h1"]
 
 
@@ -149,6 +150,8 @@ def test_a_key_removed_from_the_directory_is_no_longer_trusted(
         ({"podium.signature": ["x"]}, "bad_signature"),
         ({"podium.sender": "../../etc/passwd"}, "unknown_key"),
         ({"podium.sender": "nodot"}, "unknown_key"),
+        ({"podium.to": ["t"]}, "bad_signature"),
+        ({"podium.to": "t.other"}, "bad_signature"),
     ],
 )
 def test_ill_formed_signing_fields_are_refused_for_what_they_are(
@@ -161,11 +164,13 @@ def test_ill_formed_signing_fields_are_refused_for_what_they_are(
     key = SigningKey.generate(Sender("compute", "h1"))
     ring = KeyRing()
     ring.add("compute.h1", key.public_pem())
-    outer = orjson.loads(codec.encode({"method": "m", "args": {}}, key))
+    outer = orjson.loads(codec.encode({"method": "m", "args": {}, codec.DESTINATION: "t"}, key))
     outer.update(fields)
     message = codec.decode(orjson.dumps(outer))
     with pytest.raises(Refusal) as refused:
-        MessageSigning(None, ring, require_signed=True).check_request(message[codec.SEAL], "u")
+        MessageSigning(None, ring, require_signed=True).check_request(
+            message[codec.SEAL], "u", {"t"}
+        )
     assert refused.value.kind == kind
 
 
@@ -178,7 +183,9 @@ def test_a_good_signature_over_an_impossible_send_time_is_refused_as_stale(
     key = SigningKey.generate(Sender("compute", "h1"), clock=lambda: sent_at_ms * 1_000_000)
     ring = KeyRing()
     ring.add("compute.h1", key.public_pem())
-    message = codec.decode(codec.encode({"method": "m", "args": {}}, key))
+    message = codec.decode(codec.encode({"method": "m", "args": {}, codec.DESTINATION: "t"}, key))
     with pytest.raises(Refusal, match="no usable send time") as refused:
-        MessageSigning(None, ring, require_signed=True).check_request(message[codec.SEAL], "u")
+        MessageSigning(None, ring, require_signed=True).check_request(
+            message[codec.SEAL], "u", {"t"}
+        )
     assert refused.value.kind == "stale"

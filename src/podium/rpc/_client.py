@@ -122,6 +122,12 @@ class RPCClient:
         if self.target.version is not None:
             message["version"] = self.target.version
         _codec.pack_context(message, self.serializer.serialize_context(ctxt))
+        if self.transport.driver.sealer is not None:
+            # Signed with the request: a copy moved to another queue is refused there.
+            target = self.target
+            one_server = target.server and not target.fanout
+            destination = f"{target.topic}.{target.server}" if one_server else target.topic
+            message[_codec.DESTINATION] = destination
         return message
 
     def cast(self, ctxt: Context, method: str, **kwargs: Any) -> None:

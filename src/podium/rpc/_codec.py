@@ -11,7 +11,8 @@ driver, the in-memory one included, goes through :func:`encode` and
 
 A signed message (:mod:`podium.rpc._signing`) has three more envelope keys,
 beside ``oslo.message`` and untouched by peers that ignore them:
-``podium.sender``, ``podium.sent_at`` and ``podium.signature``. :func:`decode`
+``podium.sender``, ``podium.sent_at``, ``podium.signature`` and, on a
+request, ``podium.to``. :func:`decode`
 hands them on as a :class:`Seal` under the message's :data:`SEAL` key.
 """
 
@@ -57,6 +58,11 @@ CONTENT_TYPE = "application/json"
 SENDER_KEY = "podium.sender"
 SENT_AT_KEY = "podium.sent_at"
 SIGNATURE_KEY = "podium.signature"
+DESTINATION_KEY = "podium.to"
+#: Set by a signing client in the message it hands its driver: where the
+#: request goes (``topic`` or ``topic.server``), signed into the envelope as
+#: ``podium.to`` and left out of ``oslo.message``.
+DESTINATION = "_podium_to"
 #: Where :func:`decode` puts a message's :class:`Seal`. Whatever the wire put
 #: there is removed: only decode() writes it, with a Seal, never JSON.
 SEAL = "_podium_seal"
@@ -97,8 +103,9 @@ def new_id() -> str:
 
 
 class Sealer(Protocol):
-    def seal(self, inner: bytes) -> dict[str, Any]:
-        """The envelope fields that sign ``inner``, the bytes of ``oslo.message``."""
+    def seal(self, inner: bytes, destination: str | None = None) -> dict[str, Any]:
+        """The envelope fields that sign ``inner`` (the bytes of ``oslo.message``) and
+        ``destination`` (a request's; None for a reply)."""
         ...
 
 
@@ -108,15 +115,19 @@ class Seal(NamedTuple):
     sender: Any
     sent_at: Any
     signature: Any
+    destination: Any
     inner: str  # the oslo.message text they sign
 
 
 def encode(message: Mapping[str, Any], sealer: Sealer | None = None) -> bytes:
     """The enveloped body for ``message`` (a request or a reply), signed by ``sealer``."""
+    destination = message.get(DESTINATION)
+    if destination is not None:
+        message = {key: value for key, value in message.items() if key != DESTINATION}
     inner = dumps(message)
     outer = {VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: inner.decode("utf-8")}
     if sealer is not None:
-        outer.update(sealer.seal(inner))
+        outer.update(sealer.seal(inner, destination))
     return orjson.dumps(outer)
 
 
@@ -158,7 +169,11 @@ def decode(
     message.pop(SEAL, None)
     if SIGNATURE_KEY in outer:
         message[SEAL] = Seal(
-            outer.get(SENDER_KEY), outer.get(SENT_AT_KEY), outer[SIGNATURE_KEY], inner_text
+            outer.get(SENDER_KEY),
+            outer.get(SENT_AT_KEY),
+            outer[SIGNATURE_KEY],
+            outer.get(DESTINATION_KEY),
+            inner_text,
         )
     return message
 

@@ -202,6 +202,10 @@ class RPCServer:
         self._inflight = 0
         self._idle = threading.Condition(self._lock)
         self._stopping = False
+        # What a signed request may name as its destination to be served here.
+        self._destinations = frozenset(
+            {target.topic, f"{target.topic}.{target.server}"} if target.server else {target.topic}
+        )
 
     def start(self) -> RPCServer:
         driver = self.transport.driver
@@ -302,7 +306,7 @@ class RPCServer:
         copy_of: Refusal | None = None
         if signing is not None:
             try:
-                sender = signing.check_request(seal, unique_id)
+                sender = signing.check_request(seal, unique_id, self._destinations)
             except Refusal as refusal:
                 if refusal.kind != "replayed":
                     self._refuse(incoming, refusal)

@@ -27,10 +27,12 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from podium.exceptions import UnauthenticatedMessage
 
@@ -131,8 +133,9 @@ def _serialization() -> Any:
     return serialization
 
 
-def _signed_bytes(sender: str, sent_at: int, inner: bytes) -> bytes:
-    return b"".join((_DOMAIN, sender.encode(), b"\n", str(sent_at).encode(), b"\n", inner))
+def _signed_bytes(sender: str, sent_at: int, destination: str | None, inner: bytes) -> bytes:
+    # The fields as one JSON array: no value can be read as part of another.
+    return b"".join((_DOMAIN, orjson.dumps([sender, sent_at, destination]), b"\n", inner))
 
 
 class SigningKey:
@@ -193,15 +196,19 @@ class SigningKey:
         )
         return pem
 
-    def seal(self, inner: bytes) -> dict[str, Any]:
-        """The envelope fields that sign ``inner`` (a message's ``oslo.message`` bytes)."""
+    def seal(self, inner: bytes, destination: str | None = None) -> dict[str, Any]:
+        """The envelope fields that sign ``inner`` (a message's ``oslo.message`` bytes)
+        and, for a request, its ``destination`` (``topic`` or ``topic.server``)."""
         sent_at = self._clock() // 1_000_000
-        signature = self._key.sign(_signed_bytes(self._name, sent_at, inner))
-        return {
+        signature = self._key.sign(_signed_bytes(self._name, sent_at, destination, inner))
+        fields = {
             _codec.SENDER_KEY: self._name,
             _codec.SENT_AT_KEY: sent_at,
             _codec.SIGNATURE_KEY: base64.b64encode(signature).decode("ascii"),
         }
+        if destination is not None:
+            fields[_codec.DESTINATION_KEY] = destination
+        return fields
 
     def __repr__(self) -> str:
         return f"<SigningKey {self._name}>"
@@ -302,6 +309,7 @@ COUNT_KINDS = (
     "bad_signature",  # a signature that does not verify, or unreadable signing fields
     "unknown_key",  # signed by a sender with no trusted key
     "stale",  # sent longer ago (or further ahead) than the window
+    "misrouted",  # signed for another destination (topic or server) than this server's
     "replayed",  # a copy of a request already run here
     "bad_reply",  # replies refused by a caller
 )
@@ -358,8 +366,14 @@ class MessageSigning:
 
     # -- requests ------------------------------------------------------------
 
-    def check_request(self, seal: Any, unique_id: Any) -> Sender | None:
-        """The checked sender of a request (None: accepted unsigned), or :class:`Refusal`."""
+    def check_request(
+        self, seal: Any, unique_id: Any, destinations: Collection[str]
+    ) -> Sender | None:
+        """The checked sender of a request (None: accepted unsigned), or :class:`Refusal`.
+
+        ``destinations``: what the receiving server serves (``topic`` and
+        ``topic.server``); a request signed for elsewhere was moved on its way.
+        """
         if self.keys is None:
             return None
         if seal is None:
@@ -382,6 +396,12 @@ class MessageSigning:
                 "stale",
                 f"request from {sender} sent {abs(skew):.0f} s {when}, "
                 f"outside the {self.window:g} s window",
+            )
+        if seal.destination not in destinations:
+            raise Refusal(
+                "misrouted",
+                f"request from {sender} signed for {seal.destination!r}, "
+                f"not for {' or '.join(sorted(destinations))}",
             )
         if isinstance(unique_id, str):
             with self._lock:
@@ -459,6 +479,7 @@ class MessageSigning:
             or not isinstance(sent_at, int)
             or isinstance(sent_at, bool)
             or not isinstance(signature, str)
+            or not isinstance(seal.destination, str | None)
         ):
             raise Refusal("bad_signature", "ill-typed signing fields")
         try:
@@ -473,7 +494,8 @@ class MessageSigning:
 
         try:
             raw = base64.b64decode(signature, validate=True)
-            public_key.verify(raw, _signed_bytes(name, sent_at, seal.inner.encode("utf-8")))
+            signed = _signed_bytes(name, sent_at, seal.destination, seal.inner.encode("utf-8"))
+            public_key.verify(raw, signed)
         except (binascii.Error, ValueError, UnicodeError):
             raise Refusal("bad_signature", f"unreadable signature from {sender}") from None
         except InvalidSignature:
