@@ -23,6 +23,7 @@ from podium.objects import (
     VersionedObjectSerializer,
     local_method,
 )
+from podium.objects.indirection import object_action_updates
 from podium.objects.registry import default_registry, version_tuple
 from podium.rpc import Target, current_message_id
 
@@ -45,43 +46,6 @@ def _check_arguments(args: Any, kwargs: Any) -> None:
         raise ObjectFormatError(f"args must be a list, not {type(args).__name__}")
     if not isinstance(kwargs, dict) or not all(isinstance(key, str) for key in kwargs):
         raise ObjectFormatError("kwargs must map argument names (strings) to values")
-
-
-def _same(before: Any, after: Any) -> bool:
-    """Whether two field values are equal; nested objects by their set fields' values.
-
-    Objects have no equality of their own (two are equal only if they are one),
-    and a method that reloads its object from the database builds its nested
-    objects anew: compared as objects they would be sent back on every call.
-    """
-    if not (isinstance(before, VersionedObject) and isinstance(after, VersionedObject)):
-        return bool(before == after)
-    if type(before) is not type(after):
-        return False
-    for name in after.fields:
-        is_set = after.obj_attr_is_set(name)
-        if is_set != before.obj_attr_is_set(name):
-            return False
-        if is_set and not _same(getattr(before, name), getattr(after, name)):
-            return False
-    return True
-
-
-def _changes(before: VersionedObject, after: VersionedObject) -> dict[str, Any]:
-    """The fields ``after`` holds differently from ``before``, as object_action replies them."""
-    updates: dict[str, Any] = {}
-    for name, field in after.fields.items():
-        if not after.obj_attr_is_set(name):
-            continue
-        value = getattr(after, name)
-        if not before.obj_attr_is_set(name) or not _same(getattr(before, name), value):
-            updates[name] = (
-                value
-                if isinstance(value, VersionedObject)
-                else field.to_primitive(after, name, value)
-            )
-    updates["obj_what_changed"] = sorted(after.obj_what_changed())
-    return updates
 
 
 class ConductorManager:
@@ -137,7 +101,7 @@ class ConductorManager:
                 objinst.__dict__.clear()
                 objinst.__dict__.update(before.obj_clone().__dict__)
             result = local_method(objinst, objmethod)(*args, **kwargs)
-            return _changes(before, objinst), result
+            return object_action_updates(before, objinst), result
 
         reply = run_once(
             self.database,

@@ -42,7 +42,7 @@ from podium.objects import base as _base
 from podium.objects import fields as obj_fields
 from podium.objects import registry as _registry_module
 from podium.objects.base import ObjectListBase, VersionedObject
-from podium.objects.indirection import IndirectionAPI
+from podium.objects.indirection import IndirectionAPI, object_action_updates
 from podium.objects.registry import VersionedObjectRegistry, default_registry, version_tuple
 from podium.objects.remotable import is_remotable, local_method
 from podium.objects.serializer import VersionedObjectSerializer
@@ -414,22 +414,8 @@ def compare_obj(
             assert db_val == obj_val, f"{key}: db_obj has {db_val!r}, the object {obj_val!r}"
 
 
-def compute_updates(before: VersionedObject, after: VersionedObject) -> dict[str, Any]:
-    """The ``updates`` of an ``object_action`` reply, as a conductor builds them.
-
-    Every field set on ``after`` whose value differs from ``before`` (or that
-    ``before`` did not have), in primitive form, plus ``obj_what_changed``.
-    """
-    updates: dict[str, Any] = {}
-    b, a = before.__dict__, after.__dict__
-    for name, field in after.fields.items():
-        if name not in a:
-            continue
-        new = field.to_primitive(after, name, a[name])
-        if name not in b or field.to_primitive(before, name, b[name]) != new:
-            updates[name] = new
-    updates["obj_what_changed"] = sorted(after.obj_what_changed())
-    return updates
+#: The ``updates`` of an ``object_action`` reply, as every indirection API builds them.
+compute_updates = object_action_updates
 
 
 class FakeIndirectionAPI:

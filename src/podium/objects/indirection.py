@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from podium.objects.base import VersionedObject
 
-__all__ = ["IndirectionAPI", "VersionedObjectIndirectionAPI"]
+__all__ = ["IndirectionAPI", "VersionedObjectIndirectionAPI", "object_action_updates"]
 
 
 @runtime_checkable
@@ -60,3 +60,50 @@ class IndirectionAPI(Protocol):
 
 #: oslo.versionedobjects' name for the interface (an abstract class there).
 VersionedObjectIndirectionAPI = IndirectionAPI
+
+
+def object_action_updates(before: VersionedObject, after: VersionedObject) -> dict[str, Any]:
+    """The ``updates`` of an ``object_action`` reply: what ``after`` (the object once its
+    method ran) holds differently from ``before`` (its copy from before the call).
+
+    Every field set on ``after`` whose value differs, or that ``before`` did
+    not have: nested objects as themselves (the serializer sends them), other
+    values in primitive form; and ``'obj_what_changed'``, the fields ``after``
+    has changed. The one diff every indirection API answers with, the
+    conductor's and the test double's alike.
+    """
+    updates: dict[str, Any] = {}
+    for name, field in after.fields.items():
+        if not after.obj_attr_is_set(name):
+            continue
+        value = getattr(after, name)
+        if not before.obj_attr_is_set(name) or not _same(getattr(before, name), value):
+            updates[name] = value if _is_object(value) else field.to_primitive(after, name, value)
+    updates["obj_what_changed"] = sorted(after.obj_what_changed())
+    return updates
+
+
+def _is_object(value: Any) -> bool:
+    from podium.objects.base import VersionedObject
+
+    return isinstance(value, VersionedObject)
+
+
+def _same(before: Any, after: Any) -> bool:
+    """Whether two field values are equal; nested objects by their set fields' values.
+
+    Objects have no equality of their own (two are equal only if they are one),
+    and a method that reloads its object from the database builds its nested
+    objects anew: compared as objects they would be sent back on every call.
+    """
+    if not (_is_object(before) and _is_object(after)):
+        return bool(before == after)
+    if type(before) is not type(after):
+        return False
+    for name in after.fields:
+        is_set = after.obj_attr_is_set(name)
+        if is_set != before.obj_attr_is_set(name):
+            return False
+        if is_set and not _same(getattr(before, name), getattr(after, name)):
+            return False
+    return True
