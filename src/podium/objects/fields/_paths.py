@@ -9,9 +9,11 @@ field compiles, once, three paths with the signature of the public methods:
   or no path at all when every value is its own wire form.
 
 A native value (see :class:`Native`) is returned as it is (a container as a
-shallow copy); anything else goes to the field's ``coerce`` /
-``from_primitive``. A field type without a declaration has no fast path: its
-paths *are* its field's methods. Built-in and user types are treated alike.
+shallow copy), None as the field says (nullable, or its default), anything
+else goes to the type's ``coerce`` / ``from_primitive``. A field type without
+a declaration has no fast path: each value goes to those. A Field subclass's
+own ``coerce`` / ``from_primitive`` / ``to_primitive`` is its path as it is.
+Built-in and user types are treated alike.
 """
 
 from __future__ import annotations
