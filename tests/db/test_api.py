@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import bindparam, func, or_, update
 from sqlalchemy.orm import Session
 from toy_app.models import Widget
 
@@ -233,6 +234,37 @@ def test_update_row_works_as_a_process_first_use_of_the_models(database: Databas
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "a 3\n", "")
+
+
+_GROW = db_api.PreparedUpdate(
+    Widget,
+    update(W)
+    .where(
+        W.c.name == bindparam("name"),
+        W.c.deleted == 0,
+        or_(W.c.colour.is_(None), W.c.colour != bindparam("colour")),
+    )
+    .values(size=W.c.size + bindparam("by"), colour=bindparam("colour"), updated_at=func.now()),
+    [W.c.name == bindparam("name"), W.c.deleted == 0],
+)
+
+
+def test_a_prepared_update_runs_again_with_new_values(database: Database) -> None:
+    """SQL expressions, a bind name used twice, a condition that matches nothing."""
+    row = _widget(database, "a", size=1)
+
+    def grow(by: int, colour: str) -> Widget | None:
+        params = {"name": "a", "by": by, "colour": colour}
+        return database.run(lambda session: _GROW.run(session, params))
+
+    grown = grow(2, "red")
+    assert grown is not None and isinstance(grown, Widget)
+    assert (grown.id, grown.size, grown.colour) == (row.id, 3, "red")
+    assert grown.updated_at is not None
+    assert grow(5, "red") is None  # already red: the condition matches nothing
+    again = grow(5, "blue")
+    assert again is not None and (again.size, again.colour) == (8, "blue")
+    assert db_api.get(database, CTX, Widget, id=row.id).size == 8
 
 
 def test_update_row_takes_plain_values_only(database: Database) -> None:

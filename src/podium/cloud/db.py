@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from podium.cloud.exceptions import InstanceInvalidState, UnexpectedTaskStateError
@@ -25,6 +25,7 @@ from podium.cloud.models import ComputeNode, Flavor, Instance, InstanceFault, Se
 from podium.context import RequestContext
 from podium.db import Database
 from podium.db.api import (
+    PreparedUpdate,
     create,
     get,
     get_one,
@@ -33,7 +34,6 @@ from podium.db.api import (
     update_live,
     update_row,
 )
-from podium.db.api import update_returning as _update_returning
 from podium.db.models import table_of
 from podium.db.query import column_key, model_query, newest_first, update_values
 from podium.db.types import utcnow
@@ -435,6 +435,35 @@ def service_destroy(db: Database, context: RequestContext, service_id: int) -> S
     return db.run(lambda session: soft_delete(session, Service, id=service_id))
 
 
+def _service_report_statement() -> PreparedUpdate[Service]:
+    """A heartbeat's UPDATE, built once: every service reports every few seconds."""
+    columns = _SERVICES.c
+    by_key = [
+        columns.host == bindparam("host", type_=columns.host.type),
+        columns.binary == bindparam("binary", type_=columns.binary.type),
+        columns.deleted == 0,
+    ]
+    sent = bindparam("sent", type_=columns.last_report_sent_at.type)
+    now = bindparam("now", type_=columns.last_seen_up.type)
+    newer = or_(columns.last_report_sent_at.is_(None), columns.last_report_sent_at < sent)
+    statement = (
+        update(_SERVICES)
+        .where(*by_key, newer)
+        .values(
+            report_count=columns.report_count + 1,
+            last_seen_up=now,
+            last_report_sent_at=sent,
+            topic=bindparam("topic", type_=columns.topic.type),
+            version=bindparam("version", type_=columns.version.type),
+            updated_at=now,
+        )
+    )
+    return PreparedUpdate(Service, statement, by_key)
+
+
+_SERVICE_REPORT = _service_report_statement()
+
+
 def service_report(
     db: Database,
     context: RequestContext,
@@ -454,20 +483,12 @@ def service_report(
     """
     now = utcnow()
     sent = min(sent_at, now)
-    keys = [_SERVICES.c.host == host, _SERVICES.c.binary == binary, _SERVICES.c.deleted == 0]
-    newer = or_(_SERVICES.c.last_report_sent_at.is_(None), _SERVICES.c.last_report_sent_at < sent)
-    values = {
-        "report_count": _SERVICES.c.report_count + 1,
-        "last_seen_up": now,
-        "last_report_sent_at": sent,
-        "topic": topic,
-        "version": version,
-        "updated_at": now,
-    }
+    params = {"host": host, "binary": binary, "sent": sent, "now": now}
+    params.update(topic=topic, version=version)
     live = context.elevated(read_deleted="no")
 
     def work(session: Session) -> tuple[Service, bool]:
-        row = _update_returning(session, Service, values, [*keys, newer], keys)
+        row = _SERVICE_REPORT.run(session, params)
         if row is not None:
             return row, True
         return get_one(session, live, Service, host=host, binary=binary), False

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import (
     ClauseElement,
@@ -41,6 +41,7 @@ from podium.db.types import utcnow
 from podium.exceptions import NotFound
 
 __all__ = [
+    "PreparedUpdate",
     "create",
     "get",
     "get_one",
@@ -207,26 +208,65 @@ def update_returning(
 #: Statements of update_row, by shape. A shape is the model, the columns set,
 #: the key columns and the expected-value counts: a handful per application.
 #: Past the bound (a caller varying the shapes without end) it starts afresh.
-_SHAPES: dict[tuple[Any, ...], _Shape] = {}
+_SHAPES: dict[tuple[Any, ...], PreparedUpdate[Any]] = {}
 _SHAPES_BOUND = 1024
 _SHAPES_LOCK = threading.Lock()
 
 
-class _Shape:
-    """update_row's statements for one shape, run on the driver's cursor: the
-    UPDATE ... RETURNING every column, the plain UPDATE and the SELECT that
-    reads the row back where the backend has no UPDATE ... RETURNING (MariaDB)."""
+class PreparedUpdate(Generic[M]):
+    """An UPDATE of one row of ``model``, built with bind parameters once and run
+    again with new values on the driver's cursor
+    (:class:`~podium.db.engine.DriverStatement`): RETURNING every column, or,
+    where the backend has no UPDATE ... RETURNING (MariaDB), then a SELECT of
+    the row by ``read_back`` (conditions on a key the update does not change).
 
-    __slots__ = ("read_back", "returning", "update")
+    For an application's hot DB functions, whose UPDATE has a fixed shape
+    (a heartbeat's): building, compiling and executing a statement through
+    SQLAlchemy cost more CPU than sending it. :func:`update_row` builds one
+    per shape itself. Columns with a default on UPDATE computed in Python
+    (``updated_at``) must be set by the statement: it is run as written.
+    """
 
-    def __init__(self, model: type[Base], statement: Update, read_back: Select[Any]) -> None:
-        columns = _layout(model).columns
-        self.returning = DriverStatement(statement.returning(*columns), columns)
-        self.update = DriverStatement(statement)
-        self.read_back = DriverStatement(read_back, columns)
+    __slots__ = ("_built", "_model", "_read_back", "_statement")
+
+    def __init__(
+        self, model: type[M], statement: Update, read_back: Sequence[ColumnElement[bool]]
+    ) -> None:
+        self._model = model
+        self._statement = statement
+        self._read_back = tuple(read_back)
+        # Built on first use, not at import: the mappers may not all be declared yet.
+        self._built: tuple[DriverStatement, DriverStatement, DriverStatement] | None = None
+
+    def _statements(self) -> tuple[DriverStatement, DriverStatement, DriverStatement]:
+        built = self._built
+        if built is None:  # two threads may both build it: the same statements
+            columns = _layout(self._model).columns
+            built = self._built = (
+                DriverStatement(self._statement.returning(*columns), columns),
+                DriverStatement(self._statement),
+                DriverStatement(select(*columns).where(*self._read_back), columns),
+            )
+        return built
+
+    def run(self, session: Session, params: Mapping[str, Any]) -> M | None:
+        """Run it with ``params`` (bind names to values); the row as stored, or None
+        when no row matched (nothing changed)."""
+        returning, plain, read_back = self._statements()
+        # Pending ORM changes go first, as the ORM's own execute would send them.
+        session.flush()
+        connection = session.connection()
+        row: Sequence[Any] | None
+        if connection.dialect.update_returning:
+            row = returning.first(connection, params, events=True)
+        elif plain.execute(connection, params, events=True) == 0:
+            row = None
+        else:
+            row = read_back.first(connection, params, events=True)
+        return None if row is None else _detached(self._model, row)
 
 
-def _shape_statements(model: type[Base], shape: tuple[Any, ...]) -> _Shape:
+def _shape_statements(model: type[M], shape: tuple[Any, ...]) -> PreparedUpdate[M]:
     _, setting, keyed, expecting = shape
     mapped = model.__mapper__.columns
     table = table_of(model)
@@ -256,11 +296,7 @@ def _shape_statements(model: type[Base], shape: tuple[Any, ...]) -> _Shape:
         )
         for i, name in enumerate(keyed)
     ]
-    return _Shape(
-        model,
-        update(table).where(*where).values(values),
-        select(*_layout(model).columns).where(*read_keys),
-    )
+    return PreparedUpdate(model, update(table).where(*where).values(values), read_keys)
 
 
 def update_row(
@@ -313,17 +349,8 @@ def update_row(
             (f"e{j}_{m}", state)
             for m, state in enumerate(state for state in states if state is not None)
         )
-    # Pending ORM changes go first, as the ORM's own execute would send them.
-    session.flush()
-    connection = session.connection()
-    row: Sequence[Any] | None
-    if connection.dialect.update_returning:
-        row = shape.returning.first(connection, params, events=True)
-    elif shape.update.execute(connection, params, events=True) == 0:
-        row = None
-    else:
-        row = shape.read_back.first(connection, params, events=True)
-    return None if row is None else _detached(model, row)
+    result: M | None = shape.run(session, params)
+    return result
 
 
 def returns_updates(db: Database) -> bool:
