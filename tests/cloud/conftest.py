@@ -18,6 +18,7 @@ from podium.conductor import ConductorService, configure_worker
 from podium.context import RequestContext, get_admin_context
 from podium.db import Database
 from podium.db.migration import sync
+from podium.objects.fixture import indirection_api_set
 from podium.rpc import Transport, get_transport
 
 CLOUD_EXCEPTIONS = ["podium.exceptions", "podium.cloud.exceptions"]
@@ -69,9 +70,6 @@ def spine(cloud_database: Database) -> Iterator[Spine]:
         conductor = ConductorService(
             transport, cloud_database, host="conductor-1", workers=8, endpoints=[build_flow]
         )
-        with conductor:
+        with conductor, indirection_api_set(None, CloudObject):
             configure_worker(transport, base=CloudObject, timeout=10)
-            try:
-                yield Spine(transport, cloud_database, conductor, build_flow, config)
-            finally:
-                CloudObject.indirection_api = None
+            yield Spine(transport, cloud_database, conductor, build_flow, config)

@@ -8,6 +8,7 @@ from podium.cloud.objects import CloudObject
 from podium.conductor import ConductorAPI, ConductorService, configure_worker
 from podium.context import RequestContext
 from podium.db import Database
+from podium.objects.fixture import indirection_api_set
 from podium.rpc import Transport
 
 
@@ -32,12 +33,11 @@ def conductor(transport: Transport, database: Database) -> Iterator[ConductorSer
 @pytest.fixture
 def worker(transport: Transport, conductor: ConductorService) -> Iterator[ConductorAPI]:
     """This test process plays a worker: its cloud objects go through the conductor."""
-    api = configure_worker(transport, base=CloudObject, timeout=10)
-    assert api is not None
-    try:
+    # What was set before (nothing, or another test's) comes back after.
+    with indirection_api_set(None, CloudObject):
+        api = configure_worker(transport, base=CloudObject, timeout=10)
+        assert api is not None
         yield api
-    finally:
-        CloudObject.indirection_api = None
 
 
 @pytest.fixture

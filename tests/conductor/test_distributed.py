@@ -27,6 +27,7 @@ from podium.context import RequestContext
 from podium.db import Database
 from podium.db.migration import sync
 from podium.exceptions import PodiumError
+from podium.objects.fixture import indirection_api_set
 from podium.rpc import get_transport
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.postgres]
@@ -141,14 +142,11 @@ def test_two_conductors_share_the_load_and_survive_losing_one(
     second = ConductorProcess(rabbit_url, database_url, topic, "c2")
     conductors += [first, second]
     ctx = RequestContext(user_id="load")
-    with get_transport(rabbit_url) as transport:
+    with get_transport(rabbit_url) as transport, indirection_api_set(None, CloudObject):
         api = configure_worker(transport, base=CloudObject, topic=topic, timeout=15)
         assert isinstance(api, ConductorAPI)
-        try:
-            outcomes = _load_while_killing(api, first, ctx)
-            served_by_survivor = api.ping(ctx, server="c2")["served"]
-        finally:
-            CloudObject.indirection_api = None
+        outcomes = _load_while_killing(api, first, ctx)
+        served_by_survivor = api.ping(ctx, server="c2")["served"]
     completed = [o for o in outcomes if o == "ok"]
     failed = [o for o in outcomes if o != "ok"]
     assert len(outcomes) == 8 * 40

@@ -23,6 +23,7 @@ from podium.exceptions import (
     UnsupportedObjectError,
 )
 from podium.objects import VersionedObjectSerializer
+from podium.objects.fixture import indirection_api_set
 from podium.rpc import RPCClient, Target, Transport
 
 
@@ -164,13 +165,16 @@ def test_unregistered_class_is_never_built(
 def test_use_local_runs_in_process_without_rpc(
     transport: Transport, database: Database, ctx: RequestContext
 ) -> None:
-    assert configure_worker(transport, use_local=True, base=CloudObject, database=database) is None
-    try:
-        inst = Instance(ctx, uuid=str(uuid.uuid4()))
-        inst.create()
-        assert Instance.get_by_uuid(ctx, inst.uuid).id == inst.id
-    finally:
-        set_default_database(None)
+    with indirection_api_set(None, CloudObject):  # use_local sets CloudObject's own None
+        assert (
+            configure_worker(transport, use_local=True, base=CloudObject, database=database) is None
+        )
+        try:
+            inst = Instance(ctx, uuid=str(uuid.uuid4()))
+            inst.create()
+            assert Instance.get_by_uuid(ctx, inst.uuid).id == inst.id
+        finally:
+            set_default_database(None)
     assert _rows(database) == [(inst.uuid, None, 0)]
 
 

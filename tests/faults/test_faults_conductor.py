@@ -38,6 +38,7 @@ from podium.context import RequestContext
 from podium.db import Database
 from podium.db.migration import sync
 from podium.exceptions import PodiumError
+from podium.objects.fixture import indirection_api_set
 from podium.rpc import get_transport
 
 if TYPE_CHECKING:
@@ -100,11 +101,11 @@ def conductors() -> Iterator[list[ConductorProcess]]:
 def worker_transport(broker: RabbitNode, topic: str) -> Iterator[Any]:
     """This process plays the workers: its cloud objects go through the conductor."""
     transport = get_transport(broker.url + "?max_backoff=1")
-    configure_worker(transport, base=CloudObject, topic=topic, timeout=WORKER_TIMEOUT)
     try:
-        yield transport
+        with indirection_api_set(None, CloudObject):
+            configure_worker(transport, base=CloudObject, topic=topic, timeout=WORKER_TIMEOUT)
+            yield transport
     finally:
-        CloudObject.indirection_api = None
         transport.cleanup()
 
 

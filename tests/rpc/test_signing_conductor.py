@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from podium.cloud.models import Instance as InstanceRow
-from podium.cloud.objects import Instance
+from podium.cloud.objects import CloudObject, Instance
 from podium.conductor import configure_worker
 from podium.context import RequestContext
 from podium.db import Database
 from podium.exceptions import UnauthenticatedMessage
-from podium.objects import VersionedObject
+from podium.objects.fixture import indirection_api_set
 from podium.rpc import (
     KeyRing,
     MemoryBroker,
@@ -111,8 +111,12 @@ def test_refused_requests_leave_the_database_as_it_was(
 ) -> None:
     conductor = bus.transport(bus.key(Sender("conductor", "c1")))
     compute = bus.transport(bus.key(COMPUTE))
-    with in_process_conductor(conductor, database, host="c1"):
-        configure_worker(compute, base=VersionedObject, timeout=10)
+    # The cloud's objects go through CloudObject's indirection API, restored after.
+    with (
+        in_process_conductor(conductor, database, host="c1"),
+        indirection_api_set(None, CloudObject),
+    ):
+        configure_worker(compute, base=CloudObject, timeout=10)
         instance = Instance(CTX, uuid=str(uuid.uuid4()), hostname="vm", host="h1")
         instance.task_state = "scheduling"
         instance.create()
@@ -125,7 +129,7 @@ def test_refused_requests_leave_the_database_as_it_was(
             bus.transport(bus.key(Sender("compute", "h9"), trusted=False)),
             bus.transport(None),
         ):
-            configure_worker(attacker, base=VersionedObject, timeout=10)
+            configure_worker(attacker, base=CloudObject, timeout=10)
             instance.task_state = "deleting"
             with pytest.raises(UnauthenticatedMessage, match="refused"):
                 instance.save()
@@ -135,7 +139,7 @@ def test_refused_requests_leave_the_database_as_it_was(
         assert (counts["bad_signature"], counts["unknown_key"], counts["unsigned"]) == (1, 1, 1)
 
         # A save captured on the broker and sent again after a later one: never applied twice.
-        configure_worker(compute, base=VersionedObject, timeout=10)
+        configure_worker(compute, base=CloudObject, timeout=10)
         sent = recording(compute, monkeypatch)
         instance = Instance.get_by_uuid(CTX, instance.uuid)
         instance.task_state = "spawning"

@@ -8,6 +8,7 @@ RabbitMQ); only the conductor opens the database. The computes cannot call
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -135,7 +136,10 @@ class AllInOne(Lifecycle):
                 LOG.exception("a service did not stop cleanly")
         self._running.clear()
         self.services.clear()
-        CloudObject.indirection_api = None
+        # Back to no indirection API of its own (not one of None, which would
+        # hide a later one set on VersionedObject in this process).
+        with contextlib.suppress(AttributeError):
+            del CloudObject.indirection_api
         if self.transport is not None:
             self.transport.close()
             self.transport = None

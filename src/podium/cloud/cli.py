@@ -8,6 +8,7 @@ the cloud too, since the cloud is an installed app.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -103,7 +104,8 @@ def _worker(config: CloudConfig, binary: str) -> Iterator[Any]:
         try:
             yield transport
         finally:
-            CloudObject.indirection_api = None
+            with contextlib.suppress(AttributeError):
+                del CloudObject.indirection_api
 
 
 def serve(service: Any, binary: str, host: str, ready_detail: str = "") -> None:
