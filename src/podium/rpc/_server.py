@@ -324,7 +324,12 @@ class RPCServer:
             return
         if signing is not None:
             signing.ran(seal, unique_id)
-        incoming = taken
+        self._run(taken, message, sender)
+
+    def _run(
+        self, incoming: IncomingMessage, message: dict[str, Any], sender: Sender | None
+    ) -> None:
+        """Dispatch an accepted request, reply to a call, and acknowledge it."""
         msg_id = message.pop("_msg_id", None)
         message.pop("_reply_q", None)
         message.pop("_timeout", None)
