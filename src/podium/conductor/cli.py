@@ -95,7 +95,7 @@ def _start(
     config: ServiceConfig, database_url: str, sync_db: bool
 ) -> tuple[ConductorService, Transport, Database, dict[str, str]]:
     """The conductor started: a failure says why in one line and leaves nothing open."""
-    from podium.apps import import_modules, installed_apps, resolve
+    from podium.apps import conductor_endpoints, import_modules, installed_apps
     from podium.conductor.service import ConductorService
     from podium.db import Database
     from podium.db.migration import check_schema, current_version, sync
@@ -109,9 +109,7 @@ def _start(
         import_modules(apps, "objects")
         # Parsing the transport URL opens nothing: its mistakes come first.
         # The apps' errors reach their callers as themselves, like podium's.
-        transport = get_transport(
-            config.transport_url, signing=config.message_signing("conductor")
-        )
+        transport = get_transport(config.transport_url, signing=config.message_signing("conductor"))
         transport.allowed_remote_exmods.extend(
             module for app in apps for module in app.remote_exceptions
         )
@@ -128,12 +126,7 @@ def _start(
                         version,
                     )
         schema = check_schema(database)
-        endpoints = [
-            endpoint
-            for app in apps
-            if app.conductor_endpoints is not None
-            for endpoint in resolve(app, app.conductor_endpoints)(transport, database, config.host)
-        ]
+        endpoints = conductor_endpoints(apps, transport, database, config.host)
         service = ConductorService(
             transport,
             database,
