@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from podium import testing
+from podium.testing.plugin import require_service
 
 RABBIT_URL = os.environ.get("PODIUM_TEST_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 POSTGRES_URL = os.environ.get(
@@ -22,16 +23,6 @@ POSTGRES_URL = os.environ.get(
 )
 MYSQL_URL = os.environ.get("PODIUM_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REDIS_URL = os.environ.get("PODIUM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip on a laptop without the service; fail under CI=true."""
-    try:
-        testing.require_service(name, host, port)
-    except testing.ServiceMissing as missing:
-        if missing.required:
-            pytest.fail(str(missing), pytrace=False)
-        pytest.skip(str(missing))
 
 
 @pytest.fixture(scope="session")

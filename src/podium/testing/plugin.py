@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from podium.rpc import Transport
 
 
-def _require(name: str, host: str, port: int) -> None:
+def require_service(name: str, host: str, port: int) -> None:
+    """In a test: go on if ``host:port`` answers; else skip, or fail under ``CI=true``."""
     try:
         testing.require_service(name, host, port)
     except testing.ServiceMissing as missing:
@@ -49,7 +50,7 @@ def podium_transport(podium_apps: Sequence[App] | None) -> Iterator[Transport]:
 @pytest.fixture(scope="session")
 def podium_rabbit_url() -> Iterator[str]:
     """A throwaway vhost on the RabbitMQ at 127.0.0.1:5672 (fails under CI=true if it is down)."""
-    _require("RabbitMQ", "127.0.0.1", 5672)
+    require_service("RabbitMQ", "127.0.0.1", 5672)
     with testing.rabbit_vhost() as url:
         yield url
 
