@@ -24,19 +24,19 @@ from __future__ import annotations
 
 import contextvars
 import difflib
-import json
 import os
-import re
 import socket
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from podium._urls import mask_url
 from podium.config import CONFIG_ENV, ConfigError, read_config_file
+
+from ._setting import Origin, setting, show_value, validate, written
+from ._setting_checks import database_url, log_level, not_blank, transport_url, upgrade_levels
 
 if typing.TYPE_CHECKING:
     from podium.rpc import MessageSigning
@@ -57,28 +57,6 @@ ENV_PREFIX = "PODIUM_"
 #: they are. Another part of podium that reads the file adds its table here.
 KNOWN_TABLES: dict[str, str] = {"client": "the client commands (api_url, token, timeout)"}
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-Kind = Literal["default", "file", "env", "flag"]
-
-
-@dataclass(frozen=True)
-class Origin:
-    """Where a setting's value came from: ``kind`` and, but for a default, ``where``."""
-
-    kind: Kind
-    #: The file's path, the variable's name, or the flag (``--workers``).
-    where: str = ""
-
-    def __str__(self) -> str:
-        return {
-            "default": "default",
-            "file": f"file {self.where}",
-            "env": f"environment {self.where}",
-            "flag": f"flag {self.where}",
-        }[self.kind]
-
-
 C = TypeVar("C", bound="ServiceConfig")
 
 
@@ -91,110 +69,6 @@ class LoadedConfig(Generic[C]):
     file: Path | None = None
 
 
-def setting(
-    default: Any = MISSING,
-    *,
-    help: str,
-    default_factory: Callable[[], Any] | None = None,
-    gt: float | None = None,
-    ge: float | None = None,
-    check: Callable[[Any], Any] | None = None,
-    secret: Literal["url", "value"] | None = None,
-) -> Any:
-    """A setting's field: its help, bounds (``gt``/``ge``), own ``check`` and secrecy.
-
-    ``check`` gets the typed value and returns it (maybe normalised), or
-    raises ValueError with the reason; ``secret`` says how it is shown: a URL
-    with its passwords masked, or not at all.
-    """
-    metadata = {"help": help, "gt": gt, "ge": ge, "check": check, "secret": secret}
-    if default_factory is not None:
-        return field(default_factory=default_factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-# -- the checks of single settings (typed values in, ValueError out) ---------
-
-
-def _log_level(value: str) -> str:
-    level = value.strip().upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"not a log level (one of {', '.join(LOG_LEVELS)})")
-    return level
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be empty")
-    return value.strip()
-
-
-def _transport_url(value: str) -> str:
-    """A transport URL that reads one way and names a transport podium has; "" is none."""
-    if not value.strip():
-        return ""
-    from podium.exceptions import InvalidTransportURL
-    from podium.rpc._transport import SCHEMES, TransportURL
-
-    try:
-        parsed = TransportURL.parse(value.strip())
-    except InvalidTransportURL as error:
-        raise ValueError(str(error)) from None
-    if parsed.scheme not in SCHEMES:
-        close = difflib.get_close_matches(parsed.scheme, SCHEMES, n=1)
-        hint = f"did you mean {close[0]}://?" if close else "use rabbit://USER:PASS@HOST:5672/"
-        raise ValueError(f"unknown transport {parsed.scheme!r} ({hint})")
-    return value.strip()
-
-
-_TOPIC = re.compile(r"^[A-Za-z0-9_.-]+$")
-_LEVEL = re.compile(r"^(?:auto|\d+\.\d+|[a-z][a-z0-9-]*)$")
-
-
-def _upgrade_levels(value: dict[str, str]) -> dict[str, str]:
-    """topic -> ``auto``, a version ``X.Y`` or a release name (lower case)."""
-    levels = {}
-    for topic, level in value.items():
-        if not _TOPIC.match(topic):
-            raise ValueError(f"{topic!r} is not a topic name")
-        level = level.strip()
-        if not _LEVEL.match(level):
-            raise ValueError(
-                f"{topic} = {level!r}: a level is auto, a version (1.0) or a release name"
-            )
-        levels[topic] = level
-    return levels
-
-
-def _table_from_text(value: str) -> dict[str, str]:
-    """``KEY=VALUE,KEY=VALUE``: how a table setting is written in a variable or a flag."""
-    table: dict[str, str] = {}
-    for item in value.split(","):
-        if not item.strip():
-            continue
-        key, sep, entry = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"{item.strip()!r} is not KEY=VALUE (write KEY=VALUE,KEY=VALUE)")
-        table[key.strip()] = entry.strip()
-    return table
-
-
-def _database_url(value: str | None) -> str | None:
-    """A database URL SQLAlchemy reads, with its driver installed; "" is none."""
-    if value is None or not value.strip():
-        return None
-    # The engine module is the one place that knows database URLs; it imports
-    # SQLAlchemy, which only a process given a database pays for.
-    from podium.db.engine import check_url
-    from podium.exceptions import InvalidDatabaseURL
-
-    try:
-        check_url(value.strip())
-    except InvalidDatabaseURL as error:
-        raise ValueError(str(error)) from None
-    return value.strip()
-
-
 @dataclass(frozen=True)
 class ServiceConfig:
     # memory:// is private to one process: the default of a config built in
@@ -204,25 +78,25 @@ class ServiceConfig:
     transport_url: str = setting(
         "memory://",
         help="the message bus: rabbit://USER:PASS@HOST:5672/VHOST",
-        check=_transport_url,
+        check=transport_url,
         secret="url",
     )
     database_url: str | None = setting(
         None,
         help="the conductor's database: postgresql+psycopg://..., mysql+pymysql://..., "
         "sqlite:///PATH",
-        check=_database_url,
+        check=database_url,
         secret="url",
     )
     host: str = setting(
-        help="this service's host name", default_factory=socket.gethostname, check=_not_blank
+        help="this service's host name", default_factory=socket.gethostname, check=not_blank
     )
     # Run object methods in this process instead of through the conductor.
     use_local: bool = setting(False, help="run object methods here, not on the conductor")
-    conductor_topic: str = setting("conductor", help="the conductor's topic", check=_not_blank)
+    conductor_topic: str = setting("conductor", help="the conductor's topic", check=not_blank)
     rpc_timeout: float = setting(60.0, help="seconds a call waits for its reply", gt=0)
     rpc_workers: int = setting(8, help="calls a service handles at once", ge=1)
-    log_level: str = setting("INFO", help="DEBUG, INFO, WARNING or ERROR", check=_log_level)
+    log_level: str = setting("INFO", help="DEBUG, INFO, WARNING or ERROR", check=log_level)
     connect_timeout: float = setting(
         15.0,
         help="seconds a service tries to reach the broker at start-up before it gives up "
@@ -235,7 +109,7 @@ class ServiceConfig:
         'table (or TOPIC=LEVEL,... in a variable) of topic = "auto" (the default: what its '
         'oldest live service speaks), a release name, or a version ("1.0")',
         default_factory=dict,
-        check=_upgrade_levels,
+        check=upgrade_levels,
     )
     inbox_retention: int = setting(
         3600,
@@ -345,9 +219,9 @@ class ServiceConfig:
         values: dict[str, Any] = {}
         for name, (value, origin) in given.items():
             try:
-                values[name] = _validate(own[name], _resolved_type(cls, name), value, origin)
+                values[name] = validate(own[name], _resolved_type(cls, name), value, origin)
             except ValueError as error:
-                problems.append(f"{_written(own[name], value, origin)}: {error}")
+                problems.append(f"{written(own[name], value, origin)}: {error}")
         if problems:
             raise ConfigError("; ".join(problems))
         origins = {name: given[name][1] if name in given else Origin("default") for name in own}
@@ -405,23 +279,6 @@ def command_sources(
         _command_sources.reset(token)
 
 
-def show_value(spec: Field[Any], value: Any) -> str:
-    """``value`` of the setting ``spec`` for a message or a listing, secrets masked."""
-    secret = spec.metadata.get("secret")
-    if value is None or value == "":
-        return ""
-    if secret == "url" and isinstance(value, str):
-        return mask_url(value)
-    if secret == "value":
-        # "@PATH" names the file that holds the secret; the path is no secret.
-        return value if isinstance(value, str) and value.startswith("@") else "***"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return ",".join(f"{key}={entry}" for key, entry in value.items())
-    return str(value)
-
-
 def _subclasses(cls: type[ServiceConfig]) -> Iterable[type[ServiceConfig]]:
     yield cls
     for sub in cls.__subclasses__():
@@ -460,83 +317,3 @@ def _unknown_keys(document: Mapping[str, Any], path: Path, known: set[str]) -> l
 def _resolved_type(cls: type[ServiceConfig], name: str) -> Any:
     # The annotations are strings (postponed evaluation): resolve them once.
     return typing.get_type_hints(cls)[name]
-
-
-_REASONS = {
-    "float_parsing": "not a number",
-    "float_type": "not a number",
-    "finite_number": "not a finite number",
-    "int_parsing": "not a whole number",
-    "int_type": "not a whole number",
-    "int_from_float": "not a whole number",
-    "bool_parsing": "not a boolean (true or false)",
-    "bool_type": "not a boolean (true or false)",
-    "string_type": "not a string",
-}
-
-
-def _validate(spec: Field[Any], annotation: Any, value: Any, origin: Origin) -> Any:
-    """``value`` as the setting's type, in its bounds, through its check; ValueError why not."""
-    from typing import Annotated
-
-    import pydantic
-
-    if origin.kind in ("env", "flag") and isinstance(value, str):
-        value = value.strip()
-        if value == "" and type(None) in typing.get_args(annotation):
-            value = None
-        elif typing.get_origin(annotation) is dict:
-            value = _table_from_text(value)
-    bounds = {key: spec.metadata[key] for key in ("gt", "ge") if spec.metadata.get(key) is not None}
-    if annotation is float:
-        bounds["allow_inf_nan"] = False
-    adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(
-        Annotated[annotation, pydantic.Field(**bounds)] if bounds else annotation
-    )
-    try:
-        # A variable or a flag is text to be read as the setting's type; a
-        # TOML value already has a type, and must have the right one.
-        typed = adapter.validate_python(value, strict=origin.kind == "file")
-    except pydantic.ValidationError as error:
-        first = error.errors()[0]
-        kind = first["type"]
-        context = first.get("ctx") or {}
-        if kind == "greater_than":
-            raise ValueError(f"must be greater than {context['gt']:g}") from None
-        if kind == "greater_than_equal":
-            raise ValueError(f"must be at least {context['ge']:g}") from None
-        raise ValueError(_REASONS.get(kind, first["msg"].lower())) from None
-    check = spec.metadata.get("check")
-    if check is not None:
-        typed = check(typed)
-    if typed == "" and type(None) in typing.get_args(annotation):
-        return None
-    return typed
-
-
-def _written(spec: Field[Any], value: Any, origin: Origin) -> str:
-    """The value as the operator wrote it, secrets masked, and where."""
-    secret = spec.metadata.get("secret")
-    if secret == "value":
-        value = "***"
-    elif secret == "url" and isinstance(value, str):
-        value = mask_url(value)
-    if origin.kind != "file" and isinstance(value, str) and (not value or value != value.strip()):
-        value = repr(value)  # blanks made visible
-    if origin.kind == "env":
-        return f"{origin.where}={value} (environment)"
-    if origin.kind == "file":
-        return f"{spec.name} = {_toml(value)} in {origin.where}"
-    return f"{origin.where} {value}"
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return str(value)
