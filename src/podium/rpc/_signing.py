@@ -14,6 +14,9 @@ trusts, one ``<service>.<host>.pub`` file each) checks what it receives:
 ``window``) and the counts. Ed25519 rather than HMAC: a verifier holds only
 public keys, so a conductor that checks every compute's messages cannot sign
 as any of them, and a stolen keys directory forges nothing.
+
+The sending half (:class:`Sender`, :class:`SigningKey`) is in
+:mod:`podium.rpc._seal`; this module checks what it seals.
 """
 
 from __future__ import annotations
@@ -23,28 +26,30 @@ import binascii
 import contextvars
 import logging
 import os
-import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from podium.exceptions import UnauthenticatedMessage
 
 from . import _codec
+from ._seal import (
+    PUBLIC_SUFFIX,
+    Sender,
+    SigningKey,
+    ed25519_module,
+    serialization_module,
+    signed_bytes,
+)
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-        Ed25519PrivateKey,
-        Ed25519PublicKey,
-    )
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 __all__ = [
+    "PUBLIC_SUFFIX",
     "KeyRing",
     "MessageSigning",
     "Sender",
@@ -54,12 +59,6 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 
-#: Written before what is signed, so a signature made for anything else
-#: (another protocol, a later format) never passes for one of these.
-_DOMAIN = b"podium-signed-message-1\n"
-_SERVICE = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
-PUBLIC_SUFFIX = ".pub"
 DEFAULT_WINDOW = 60.0
 # How long a key file is trusted as read before it is looked at again: a key
 # removed from the directory (revoked) or replaced is noticed within this time.
@@ -82,136 +81,6 @@ def current_sender() -> Sender | None:
     writes as it likes.
     """
     return _current_sender.get()
-
-
-@dataclass(frozen=True, slots=True)
-class Sender:
-    """A service process's identity: its service type and its host."""
-
-    service: str
-    host: str
-
-    def __post_init__(self) -> None:
-        if not _SERVICE.match(self.service):
-            raise ValueError(
-                f"service {self.service!r} is not a service name "
-                "(a lower-case letter, then letters, digits, '-' or '_', at most 63)"
-            )
-        if not _HOST.match(self.host):
-            raise ValueError(
-                f"host {self.host!r} is not a host name "
-                "(letters, digits, '.', '-' or '_', at most 253)"
-            )
-
-    @property
-    def name(self) -> str:
-        """``<service>.<host>``: how the sender is written in a message and a key file."""
-        return f"{self.service}.{self.host}"
-
-    @classmethod
-    def parse(cls, name: str) -> Sender:
-        service, dot, host = name.partition(".")
-        if not dot:
-            raise ValueError(f"{name!r} is not <service>.<host>")
-        return cls(service, host)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def _ed25519() -> Any:
-    try:
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise RuntimeError("message signing needs the 'cryptography' package") from exc
-    return ed25519
-
-
-def _serialization() -> Any:
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization
-
-
-def _signed_bytes(sender: str, sent_at: int, destination: str | None, inner: bytes) -> bytes:
-    # The fields as one JSON array: no value can be read as part of another.
-    return b"".join((_DOMAIN, orjson.dumps([sender, sent_at, destination]), b"\n", inner))
-
-
-class SigningKey:
-    """A service's private key and the identity it signs as."""
-
-    def __init__(
-        self,
-        sender: Sender,
-        private_key: Ed25519PrivateKey,
-        clock: Callable[[], int] = time.time_ns,
-    ) -> None:
-        self.sender = sender
-        self._key = private_key
-        self._name = sender.name
-        # Nanoseconds since the epoch: the send time each message carries.
-        self._clock = clock
-
-    @classmethod
-    def generate(cls, sender: Sender, clock: Callable[[], int] = time.time_ns) -> SigningKey:
-        return cls(sender, _ed25519().Ed25519PrivateKey.generate(), clock)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str], sender: Sender) -> SigningKey:
-        """The PEM private key at ``path``, refused if anyone but its owner may read it."""
-        file = Path(path)
-        try:
-            mode = file.stat().st_mode
-            data = file.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"cannot read the key file {file}: {exc.strerror}") from None
-        if os.name == "posix" and mode & 0o077:
-            raise ValueError(
-                f"the key file {file} may be read by others (mode {mode & 0o777:o}): "
-                f"chmod 600 {file}"
-            )
-        serialization = _serialization()
-        try:
-            key = serialization.load_pem_private_key(data, password=None)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{file} holds no usable private key: {exc}") from None
-        if not isinstance(key, _ed25519().Ed25519PrivateKey):
-            raise ValueError(f"{file} holds a {type(key).__name__}, not an Ed25519 key")
-        return cls(sender, key)
-
-    def private_pem(self) -> bytes:
-        serialization = _serialization()
-        pem: bytes = self._key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        return pem
-
-    def public_pem(self) -> bytes:
-        serialization = _serialization()
-        pem: bytes = self._key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return pem
-
-    def seal(self, inner: bytes, destination: str | None = None) -> dict[str, Any]:
-        """The envelope fields that sign ``inner`` (a message's ``oslo.message`` bytes)
-        and, for a request, its ``destination`` (``topic`` or ``topic.server``)."""
-        sent_at = self._clock() // 1_000_000
-        signature = self._key.sign(_signed_bytes(self._name, sent_at, destination, inner))
-        fields = {
-            _codec.SENDER_KEY: self._name,
-            _codec.SENT_AT_KEY: sent_at,
-            _codec.SIGNATURE_KEY: base64.b64encode(signature).decode("ascii"),
-        }
-        if destination is not None:
-            fields[_codec.DESTINATION_KEY] = destination
-        return fields
-
-    def __repr__(self) -> str:
-        return f"<SigningKey {self._name}>"
 
 
 class _Entry:
@@ -274,11 +143,11 @@ class KeyRing:
         if old is not None and old.stamp == stamp:
             return _Entry(old.key, stamp)
         try:
-            key = _serialization().load_pem_public_key(path.read_bytes())
+            key = serialization_module().load_pem_public_key(path.read_bytes())
         except (OSError, ValueError, TypeError) as exc:
             LOG.error("ignoring the public key %s: %s", path, exc)
             return _Entry(None, stamp)
-        if not isinstance(key, _ed25519().Ed25519PublicKey):
+        if not isinstance(key, ed25519_module().Ed25519PublicKey):
             LOG.error("ignoring the public key %s: not an Ed25519 key", path)
             return _Entry(None, stamp)
         return _Entry(key, stamp)
@@ -286,8 +155,8 @@ class KeyRing:
     def add(self, name: str, public_pem: bytes) -> None:
         """Trust ``public_pem`` for sender ``name`` (in code; tests, embedded setups)."""
         Sender.parse(name)
-        key = _serialization().load_pem_public_key(public_pem)
-        if not isinstance(key, _ed25519().Ed25519PublicKey):
+        key = serialization_module().load_pem_public_key(public_pem)
+        if not isinstance(key, ed25519_module().Ed25519PublicKey):
             raise ValueError("not an Ed25519 public key")
         self._fixed[name] = key
 
@@ -494,7 +363,7 @@ class MessageSigning:
 
         try:
             raw = base64.b64decode(signature, validate=True)
-            signed = _signed_bytes(name, sent_at, seal.destination, seal.inner.encode("utf-8"))
+            signed = signed_bytes(name, sent_at, seal.destination, seal.inner.encode("utf-8"))
             public_key.verify(raw, signed)
         except (binascii.Error, ValueError, UnicodeError):
             raise Refusal("bad_signature", f"unreadable signature from {sender}") from None
