@@ -299,6 +299,18 @@ def _shape_statements(model: type[M], shape: tuple[Any, ...]) -> PreparedUpdate[
     return PreparedUpdate(model, update(table).where(*where).values(values), read_keys)
 
 
+def _prepared_shape(model: type[M], shape_key: tuple[Any, ...]) -> PreparedUpdate[M]:
+    """The statements of one shape of :func:`update_row`, built on its first use."""
+    shape = _SHAPES.get(shape_key)
+    if shape is None:
+        shape = _shape_statements(model, shape_key)
+        with _SHAPES_LOCK:
+            if len(_SHAPES) >= _SHAPES_BOUND:
+                _SHAPES.clear()
+            _SHAPES[shape_key] = shape
+    return shape
+
+
 def update_row(
     session: Session,
     model: type[M],
@@ -334,14 +346,7 @@ def update_row(
         (name, sum(state is not None for state in states), None in states)
         for name, states in (expected or {}).items()
     )
-    shape_key = (model, tuple(values), tuple(keys), expecting)
-    shape = _SHAPES.get(shape_key)
-    if shape is None:
-        shape = _shape_statements(model, shape_key)
-        with _SHAPES_LOCK:
-            if len(_SHAPES) >= _SHAPES_BOUND:
-                _SHAPES.clear()
-            _SHAPES[shape_key] = shape
+    shape = _prepared_shape(model, (model, tuple(values), tuple(keys), expecting))
     params: dict[str, Any] = {f"s{i}": value for i, value in enumerate(values.values())}
     params.update((f"k{i}", value) for i, value in enumerate(keys.values()))
     for j, states in enumerate((expected or {}).values()):
