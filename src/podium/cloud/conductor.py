@@ -188,6 +188,38 @@ class ComputeTaskManager:
             },
             ignore_hosts=list(spec.get("ignore_hosts", [])),
         )
+        destination = self._select_destination(ctxt, instance, spec)
+        if destination is None:
+            return None
+        instance.refresh()
+        if instance.task_state != states.SCHEDULING:
+            LOG.info(
+                "instance %s became %s/%s while it was scheduled; not building it",
+                instance.uuid,
+                instance.vm_state,
+                instance.task_state,
+            )
+            return None
+        if instance.host != destination:
+            # Another delivery of this build (a duplicate on another conductor)
+            # placed it, or gave its claim back since: the cast follows the
+            # instance, and the compute's CAS keeps a second copy harmless.
+            LOG.info(
+                "instance %s: scheduled to %s, but it is on %s; following the instance",
+                instance.uuid,
+                destination,
+                instance.host,
+            )
+            if instance.host is None:
+                return self._schedule(ctxt, instance, spec)
+        LOG.info("instance %s goes to %s (attempt %d)", instance.uuid, instance.host, attempts)
+        return str(instance.host)
+
+    def _select_destination(
+        self, ctxt: RequestContext, instance: Instance, spec: dict[str, Any]
+    ) -> str | None:
+        """The host the scheduler claimed for the instance; None once the instance is
+        in ERROR because it found none."""
         try:
             [destination] = self.scheduler.select_destinations(ctxt, spec)
         except NoValidHost as error:
@@ -201,29 +233,7 @@ class ComputeTaskManager:
                 details="".join(traceback.format_exception(error)),
             )
             return None
-        instance.refresh()
-        if instance.task_state != states.SCHEDULING:
-            LOG.info(
-                "instance %s became %s/%s while it was scheduled; not building it",
-                instance.uuid,
-                instance.vm_state,
-                instance.task_state,
-            )
-            return None
-        if instance.host != destination["host"]:
-            # Another delivery of this build (a duplicate on another conductor)
-            # placed it, or gave its claim back since: the cast follows the
-            # instance, and the compute's CAS keeps a second copy harmless.
-            LOG.info(
-                "instance %s: scheduled to %s, but it is on %s; following the instance",
-                instance.uuid,
-                destination["host"],
-                instance.host,
-            )
-            if instance.host is None:
-                return self._schedule(ctxt, instance, spec)
-        LOG.info("instance %s goes to %s (attempt %d)", instance.uuid, instance.host, attempts)
-        return str(instance.host)
+        return destination["host"]
 
     def _cast_build(
         self, ctxt: RequestContext, instance: Instance, host: str, spec: dict[str, Any]

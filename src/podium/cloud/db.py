@@ -146,25 +146,7 @@ def instance_get_all(
             ).first()
             if marker_row is None:
                 raise NotFound(f"Marker not found: no instances row with uuid={marker!r}")
-            value = getattr(marker_row, sort_key)
-            ahead = _INSTANCES.c.id > marker_row.id
-            if sort_dir == "desc":
-                ahead = _INSTANCES.c.id < marker_row.id
-            # NULLs come first ascending and last descending (the ORDER BY below
-            # says so explicitly: backends disagree by default).
-            tie: ColumnElement[bool]
-            after: ColumnElement[bool]
-            if value is None:
-                tie = and_(sort_column.is_(None), ahead)
-                after = sort_column.is_not(None) if sort_dir == "asc" else false()
-            else:
-                tie = and_(sort_column == value, ahead)
-                after = (
-                    sort_column > value
-                    if sort_dir == "asc"
-                    else or_(sort_column < value, sort_column.is_(None))
-                )
-            query = query.where(or_(after, tie))
+            query = query.where(_after_marker(marker_row, sort_key, sort_dir))
         if sort_dir == "asc":
             query = query.order_by(
                 sort_column.is_not(None), sort_column.asc(), _INSTANCES.c.id.asc()
@@ -178,6 +160,32 @@ def instance_get_all(
         return list(session.scalars(query))
 
     return db.run(work)
+
+
+def _after_marker(
+    marker_row: Instance, sort_key: str, sort_dir: Literal["asc", "desc"]
+) -> ColumnElement[bool]:
+    """The instances that come after ``marker_row`` in :func:`instance_get_all`'s order."""
+    sort_column = _INSTANCES.c[sort_key]
+    value = getattr(marker_row, sort_key)
+    ahead = _INSTANCES.c.id > marker_row.id
+    if sort_dir == "desc":
+        ahead = _INSTANCES.c.id < marker_row.id
+    # NULLs come first ascending and last descending (instance_get_all's ORDER
+    # BY says so explicitly: backends disagree by default).
+    tie: ColumnElement[bool]
+    after: ColumnElement[bool]
+    if value is None:
+        tie = and_(sort_column.is_(None), ahead)
+        after = sort_column.is_not(None) if sort_dir == "asc" else false()
+    else:
+        tie = and_(sort_column == value, ahead)
+        after = (
+            sort_column > value
+            if sort_dir == "asc"
+            else or_(sort_column < value, sort_column.is_(None))
+        )
+    return or_(after, tie)
 
 
 def instance_get_all_by_host(db: Database, context: RequestContext, host: str) -> list[Instance]:
@@ -579,7 +587,6 @@ def compute_node_claim(
     (a replayed request); one held by another host is an error.
     """
     ratio = {name: float(ratios.get(name, 1.0)) for name in ("cpu", "ram", "disk")}
-    columns = {"vcpus": "cpu", "memory_mb": "ram", "disk_gb": "disk"}
 
     def work(session: Session) -> bool:
         row = get_one(session, context.elevated(read_deleted="no"), Instance, uuid=instance_uuid)
@@ -610,18 +617,7 @@ def compute_node_claim(
             if now.host == host:
                 return True
             raise InstanceInvalidState(f"Instance {instance_uuid} was claimed by {now.host!r}")
-        wanted = {"vcpus": row.vcpus, "memory_mb": row.memory_mb, "disk_gb": row.root_gb}
-        fits = [
-            _NODES.c[f"{name}_used"] + wanted[name] <= _NODES.c[name] * ratio[resource]
-            for name, resource in columns.items()
-        ]
-        claimed = session.execute(
-            update(ComputeNode)
-            .where(_NODES.c.host == host, _NODES.c.deleted == 0, *fits)
-            .values(**_usage_change(row, 1), updated_at=utcnow()),
-            execution_options={"synchronize_session": False},
-        )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if not _take_room(session, host, row, ratio):
             raise _NoRoom  # rolls the assignment back with the transaction
         return True
 
@@ -629,6 +625,23 @@ def compute_node_claim(
         return db.run(work)
     except _NoRoom:
         return False
+
+
+def _take_room(session: Session, host: str, instance: Any, ratio: Mapping[str, float]) -> bool:
+    """Add what ``instance`` holds to ``host``'s used amounts if it fits there; whether it did."""
+    wanted = {"vcpus": instance.vcpus, "memory_mb": instance.memory_mb, "disk_gb": instance.root_gb}
+    columns = {"vcpus": "cpu", "memory_mb": "ram", "disk_gb": "disk"}
+    fits = [
+        _NODES.c[f"{name}_used"] + wanted[name] <= _NODES.c[name] * ratio[resource]
+        for name, resource in columns.items()
+    ]
+    claimed = session.execute(
+        update(ComputeNode)
+        .where(_NODES.c.host == host, _NODES.c.deleted == 0, *fits)
+        .values(**_usage_change(instance, 1), updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 class _NoRoom(Exception):
