@@ -94,3 +94,18 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     imports = podium_imports(sample, "podium.objects.sample")
     assert imports == [("podium.conductor", 1), ("podium.objects", 2)]
     assert LAYERS.index(layer_of("podium.conductor")) > LAYERS.index(layer_of("podium.objects"))
+
+
+def test_the_cloud_objects_are_imported_from_the_package_only() -> None:
+    # The upgrade tests put the previous release's single objects module in
+    # place of the package: a submodule imported directly would escape that.
+    package = SRC / "podium" / "cloud" / "objects"
+    tests = Path(__file__).resolve().parent
+    offenders = [
+        f"{path}:{line}"
+        for path in [*(SRC / "podium").rglob("*.py"), *tests.rglob("*.py")]
+        if package not in path.parents
+        for imported, line in podium_imports(path, module_name(path) if SRC in path.parents else "")
+        if imported.startswith("podium.cloud.objects.")
+    ]
+    assert not offenders, offenders
