@@ -38,6 +38,17 @@ __all__ = [
     "set_wire_namespace",
 ]
 
+# Shown, documented and pickled under this module, their public home.
+for _public in (
+    VersionedObject,
+    ObjectListBase,
+    ComparableVersionedObject,
+    VersionedObjectDictCompat,
+    VersionedObjectMixin,
+    TimestampedObject,
+):
+    _public.__module__ = __name__
+
 LOG = logging.getLogger(__name__)
 _VOL = TypeVar("_VOL", bound="ObjectListBase[Any]")
 

@@ -67,6 +67,10 @@ __all__ = [
     "obj_fingerprint",
 ]
 
+# Shown, documented and pickled under this module, their public home.
+for _public in (ObjectHashMismatch, ObjectVersionChecker, ArgSpec, CompatArgSpec):
+    _public.__module__ = __name__
+
 
 def compare_obj(
     test: Any,
