@@ -51,6 +51,10 @@ __all__ = [
     "default_url",
 ]
 
+# Shown and documented under this module, their public home.
+for _public in (DriverStatement, allow_db_access, block_db_access, check_url, default_url):
+    _public.__module__ = __name__
+
 LOG = logging.getLogger(__name__)
 
 #: How many times, and for how many seconds after the first try began,
