@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from podium.cloud import db as db_api
+from podium.cloud.db import _compute_nodes, _instances, _services
 from podium.cloud.exceptions import InstanceInvalidState, UnexpectedTaskStateError
 from podium.cloud.models import ComputeNode, Flavor, Instance, InstanceFault, Service
 from podium.context import RequestContext
@@ -460,7 +461,7 @@ def test_racing_first_reports_end_in_one_row(
     # INSERT until the other has reached its own.
     both_missed = threading.Barrier(2)
     inserts: list[str] = []
-    real_create = db_api.create
+    real_create = _services.create
 
     def create_after_both_missed(db: Database, model: Any, values: Any) -> Any:
         both_missed.wait(timeout=30)
@@ -472,7 +473,7 @@ def test_racing_first_reports_end_in_one_row(
         inserts.append("inserted")
         return row
 
-    monkeypatch.setattr(db_api, "create", create_after_both_missed)
+    monkeypatch.setattr(_services, "create", create_after_both_missed)
     sent = [T0, T0 + timedelta(seconds=1)]
     results = _race(2, lambda index: _report(database, sent[index]))
     assert sorted(inserts) == ["duplicate", "inserted"]
@@ -709,14 +710,14 @@ def test_racing_releases_of_one_instance_give_its_room_back_once(
     # Both releases read the instance on c1 before either changes it (a compute
     # host's clean-up and a retried one, say).
     both_read = threading.Barrier(2)
-    real_get_one = db_api.get_one
+    real_get_one = _compute_nodes.get_one
 
     def get_one_then_wait(*args: Any, **kwargs: Any) -> Any:
         row = real_get_one(*args, **kwargs)
         both_read.wait(timeout=30)
         return row
 
-    monkeypatch.setattr(db_api, "get_one", get_one_then_wait)
+    monkeypatch.setattr(_compute_nodes, "get_one", get_one_then_wait)
     results = _race(2, lambda _i: db_api.compute_node_release(database, CTX, "c1", leaves.uuid))
     monkeypatch.undo()
     assert not [r for r in results if isinstance(r, BaseException)], results
@@ -730,7 +731,7 @@ def test_a_claim_racing_the_destroy_of_its_instance_takes_no_room(
 ) -> None:
     _node(database)
     instance = _unplaced(database)
-    real_get_one = db_api.get_one
+    real_get_one = _compute_nodes.get_one
     destroyed = threading.Event()
 
     def get_one_then_destroy(*args: Any, **kwargs: Any) -> Any:
@@ -743,7 +744,7 @@ def test_a_claim_racing_the_destroy_of_its_instance_takes_no_room(
             assert isinstance(gone, Instance) and gone.deleted, gone
         return row
 
-    monkeypatch.setattr(db_api, "get_one", get_one_then_destroy)
+    monkeypatch.setattr(_compute_nodes, "get_one", get_one_then_destroy)
     try:
         claimed: object = db_api.compute_node_claim(database, CTX, "c1", instance.uuid, RATIO_ONE)
     except (NotFound, InstanceInvalidState) as error:
@@ -761,7 +762,7 @@ def test_a_destroy_racing_a_claim_of_its_instance_gives_the_room_back(
 ) -> None:
     _node(database)
     instance = _unplaced(database)
-    real_get_one = db_api.get_one
+    real_get_one = _instances.get_one
     claimed = threading.Event()
 
     def get_one_then_claim(*args: Any, **kwargs: Any) -> Any:
@@ -777,7 +778,7 @@ def test_a_destroy_racing_a_claim_of_its_instance_gives_the_room_back(
             assert won is True, won
         return row
 
-    monkeypatch.setattr(db_api, "get_one", get_one_then_claim)
+    monkeypatch.setattr(_instances, "get_one", get_one_then_claim)
     gone = db_api.instance_destroy(database, CTX, instance.uuid)
     monkeypatch.undo()
     assert claimed.is_set()
