@@ -31,6 +31,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "FRAMEWORK_BRANCH",
     "App",
+    "apps_or_installed",
     "conductor_endpoints",
     "import_modules",
     "installed_apps",
@@ -154,6 +155,12 @@ def import_modules(apps: Iterable[App], attr: str) -> list[ModuleType]:
             except ImportError as error:
                 raise AppError(f"App {app.name}: {attr} module {name!r}: {error}") from error
     return modules
+
+
+def apps_or_installed(apps: Iterable[App] | None) -> tuple[App, ...]:
+    """``apps`` as given, or (``None``) the installed applications."""
+    # installed_apps looked up on this module at each call: tests stand in others.
+    return tuple(installed_apps() if apps is None else apps)
 
 
 def conductor_endpoints(

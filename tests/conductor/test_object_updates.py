@@ -3,6 +3,7 @@ remote call with the same ``updates``."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -73,14 +74,11 @@ def test_the_fake_and_the_real_conductor_send_back_the_same_changes(
 ) -> None:
     registry = request.getfixturevalue("podium_registry")
     part_cls, gadget_cls = _classes(registry)
-    if via == "conductor":
-        api: Any = request.getfixturevalue("podium_conductor")
-        assert isinstance(api, ConductorAPI)
-        setter = None
-    else:
-        setter = indirection_api_set(FakeIndirectionAPI())
-        setter.__enter__()
-    try:
+    with contextlib.ExitStack() as stack:
+        if via == "conductor":
+            assert isinstance(request.getfixturevalue("podium_conductor"), ConductorAPI)
+        else:
+            stack.enter_context(indirection_api_set(FakeIndirectionAPI()))
         gadget = gadget_cls(CTX, name="g", part=part_cls(CTX, label="a", size=1), seen=0)
         gadget.obj_reset_changes(recursive=True)
         sent_part = gadget.part
@@ -91,6 +89,3 @@ def test_the_fake_and_the_real_conductor_send_back_the_same_changes(
         gadget.resize(5)
         assert gadget.part is not sent_part and gadget.part.size == 5
         assert gadget.obj_what_changed() == {"part"}
-    finally:
-        if setter is not None:
-            setter.__exit__(None, None, None)

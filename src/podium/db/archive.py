@@ -33,8 +33,7 @@ def archived_tables(apps: Sequence[App] | None = None) -> list[str]:
 
     Imports the apps' ``models`` modules, so that their tables are declared.
     """
-    if apps is None:
-        apps = app_registry.installed_apps()
+    apps = app_registry.apps_or_installed(apps)
     app_registry.import_modules(apps, "models")
     names: list[str] = []
     for app in apps:

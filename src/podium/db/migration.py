@@ -51,11 +51,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 HEADS = "heads"
 
 
-def _apps(apps: Sequence[App] | None) -> tuple[App, ...]:
-    # Looked up on the module each call, so that tests may stand in other apps.
-    return tuple(app_registry.installed_apps() if apps is None else apps)
-
-
 def _version_location(app: App) -> str:
     assert app.migrations is not None
     try:
@@ -75,7 +70,7 @@ def alembic_config(
     For custom commands (``alembic.command.*``): with ``connection`` the
     migrations run on it, through podium's ``env.py``.
     """
-    chosen = _apps(apps)
+    chosen = app_registry.apps_or_installed(apps)
     locations = [str(MIGRATIONS_DIR / "versions")]
     locations += [_version_location(app) for app in chosen if app.migrations is not None]
     config = Config()
@@ -117,7 +112,7 @@ def branch_of(revision: str, scripts: ScriptDirectory | None = None) -> str:
 
 def head_versions(apps: Sequence[App] | None = None) -> dict[str, str]:
     """The newest revision of each branch this code ships: the framework's, then each app's."""
-    chosen = _apps(apps)
+    chosen = app_registry.apps_or_installed(apps)
     return _heads(_scripts(chosen), chosen)
 
 
@@ -146,7 +141,7 @@ def current_version(database: Database, apps: Sequence[App] | None = None) -> di
     A branch the database holds but no app here knows (an application not
     installed in this process) is reported too, after the others.
     """
-    chosen = _apps(apps)
+    chosen = app_registry.apps_or_installed(apps)
     with database.connection() as connection:
         stored = MigrationContext.configure(connection).get_current_heads()
     scripts = _scripts(chosen) if stored else None
@@ -164,7 +159,7 @@ def branches_behind(
     A branch never migrated is behind; one at a revision this code does not
     know is newer (a release migrated ahead of this one), not behind.
     """
-    chosen = _apps(apps)
+    chosen = app_registry.apps_or_installed(apps)
     scripts = _scripts(chosen)
     behind: dict[str, str] = {}
     for branch, head in _heads(scripts, chosen).items():
@@ -183,7 +178,7 @@ def check_schema(database: Database, apps: Sequence[App] | None = None) -> dict[
     code migrates first and the old services keep running (migrations only
     add, so the old queries still work).
     """
-    chosen = _apps(apps)
+    chosen = app_registry.apps_or_installed(apps)
     current = current_version(database, chosen)
     behind = branches_behind(current, chosen)
     if behind:
@@ -214,7 +209,7 @@ def sync(
     whole upgrade is one transaction; MySQL commits each DDL statement, which is
     why every migration step is small.
     """
-    chosen = _apps(apps)
+    chosen = app_registry.apps_or_installed(apps)
     with _migrating(database) as connection:
         try:
             command.upgrade(alembic_config(connection, chosen), revision)
@@ -228,7 +223,7 @@ def downgrade(
 ) -> dict[str, str | None]:
     """Revert migrations down to ``revision`` (``"base"``: every branch empty;
     ``"<branch>@base"``: one branch). Drops data."""
-    chosen = _apps(apps)
+    chosen = app_registry.apps_or_installed(apps)
     with _migrating(database) as connection:
         try:
             command.downgrade(alembic_config(connection, chosen), revision)

@@ -38,6 +38,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from podium.apps import apps_or_installed
 from podium.objects.fixture import (
     FakeIndirectionAPI,
     ObjectVersionChecker,
@@ -97,12 +98,6 @@ def require_service(name: str, host: str, port: int) -> None:
     raise ServiceMissing(reason + hint, required=ci)
 
 
-def _chosen(apps: Sequence[App] | None) -> tuple[App, ...]:
-    from podium.apps import installed_apps
-
-    return tuple(installed_apps() if apps is None else apps)
-
-
 @contextlib.contextmanager
 def memory_transport(name: str = "", apps: Sequence[App] | None = None) -> Iterator[Transport]:
     """A ``memory://`` transport on an in-process broker nothing else reaches.
@@ -114,7 +109,7 @@ def memory_transport(name: str = "", apps: Sequence[App] | None = None) -> Itera
 
     with get_transport(f"memory://{name}", broker=MemoryBroker()) as transport:
         transport.allowed_remote_exmods.extend(
-            module for app in _chosen(apps) for module in app.remote_exceptions
+            module for app in apps_or_installed(apps) for module in app.remote_exceptions
         )
         yield transport
 
@@ -152,7 +147,7 @@ def migrated_sqlite(path: str | Path, apps: Sequence[App] | None = None) -> Iter
 
     database = Database(f"sqlite:///{path}")
     try:
-        sync(database, apps=_chosen(apps))
+        sync(database, apps=apps)
         yield database
     finally:
         database.dispose()
@@ -181,7 +176,7 @@ def in_process_conductor(
     from podium.conductor import ConductorService, configure_worker
     from podium.objects import VersionedObject
 
-    chosen = _chosen(apps)
+    chosen = apps_or_installed(apps)
     import_modules(chosen, "objects")
     endpoints = conductor_endpoints(chosen, transport, database, host)
     target = base or VersionedObject
