@@ -75,7 +75,10 @@ class _Queue:
         self.turn = itertools.count()
 
     def pick(self, skip: _Consumer | None = None) -> _Consumer | None:
-        candidates = [c for c in self.consumers if c is not skip]
+        # Only a requeue skips anyone: every publish takes the list as it is.
+        candidates = (
+            self.consumers if skip is None else [c for c in self.consumers if c is not skip]
+        )
         if not candidates:
             return None
         return candidates[next(self.turn) % len(candidates)]
