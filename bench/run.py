@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import importlib
 import os
-import secrets
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 SUITES = ["objects", "rpc", "floor", "conductor", "scale", "dedup", "cloud", "startup"]
@@ -29,23 +26,17 @@ def _throwaway_vhost() -> Iterator[None]:
     """Run on a vhost of our own (when rabbitmqctl can make one), deleted at the end,
     so neither podium's queues nor the ones oslo.messaging leaves behind stay on the
     broker. The suites read the URL from PODIUM_BENCH_RABBIT_URL at import."""
-    if "PODIUM_BENCH_RABBIT_URL" in os.environ or shutil.which("rabbitmqctl") is None:
+    if "PODIUM_BENCH_RABBIT_URL" in os.environ:
         yield
         return
-    vhost = f"podium-bench-{secrets.token_hex(4)}"
+    from podium.testing import rabbit_vhost
 
-    def ctl(*args: str) -> None:
-        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-    ctl("add_vhost", vhost)
-    os.environ["PODIUM_BENCH_RABBIT_URL"] = f"rabbit://guest:guest@127.0.0.1:5672/{vhost}"
-    try:
-        ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        yield
-    finally:
-        del os.environ["PODIUM_BENCH_RABBIT_URL"]
-        with suppress(subprocess.SubprocessError):
-            ctl("delete_vhost", vhost)
+    with rabbit_vhost(prefix="podium-bench") as url:
+        os.environ["PODIUM_BENCH_RABBIT_URL"] = url
+        try:
+            yield
+        finally:
+            del os.environ["PODIUM_BENCH_RABBIT_URL"]
 
 
 def main(argv: list[str]) -> int:

@@ -119,7 +119,9 @@ def _rabbitmqctl(*args: str) -> None:
 
 
 @contextlib.contextmanager
-def rabbit_vhost(base_url: str = DEFAULT_RABBIT_URL, user: str = "guest") -> Iterator[str]:
+def rabbit_vhost(
+    base_url: str = DEFAULT_RABBIT_URL, user: str = "guest", prefix: str = "podium-test"
+) -> Iterator[str]:
     """``base_url`` on a new vhost that ``user`` may use, deleted at the end.
 
     Everything declared on it (queues, exchanges, podium's and any peer's)
@@ -129,7 +131,7 @@ def rabbit_vhost(base_url: str = DEFAULT_RABBIT_URL, user: str = "guest") -> Ite
     if shutil.which("rabbitmqctl") is None:
         yield base_url
         return
-    vhost = f"podium-test-{secrets.token_hex(4)}"
+    vhost = f"{prefix}-{secrets.token_hex(4)}"
     _rabbitmqctl("add_vhost", vhost)
     try:
         _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
