@@ -60,8 +60,11 @@ class App:
     objects (the conductor imports them); ``remote_exceptions`` the exception
     modules a caller may re-raise as themselves; ``conductor_endpoints`` a
     ``"module:callable"`` with ``callable(transport, database, host) ->
-    Sequence[object]``, extra endpoints the conductor serves; ``commands``
-    ``podium`` sub-command name -> ``"module:attr"`` (a click command).
+    Sequence[object]``, extra endpoints the conductor serves; ``policy`` a
+    ``"module:attr"`` naming the application's
+    :class:`~podium.conductor.policy.PolicyDefaults` (who may make which of its
+    object calls); ``commands`` ``podium`` sub-command name -> ``"module:attr"``
+    (a click command).
     """
 
     name: str
@@ -71,6 +74,7 @@ class App:
     objects: tuple[str, ...] = ()
     remote_exceptions: tuple[str, ...] = ()
     conductor_endpoints: str | None = None
+    policy: str | None = None
     # A dict is not hashable: the App's hash (and equality) leave it out.
     commands: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
@@ -94,8 +98,9 @@ class App:
             isinstance(table, str) and table for table in self.archive
         ):
             raise AppError(f"App {self.name}: archive must be a tuple of table names")
-        if self.conductor_endpoints is not None:
-            _check_reference(self, "conductor_endpoints", self.conductor_endpoints)
+        for attr in ("conductor_endpoints", "policy"):
+            if getattr(self, attr) is not None:
+                _check_reference(self, attr, getattr(self, attr))
         if not isinstance(self.commands, Mapping):
             raise AppError(f"App {self.name}: commands must map names to 'module:attr'")
         for command, reference in self.commands.items():

@@ -51,6 +51,8 @@ boundary of the layer that meets them, into one of these::
     │   ├── NotFound                     no (visible) row matches
     │   └── DuplicateEntry               a unique constraint refused the row
     ├── ConductorError                   podium.conductor
+    │   └── PolicyNotAuthorized          the conductor's policy refused the sender this
+    │                                    object call
     └── AppError                         podium.apps: an installed application that
                                          does not load or is ill-declared
 
@@ -395,6 +397,16 @@ class DuplicateEntry(DBError):
 
 class ConductorError(PodiumError):
     pass
+
+
+class PolicyNotAuthorized(ConductorError):
+    """The conductor's policy does not let the (signed) sender make this object call."""
+
+    msg_fmt = "%(sender)s may not call %(action)s"
+
+    def __init__(self, message: Any = None, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("code", 403)
+        super().__init__(message, *args, **kwargs)
 
 
 # -- applications -------------------------------------------------------------

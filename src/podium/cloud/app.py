@@ -16,6 +16,7 @@ APP = App(
     objects=("podium.cloud.objects",),
     remote_exceptions=("podium.cloud.exceptions",),
     conductor_endpoints="podium.cloud.conductor:conductor_endpoints",
+    policy="podium.cloud.policy:defaults",
     commands={
         "api": "podium.cloud.cli:api",
         "scheduler": "podium.cloud.cli:scheduler",

@@ -7,6 +7,7 @@ from podium._lazy import lazy_exports
 if TYPE_CHECKING:
     from podium.conductor.api import CONDUCTOR_API_VERSION, ConductorAPI
     from podium.conductor.manager import ConductorManager
+    from podium.conductor.policy import LazyTarget, Policy, PolicyDefaults, PolicyRequest
     from podium.conductor.service import ConductorService, configure_worker
 
 __all__ = [
@@ -14,6 +15,10 @@ __all__ = [
     "ConductorAPI",
     "ConductorManager",
     "ConductorService",
+    "LazyTarget",
+    "Policy",
+    "PolicyDefaults",
+    "PolicyRequest",
     "configure_worker",
 ]
 
@@ -25,5 +30,9 @@ __getattr__ = lazy_exports(
         "ConductorManager": "podium.conductor.manager",
         "ConductorService": "podium.conductor.service",
         "configure_worker": "podium.conductor.service",
+        "LazyTarget": "podium.conductor.policy",
+        "Policy": "podium.conductor.policy",
+        "PolicyDefaults": "podium.conductor.policy",
+        "PolicyRequest": "podium.conductor.policy",
     },
 )

@@ -96,6 +96,7 @@ def _start(
 ) -> tuple[ConductorService, Transport, Database, dict[str, str]]:
     """The conductor started: a failure says why in one line and leaves nothing open."""
     from podium.apps import conductor_endpoints, import_modules, installed_apps
+    from podium.conductor.policy import policy_of
     from podium.conductor.service import ConductorService
     from podium.db import Database
     from podium.db.migration import check_schema, current_version, sync
@@ -126,6 +127,7 @@ def _start(
                         version,
                     )
         schema = check_schema(database)
+        policy = policy_of(apps, config.policy_file)
         endpoints = conductor_endpoints(apps, transport, database, config.host)
         service = ConductorService(
             transport,
@@ -137,6 +139,7 @@ def _start(
                 timedelta(seconds=config.inbox_retention) if config.inbox_retention else None
             ),
             endpoints=endpoints,
+            policy=policy,
         )
         service.start()
     except BaseException as error:

@@ -3,11 +3,15 @@
 Only methods marked remotable are dispatched and only registered classes are
 ever built from a message (the serializer refuses the rest before we run);
 anything else is refused with :class:`~podium.exceptions.MethodNotRemotable`,
-which the caller re-raises as itself, and a warning here.
+which the caller re-raises as itself, and a warning here. With a
+:class:`~podium.conductor.policy.Policy`, a signed request is also checked
+against it before the method runs (inside the request's transaction, so that
+what the rule reads is what the method changes).
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import logging
 from collections.abc import Callable
@@ -25,9 +29,10 @@ from podium.objects import (
 )
 from podium.objects.indirection import object_action_updates
 from podium.objects.registry import default_registry, version_tuple
-from podium.rpc import Target, current_message_id
+from podium.rpc import Target, current_message_id, current_sender
 
 from .api import CONDUCTOR_API_VERSION
+from .policy import Credentials, Policy, PolicyRequest, named_arguments
 
 LOG = logging.getLogger(__name__)
 
@@ -38,6 +43,13 @@ def _dispatchable(target: Any, objmethod: Any) -> Callable[..., Any]:
     except MethodNotRemotable as exc:
         LOG.warning("refused object call: %s", exc)
         raise
+
+
+def _function(target: Any, name: str) -> Any:
+    """The plain function of a (class) method: hashable, its signature cached by the policy."""
+    cls = target if isinstance(target, type) else type(target)
+    attr = inspect.getattr_static(cls, name)
+    return attr.__func__ if isinstance(attr, classmethod) else attr
 
 
 def _check_arguments(args: Any, kwargs: Any) -> None:
@@ -58,10 +70,12 @@ class ConductorManager:
         database: Database,
         registry: VersionedObjectRegistry | None = None,
         host: str | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.database = database
         self.registry = registry or default_registry()
         self.host = host
+        self.policy = policy
         # Turns a reply into what the inbox stores (the primitives the wire carries).
         self._serializer = VersionedObjectSerializer(registry=self.registry)
         # itertools.count is atomic under the GIL: no lock on the hot path.
@@ -70,6 +84,22 @@ class ConductorManager:
 
     def _count(self) -> None:
         self._served_total = next(self._served)
+
+    def _authorize(
+        self,
+        ctxt: RequestContext,
+        object_name: str,
+        method: str,
+        obj: VersionedObject | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        sender = current_sender()
+        if sender is None or self.policy is None:
+            return  # unsigned, or no policy: nobody to decide about
+        request = PolicyRequest(
+            Credentials.of(sender, ctxt), ctxt, object_name, method, obj, arguments or {}
+        )
+        self.policy.authorize(request)
 
     def ping(self, ctxt: RequestContext) -> dict[str, Any]:
         """Which conductor answered and how many object calls it has served."""
@@ -100,6 +130,9 @@ class ConductorManager:
                 # (see podium.db.inbox): from the object as it was sent.
                 objinst.__dict__.clear()
                 objinst.__dict__.update(before.obj_clone().__dict__)
+            if self.policy is not None:
+                arguments = named_arguments(_function(objinst, objmethod), args, kwargs)
+                self._authorize(ctxt, objinst.obj_name(), objmethod, objinst, arguments)
             result = local_method(objinst, objmethod)(*args, **kwargs)
             return object_action_updates(before, objinst), result
 
@@ -135,6 +168,9 @@ class ConductorManager:
         self._count()
 
         def run() -> Any:
+            if self.policy is not None:
+                arguments = named_arguments(_function(objclass, objmethod), [ctxt, *args], kwargs)
+                self._authorize(ctxt, objname, objmethod, None, arguments)
             result = method(ctxt, *args, **kwargs)
             if isinstance(result, VersionedObject):
                 # The RPC layer would send our newest version; honour the caller's.

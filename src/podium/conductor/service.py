@@ -15,6 +15,7 @@ from podium.service import Lifecycle, PeriodicTask
 
 from .api import ConductorAPI
 from .manager import ConductorManager
+from .policy import Policy
 
 LOG = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class ConductorService(Lifecycle):
     While it runs it also deletes inbox records older than ``inbox_retention``
     (every ``inbox_retention / 4``, at most every 10 minutes); ``None`` leaves
     that to ``podium db prune-inbox``.
+
+    ``policy`` decides which signed sender may make which object call
+    (:mod:`podium.conductor.policy`); None lets every call through.
     """
 
     def __init__(
@@ -72,12 +76,13 @@ class ConductorService(Lifecycle):
         registry: VersionedObjectRegistry | None = None,
         inbox_retention: timedelta | None = DEFAULT_RETENTION,
         endpoints: Sequence[object] = (),
+        policy: Policy | None = None,
     ) -> None:
         if inbox_retention is not None and inbox_retention <= timedelta(0):
             raise ValueError("inbox_retention must be positive (or None: no pruning)")
         self.database = database
         self.inbox_retention = inbox_retention
-        self.manager = ConductorManager(database, registry=registry, host=host)
+        self.manager = ConductorManager(database, registry=registry, host=host, policy=policy)
         # An endpoint whose target names a topic of its own is served there, by
         # a server and worker pool of its own: its handlers may wait on other
         # services that in turn make object calls here, and must never hold

@@ -139,6 +139,12 @@ class ServiceConfig:
         help="seconds a signed request's send time may differ from this host's clock",
         gt=0,
     )
+    policy_file: str | None = setting(
+        None,
+        help="the conductor's policy overrides (TOML, rule name = rule); read at start-up. "
+        "Empty: the applications' default rules",
+        check=str.strip,
+    )
 
     #: Settings without a default for a command: load() gives them this value
     #: when no source sets them.

@@ -36,7 +36,7 @@ import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from podium.apps import apps_or_installed
 from podium.objects.fixture import (
@@ -49,7 +49,7 @@ from podium.objects.fixture import (
 
 if TYPE_CHECKING:
     from podium.apps import App
-    from podium.conductor import ConductorAPI
+    from podium.conductor import ConductorAPI, Policy
     from podium.db import Database
     from podium.objects import VersionedObject
     from podium.rpc import Transport
@@ -165,25 +165,36 @@ def in_process_conductor(
     host: str = "conductor-test",
     workers: int = 4,
     timeout: float = 10.0,
+    policy: Policy | Literal["apps"] | None = "apps",
 ) -> Iterator[ConductorAPI]:
     """A conductor on ``transport`` and ``database``, with this process as its worker.
 
     It serves the objects and conductor endpoints of ``apps`` (default: the
-    installed applications), as ``podium conductor`` does. Remotable methods
-    of ``base`` (every object: ``VersionedObject``) go through it for the
-    duration, as on a worker host; yields the worker's
+    installed applications) under their policy, as ``podium conductor`` does
+    (``policy``: another :class:`~podium.conductor.Policy`, or None for none).
+    Remotable methods of ``base`` (every object: ``VersionedObject``) go
+    through it for the duration, as on a worker host; yields the worker's
     :class:`~podium.conductor.ConductorAPI`.
     """
     from podium.apps import conductor_endpoints, import_modules
     from podium.conductor import ConductorService, configure_worker
+    from podium.conductor.policy import policy_of
     from podium.objects import VersionedObject
 
     chosen = apps_or_installed(apps)
     import_modules(chosen, "objects")
     endpoints = conductor_endpoints(chosen, transport, database, host)
     target = base or VersionedObject
+    enforced = policy_of(chosen) if policy == "apps" else policy
     with (
-        ConductorService(transport, database, host=host, workers=workers, endpoints=endpoints),
+        ConductorService(
+            transport,
+            database,
+            host=host,
+            workers=workers,
+            endpoints=endpoints,
+            policy=enforced,
+        ),
         indirection_api_set(None, target),  # what was there before comes back after
     ):
         api = configure_worker(transport, base=target, timeout=timeout)

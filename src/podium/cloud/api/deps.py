@@ -14,7 +14,7 @@ from podium.cloud.config import CloudConfig
 from podium.cloud.objects import Flavor, Instance
 from podium.cloud.rpcapi import ComputeAPI, ComputeTaskAPI
 from podium.context import ReadDeleted, RequestContext
-from podium.exceptions import NotFound
+from podium.exceptions import NotFound, PolicyNotAuthorized
 
 #: Most servers one page holds (Nova's osapi_max_limit).
 MAX_PAGE = 1000
@@ -115,7 +115,8 @@ def find_server(
         raise missing
     try:
         instance = Instance.get_by_uuid(replace(context, read_deleted=read_deleted), server_id)
-    except NotFound:
+    except (NotFound, PolicyNotAuthorized):
+        # The conductor's policy refuses another project's server too.
         raise missing from None
     # Another project's server does not exist for this caller: a 403
     # would confirm that the uuid is in use.

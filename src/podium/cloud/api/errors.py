@@ -18,6 +18,7 @@ from podium.exceptions import (
     NoConsumer,
     NotFound,
     PodiumError,
+    PolicyNotAuthorized,
     TransportError,
 )
 
@@ -161,6 +162,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             409, "Another action on this server got there first; reload it and try again"
         )
+
+    @app.exception_handler(PolicyNotAuthorized)
+    def _refused(request: Request, error: PolicyNotAuthorized) -> JSONResponse:
+        # The conductor's audit log has the rule; the client learns only no.
+        return error_response(403, "The cloud's policy does not allow this request")
 
     @app.exception_handler(InstanceInvalidState)
     def _invalid_state(request: Request, error: InstanceInvalidState) -> JSONResponse:

@@ -34,7 +34,7 @@ from podium.cloud.objects import ComputeNode, Instance, InstanceFault, InstanceL
 from podium.cloud.rpcapi import ComputeAPI, ComputeTaskAPI, sent_now
 from podium.context import RequestContext, get_admin_context
 from podium.db import block_db_access
-from podium.exceptions import MessagingError, NotFound, PodiumError
+from podium.exceptions import MessagingError, NotFound, PodiumError, PolicyNotAuthorized
 from podium.rpc import Target, Transport
 from podium.service import PeriodicTask
 
@@ -484,3 +484,6 @@ def _dropped_if_moved(instance: Instance, what: str) -> Iterator[None]:
         LOG.info("%s of instance %s dropped: %s", what, instance.uuid, error)
     except NotFound:
         LOG.info("%s of instance %s dropped: it was deleted", what, instance.uuid)
+    except PolicyNotAuthorized:
+        # The conductor lets a host see only its own instances: this one moved.
+        LOG.info("%s of instance %s dropped: it is no longer on this host", what, instance.uuid)

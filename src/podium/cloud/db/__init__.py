@@ -39,6 +39,7 @@ from podium.cloud.db._instances import (
     instance_get_all,
     instance_get_all_by_host,
     instance_get_by_uuid,
+    instance_get_owner,
     instance_record_guest_status,
     instance_update,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "instance_get_all",
     "instance_get_all_by_host",
     "instance_get_by_uuid",
+    "instance_get_owner",
     "instance_record_guest_status",
     "instance_update",
     "service_create",

@@ -57,6 +57,31 @@ def instance_get_by_uuid(db: Database, context: RequestContext, uuid: str) -> In
     return get(db, context, Instance, uuid=uuid)
 
 
+def instance_get_owner(db: Database, uuid: str, *, lock: bool = False) -> dict[str, Any]:
+    """Where an instance runs and whose it is (``host``, ``project_id``), deleted or not.
+
+    For the conductor's policy, before a method acts on the instance. ``lock``
+    takes the row's write lock (PostgreSQL and MariaDB) until the transaction
+    ends, so that what was checked is what the method then changes.
+    """
+    query = (
+        select(_INSTANCES.c.host, _INSTANCES.c.project_id)
+        .where(_INSTANCES.c.uuid == uuid)
+        .order_by(_INSTANCES.c.deleted.asc())
+        .limit(1)
+    )
+    if lock:
+        query = query.with_for_update()
+
+    def work(session: Session) -> dict[str, Any]:
+        row = session.execute(query).first()
+        if row is None:
+            raise NotFound(f"Instance {uuid} could not be found")
+        return {"host": row.host, "project_id": row.project_id}
+
+    return db.run(work)
+
+
 def instance_get_all(
     db: Database,
     context: RequestContext,

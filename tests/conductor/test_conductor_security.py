@@ -1,5 +1,6 @@
-"""A conductor that requires signatures: what a forged, unknown or replayed request leaves in the
-database (nothing), on memory:// and RabbitMQ, SQLite and PostgreSQL."""
+"""A conductor that requires signatures and enforces the cloud's policy: what a forged, unknown,
+replayed or unauthorized request leaves in the database (nothing), on memory:// and RabbitMQ,
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from polling import wait_for
 
 CTX = RequestContext(user_id="u1", project_id="p-victim", is_admin=True)
 COMPUTE = Sender("compute", "h1")
+API = Sender("api", "a1")
 
 
 class Bus:
@@ -111,12 +113,13 @@ def test_refused_requests_leave_the_database_as_it_was(
 ) -> None:
     conductor = bus.transport(bus.key(Sender("conductor", "c1")))
     compute = bus.transport(bus.key(COMPUTE))
+    api = bus.transport(bus.key(API))
     # The cloud's objects go through CloudObject's indirection API, restored after.
     with (
         in_process_conductor(conductor, database, host="c1"),
         indirection_api_set(None, CloudObject),
     ):
-        configure_worker(compute, base=CloudObject, timeout=10)
+        configure_worker(api, base=CloudObject, timeout=10)
         instance = Instance(CTX, uuid=str(uuid.uuid4()), hostname="vm", host="h1")
         instance.task_state = "scheduling"
         instance.create()
