@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from tests.service_process import ServiceProcess
 from podium.cloud.allinone import AllInOne
 from podium.cloud.config import CloudConfig
 from podium.db import Database
+from podium.rpc import Sender, SigningKey
 
 BUILD_FAILED = "build of instance"
 
@@ -38,10 +40,17 @@ def _cloud_settings() -> dict[str, str]:
 
 
 class DistributedCloud:
-    """One process per service on RabbitMQ and PostgreSQL, as a deployment runs it."""
+    """One process per service on RabbitMQ and PostgreSQL, as a deployment runs it.
 
-    def __init__(self, transport_url: str, database_url: str) -> None:
+    With ``keys_dir``, every service has a key of its own there and requires
+    signed requests: the conductor then enforces the cloud's policy on each.
+    """
+
+    def __init__(self, transport_url: str, database_url: str, keys_dir: Path | None = None) -> None:
         self.env = {**_cloud_settings(), "PODIUM_TRANSPORT_URL": transport_url}
+        self.keys_dir = keys_dir
+        if keys_dir is not None:
+            self.env.update(PODIUM_KEYS_DIR=str(keys_dir), PODIUM_REQUIRE_SIGNED="true")
         self.database = Database(database_url)
         self.processes: dict[str, ServiceProcess] = {}
         self.logs: dict[str, str] = {}
@@ -56,7 +65,16 @@ class DistributedCloud:
         self.api_url = api.ready_value("url")
 
     def _start(self, name: str, argv: list[str]) -> ServiceProcess:
-        process = ServiceProcess(argv, env=self.env)
+        env = self.env
+        if self.keys_dir is not None:
+            # Each process signs as SERVICE.HOST: its command, and its --host.
+            key = SigningKey.generate(Sender(argv[0], name))
+            (self.keys_dir / f"{key.sender.name}.pub").write_bytes(key.public_pem())
+            key_file = self.keys_dir.parent / f"{key.sender.name}.key"
+            key_file.write_bytes(key.private_pem())
+            key_file.chmod(0o600)
+            env = {**env, "PODIUM_KEY_FILE": str(key_file)}
+        process = ServiceProcess(argv, env=env)
         self.processes[name] = process
         return process
 
@@ -88,9 +106,11 @@ class DistributedCloud:
 @pytest.mark.postgres
 @pytest.mark.timeout(600)
 def test_distributed_cloud_builds_acts_deletes_and_survives_a_dead_compute(
-    rabbit_url: str, servers: Servers
+    rabbit_url: str, servers: Servers, tmp_path: Path
 ) -> None:
-    cloud = DistributedCloud(rabbit_url, servers.new_url("postgresql"))
+    """Signed, under the cloud's policy: nothing a service does in a normal life is refused."""
+    (tmp_path / "keys").mkdir()
+    cloud = DistributedCloud(rabbit_url, servers.new_url("postgresql"), tmp_path / "keys")
     try:
         timings = run_scenario(cloud)
     except BaseException:
@@ -104,6 +124,7 @@ def test_distributed_cloud_builds_acts_deletes_and_survives_a_dead_compute(
     for name, log in cloud.logs.items():
         if name != "compute-3":
             assert "Traceback" not in log, f"{name}:\n{log[-4000:]}"
+        assert "refused" not in log, f"{name}:\n{log[-4000:]}"
 
 
 class _BuildFailures(logging.Handler):

@@ -160,7 +160,7 @@ Check = Callable[[Credentials, Mapping[str, Any]], bool]
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<open>\() | (?P<close>\)) |
-        (?P<check>[A-Za-z_][\w.]*:(?:%\([^()\s]+\)s|[^\s()%])+) |
+        (?P<check>[A-Za-z_][\w.]*:(?:%\([^()\s]*\)[a-z]?|[^\s()])+) |
         (?P<word>[@!]|[A-Za-z_]+) |
         (?P<bad>\S)
     )""",

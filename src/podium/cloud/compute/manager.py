@@ -262,10 +262,12 @@ class ComputeManager:
     ) -> None:
         LOG.warning("build of instance %s failed on %s: %s", instance.uuid, self.host, error)
         self.driver.destroy(instance.uuid)
-        ComputeNode.release(ctxt, self.host, instance.uuid)
         instance.task_state = states.SCHEDULING
         # The CAS keeps a delete that came meanwhile from being undone by a rebuild.
+        # Saved while the instance is still this host's: the conductor lets a
+        # compute change only its own instances, and the release gives it away.
         instance.save(expected_task_state=states.SPAWNING)
+        ComputeNode.release(ctxt, self.host, instance.uuid)
         spec = dict(request_spec)
         spec["ignore_hosts"] = [*spec.get("ignore_hosts", []), self.host]
         spec["last_failure"] = f"{type(error).__name__}: {error} (host {self.host})"
