@@ -298,8 +298,9 @@ def test_a_compute_cannot_make_itself_admin(
     theirs.obj_reset_changes()
     theirs.vm_state = "deleted"
     for attempt in (
-        lambda: Flavor(SELF_MADE_ADMIN, flavorid="f-x", name="x", vcpus=1, memory_mb=1, disk_gb=1)
-        .create(),
+        lambda: Flavor(
+            SELF_MADE_ADMIN, flavorid="f-x", name="x", vcpus=1, memory_mb=1, disk_gb=1
+        ).create(),
         lambda: InstanceList.get_all(SELF_MADE_ADMIN),
         lambda: ComputeNodeList.get_all(SELF_MADE_ADMIN),
         lambda: Instance.get_by_uuid(SELF_MADE_ADMIN, instances["h2"].uuid),
@@ -376,9 +377,7 @@ def test_unsigned_requests_pass_the_policy_when_signatures_are_optional(
     assert conductor.signing.counts()["unsigned_accepted"] == 2
 
 
-def test_an_operator_overrides_a_rule_by_name(
-    bus: Bus, database: Database, tmp_path: Path
-) -> None:
+def test_an_operator_overrides_a_rule_by_name(bus: Bus, database: Database, tmp_path: Path) -> None:
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text('"InstanceList:get_all" = "rule:cross_host or service:compute"\n')
     conductor = bus.transport(bus.key(Sender("conductor", "c1")))
