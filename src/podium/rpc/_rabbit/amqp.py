@@ -49,12 +49,15 @@ __all__ = [
     "bounded",
     "call_later",
     "close_connection",
+    "closed_by_broker",
     "consume_inline",
+    "declare_existing",
     "declare_tolerantly",
     "describe",
     "enable_confirms",
     "flush_unsent",
     "on_cancel",
+    "on_close",
     "on_return",
     "open_connection",
     "parameters",
@@ -121,6 +124,17 @@ def on_cancel(channel: Channel, callback: Callable[[Any], None]) -> None:
     channel._impl.add_on_cancel_callback(callback)
 
 
+def on_close(channel: Channel, callback: Callable[[Any, BaseException], None]) -> None:
+    """Tell ``callback`` (channel, reason) when ``channel`` closes, inline."""
+    channel._impl.add_on_close_callback(callback)
+
+
+def closed_by_broker(channel: Channel) -> ChannelClosedByBroker | None:
+    """Why the broker closed ``channel`` (an ACCESS_REFUSED, a NOT_FOUND...); None if it did not."""
+    reason = channel._closing_reason if channel.is_closed else None
+    return reason if isinstance(reason, pex.ChannelClosedByBroker) else None
+
+
 def enable_confirms(
     channel: Channel, on_confirm: Callable[[Any], None], on_selected: Callable[[Any], None]
 ) -> None:
@@ -161,6 +175,9 @@ def refused_by_broker(exc: BaseException) -> bool:
         return True
     if _certificate_refused(_root_cause(exc)):
         return True
+    if isinstance(exc, pex.ChannelClosedByBroker):
+        # ACCESS_REFUSED: the account may not use that queue or exchange.
+        return bool(exc.reply_code == 403)
     return isinstance(exc, pex.ConnectionClosedByBroker) and exc.reply_code in (403, 530)
 
 
@@ -213,7 +230,7 @@ def describe(exc: BaseException) -> str:
         return f"TLS: the broker refused this client's certificate (or its absence): {alert}"
     if isinstance(cause, OSError) and cause.strerror:
         return cause.strerror
-    if isinstance(cause, pex.ConnectionClosedByBroker):
+    if isinstance(cause, (pex.ConnectionClosedByBroker, pex.ChannelClosedByBroker)):
         return f"closed by the broker: {cause.reply_code} {cause.reply_text}"
     return str(cause) or str(exc) or type(exc).__name__
 
@@ -341,6 +358,32 @@ def declare_tolerantly(
         LOG.warning("%s %r exists with other settings (%s); using it", kind, name, exc)
         ch = reopen()
     return ch
+
+
+def declare_existing(
+    ch: BlockingChannel, name: str, reopen: Callable[[], BlockingChannel], **how: Any
+) -> BlockingChannel:
+    """Use the exchange ``name`` as it is; declare it only if it does not exist.
+
+    An account restricted per service may not configure (delete, redeclare)
+    the exchange it shares with every other service: a passive declare needs
+    no permission. Only an account allowed to create it can when it is missing.
+    """
+    try:
+        ch.exchange_declare(name, passive=True)
+        return ch
+    except pex.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+    try:
+        return declare_tolerantly(reopen(), "exchange", name, reopen, **how)
+    except pex.ChannelClosedByBroker as exc:
+        if exc.reply_code != 403:
+            raise
+        raise TransportError(
+            f"exchange {name!r} does not exist, and this broker account may not create it: "
+            "start first a service whose account may (the conductor's, with podium broker setup)"
+        ) from None
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from .amqp import (
     run_until,
     send_now,
 )
+from .routing import REPLY_EXCHANGE, refused_destination
 
 if TYPE_CHECKING:
     from .driver import RabbitDriver
@@ -101,8 +102,11 @@ class Conn:
         else:
             # oslo.messaging's layout: a reply queue named reply_<uuid>. Ours
             # is exclusive, so it lives and dies with this connection.
-            self.reply_to = f"reply_{_codec.new_id()}"
+            self.reply_to = driver.routing.reply_queue()
             self.call_ch.queue_declare(self.reply_to, exclusive=True, auto_delete=True)
+            if driver.routing.restricted:
+                # Servers restricted per service reply through it, by this name.
+                self.call_ch.queue_bind(self.reply_to, REPLY_EXCHANGE, routing_key=self.reply_to)
             consume_inline(self.call_ch, self.reply_to, self._on_reply, auto_ack=True)
 
     # RabbitMQ rewrites "amq.rabbitmq.reply-to" into this channel's own address
@@ -179,6 +183,7 @@ class Conn:
             selected: list[bool] = []
             amqp.enable_confirms(ch, self._on_confirm, lambda _frame: selected.append(True))
             amqp.on_return(ch, self._on_cast_return)
+            amqp.on_close(ch, self._on_cast_channel_closed)
             if not self._wait_for_confirms(lambda: bool(selected), 10):
                 raise TransportError("the broker did not enable publisher confirms")
             self._cast_ch = ch
@@ -229,6 +234,28 @@ class Conn:
             "cast to %r dropped: nobody consumes it (%s)", method.routing_key, method.reply_text
         )
 
+    def _on_cast_channel_closed(self, _ch: Any, reason: BaseException) -> None:
+        """Drop the casts the broker refused (it closed the channel for them).
+
+        Sent again they would be refused again, and close each new channel
+        with them; the others go again as usual.
+        """
+        if not isinstance(reason, amqp.ChannelClosedByBroker):
+            return
+        refused = refused_destination(reason.reply_text)
+        if refused is None or reason.reply_code not in (403, 404):
+            return
+        exchange, key = refused
+        for tag, cast in list(self.unconfirmed.items()):
+            if cast.exchange == exchange and key in (None, cast.key):
+                del self.unconfirmed[tag]
+                LOG.error(
+                    "cast to %r on exchange %r dropped: the broker refused it (%s)",
+                    cast.key,
+                    cast.exchange,
+                    reason.reply_text,
+                )
+
     def orphan_unconfirmed(self) -> None:
         """Hand casts the broker never confirmed back to the driver, to resend."""
         if self.unconfirmed:
@@ -254,22 +281,42 @@ class Conn:
         count: int = frame.method.consumer_count
         return count
 
+    def exchange_exists(self, name: str) -> bool:
+        """Whether the exchange ``name`` exists (asked without the right to create it)."""
+        if self._probe_ch is None or not self._probe_ch.is_open:
+            self._probe_ch = self.connection.channel()
+        try:
+            self._probe_ch.exchange_declare(name, passive=True)
+        except amqp.ChannelClosedByBroker as exc:
+            self._probe_ch = None
+            if exc.reply_code == 404:
+                return False
+            raise
+        return True
+
     def declare(self, ch: amqp.Channel, kind: str, name: str, **how: Any) -> amqp.Channel:
-        """:func:`declare_tolerantly` on the cast channel, once per connection."""
+        """:func:`declare_tolerantly` on the cast channel, once per connection.
+
+        An account restricted per service (``routing=exchange``) declares no
+        exchange another service uses: it uses it as it exists.
+        """
         key = (kind, name)
         if key in self.declared:
             return ch
-        ch = declare_tolerantly(ch, kind, name, self.channel_for_casts, **how)
+        if kind == "exchange" and self.driver.routing.restricted:
+            ch = amqp.declare_existing(ch, name, self.channel_for_casts, **how)
+        else:
+            ch = declare_tolerantly(ch, kind, name, self.channel_for_casts, **how)
         self.declared.add(key)
         return ch
 
-    def call(self, queue: str, body: bytes, msg_id: str, timeout: float) -> _Slot:
-        """Publish a request straight to ``queue`` and wait for its reply.
+    def call(self, exchange: str, key: str, body: bytes, msg_id: str, timeout: float) -> _Slot:
+        """Publish a request for ``key``'s queue and wait for its reply.
 
-        The default exchange routes by queue name, which in this layout is the
-        routing key (oslo's servers consume the same queues); RabbitMQ routes
-        that more cheaply than the topic exchange, on every call's path.
+        It goes where the driver's routing says: by default straight to the
+        queue, on the default exchange (see :class:`.routing.Routing`).
         """
+        exchange, key = self.driver.routing.request(exchange, key)
         slot = _Slot(self.call_ch)
         self.pending[msg_id] = slot
         try:
@@ -281,13 +328,16 @@ class Conn:
             props.expiration = str(max(1, int(timeout * 1000)))
             send_now(
                 self.connection,
-                publish_frames(self.call_ch, "", queue, body, props, mandatory=True),
+                publish_frames(self.call_ch, exchange, key, body, props, mandatory=True),
             )
             with amqp.call_later(self.connection, timeout, slot.expire):
                 # run_until also returns for another thread's callback.
                 while not slot.settled():
                     run_until(self.connection, slot.settled)
             if slot.reply is None and not slot.returned and not self.call_ch.is_open:
+                refusal = amqp.closed_by_broker(self.call_ch)
+                if refusal is not None:
+                    raise refusal  # an ACCESS_REFUSED says which topic
                 raise TransportError("reply channel closed by the broker")
             return slot
         finally:

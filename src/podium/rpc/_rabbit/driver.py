@@ -28,6 +28,7 @@ from . import amqp
 from .amqp import RECOVERABLE, RETRYABLE, describe, refused_by_broker
 from .callers import JSON, Cast, Conn, Pool
 from .listener import RabbitListener
+from .routing import Routing, unanswerable
 
 LOG = logging.getLogger("podium.rpc._rabbit")
 
@@ -87,6 +88,14 @@ class RabbitDriver(Driver):
             raise MessagingError(
                 f"rabbit:// reply= must be 'direct' or 'queue', not {self.reply_mode!r}"
             )
+        self.routing = Routing.of(url)
+        if self.routing.restricted:
+            if url.query.get("reply", "queue") != "queue":
+                raise MessagingError(
+                    "rabbit:// routing=exchange replies through reply queues: reply=direct "
+                    "needs the default exchange, which it does not use"
+                )
+            self.reply_mode = "queue"
         # For messages: hosts and vhost, never the credentials.
         self.where = ",".join(f"{h.hostname}:{h.port or default_port}" for h in url.hosts) + (
             f"/{url.virtual_host or ''}"
@@ -215,7 +224,9 @@ class RabbitDriver(Driver):
             try:
                 with self._connection(deadline, retry) as conn:
                     if not wait_for_reply:
-                        if target.server and not target.fanout:
+                        # A restricted account may not make the topic's queue
+                        # (the servers do): it must exist, or the cast is lost.
+                        if not target.fanout and (target.server or self.routing.restricted):
                             self._probe(conn, target, key, method, need_consumer=False)
                         self._cast(conn, target, exchange, key, message)
                         return None
@@ -226,7 +237,7 @@ class RabbitDriver(Driver):
                     self._probe(conn, target, key, method, need_consumer=True)
                     sent = True
                     return self._await_reply(
-                        conn, target, key, method, body, msg_id, timeout, deadline
+                        conn, target, (exchange, key), method, body, msg_id, timeout, deadline
                     )
             except amqp.ChannelClosedByBroker as exc:
                 if exc.reply_code == 404:
@@ -244,7 +255,7 @@ class RabbitDriver(Driver):
         self,
         conn: Conn,
         target: Target,
-        key: str,
+        destination: tuple[str, str],
         method: str,
         body: bytes,
         msg_id: str,
@@ -254,7 +265,8 @@ class RabbitDriver(Driver):
         left = deadline - time.monotonic()
         if left <= 0:
             raise timeout_error(target, method, timeout)
-        slot = conn.call(key, body, msg_id, left)
+        exchange, key = destination
+        slot = conn.call(exchange, key, body, msg_id, left)
         if slot.returned:
             self._probed.pop(key, None)
             raise no_consumer_error(target, method, "unroutable")
@@ -329,15 +341,18 @@ class RabbitDriver(Driver):
         self._resend_orphans(conn)
         props = amqp.Properties(content_type=JSON, content_encoding="utf-8", delivery_mode=2)
         topic = str(target.topic)
+        restricted = self.routing.restricted
         if target.fanout:
             fanout = f"{topic}_fanout"
+            if restricted and not conn.exchange_exists(fanout):
+                return  # its servers declare it: none listens, so none misses the cast
             ch = conn.declare(
                 ch, "exchange", fanout, exchange_type="fanout", durable=False, auto_delete=True
             )
             conn.publish_cast(ch, Cast(fanout, topic, body, props, mandatory=False))
             return
         ch = conn.declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
-        if not target.server and ("bound", key) not in conn.declared:
+        if not target.server and not restricted and ("bound", key) not in conn.declared:
             # A cast to a topic nobody serves yet waits in the durable queue
             # for the first server, instead of vanishing.
             ch = conn.declare(ch, "queue", key, durable=True)
@@ -359,11 +374,15 @@ class RabbitDriver(Driver):
                 raise
 
     def publish_reply(self, reply_q: str, msg_id: str, body: bytes) -> None:
+        destination = self.routing.reply(reply_q)
+        if destination is None:
+            LOG.error("%s", unanswerable(reply_q))
+            return
         props = amqp.Properties(content_type=JSON, content_encoding="utf-8", correlation_id=msg_id)
         for attempt in (1, 2, 3):
             try:
                 with self._connection(time.monotonic() + 5, 1) as conn:
-                    conn.call_ch.basic_publish("", reply_q, body, props)
+                    conn.call_ch.basic_publish(*destination, body, props)
                 return
             except RETRYABLE as exc:
                 if attempt == 3:

@@ -34,7 +34,7 @@ class RabbitListener(Listener):
         self.driver = driver
         self.target = target
         self.callback = callback
-        self.fanout_queue = f"{target.topic}_fanout_{_codec.new_id()}"
+        self.fanout_queue = driver.routing.fanout_queue(str(target.topic))
         self.dead_queue = f"{target.topic}.dead"
         self.tag_prefix = _codec.new_id()
         self.consuming = True
@@ -102,6 +102,3 @@ class RabbitListener(Listener):
                 worker.thread.join(10)
         if self._keeper.is_alive():
             self._keeper.join(10)
-
-
-#: The URL options of ``rabbits://``: files of PEM certificates and keys.

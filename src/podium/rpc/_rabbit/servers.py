@@ -20,6 +20,7 @@ from .amqp import (
     ack_frame,
     close_connection,
     consume_inline,
+    declare_existing,
     declare_tolerantly,
     describe,
     publish_frames,
@@ -28,6 +29,7 @@ from .amqp import (
     send_now,
 )
 from .callers import JSON
+from .routing import unanswerable
 
 if TYPE_CHECKING:
     from .listener import RabbitListener
@@ -126,6 +128,10 @@ class Worker:
         self.lock = threading.Lock()
         self.connection: amqp.Connection | None = None
         self.channel: amqp.Channel | None = None
+        # routing=exchange: what the worker publishes goes on a channel of its
+        # own, so that a refusal by the broker cannot take the acks with it.
+        self.out_channel: amqp.Channel | None = None
+        self.keys: list[str] = []
         self.generation = 0
         self.backlog: deque[Delivery] = deque()
         self.consumer_tags: list[str] = []
@@ -149,6 +155,9 @@ class Worker:
     def _setup(self) -> None:
         self.connection = amqp.open_connection(self.driver.connection_parameters())
         ch, keys = self._declare_layout(self.connection.channel())
+        self.keys = keys
+        if self.driver.routing.restricted:
+            self.out_channel = self.connection.channel()
         fanout_q = self.listener.fanout_queue
         # One unacknowledged request per worker: the broker hands the next one
         # to a free worker (of this server or another).
@@ -200,7 +209,14 @@ class Worker:
         target = self.listener.target
         exchange = target.exchange or DEFAULT_EXCHANGE
         topic = str(target.topic)
-        ch = self._declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
+        restricted = self.driver.routing.restricted
+        if restricted:
+            assert self.connection is not None
+            ch = declare_existing(
+                ch, exchange, self.connection.channel, exchange_type="topic", durable=True
+            )
+        else:
+            ch = self._declare(ch, "exchange", exchange, exchange_type="topic", durable=True)
         keys = [topic] + ([f"{topic}.{target.server}"] if target.server else [])
         for key in keys:
             ch = self._declare(ch, "queue", key, durable=True)
@@ -213,11 +229,16 @@ class Worker:
         fanout_q = self.listener.fanout_queue
         ch.queue_declare(fanout_q, auto_delete=True)
         ch.queue_bind(fanout_q, fanout, routing_key=topic)
-        ch = self._declare(ch, "queue", self.listener.dead_queue, durable=True)
+        dead = self.listener.dead_queue
+        ch = self._declare(ch, "queue", dead, durable=True)
+        if restricted:
+            # Set aside through the exchange: the default one is out of bounds.
+            ch.queue_bind(dead, exchange, routing_key=dead)
         return ch, keys
 
     def _drop(self) -> None:
         conn, self.connection, self.channel = self.connection, None, None
+        self.out_channel = None
         self.consumer_tags = []
         if conn is not None:
             close_connection(conn, grace=1.0)
@@ -328,7 +349,9 @@ class Worker:
         once, and would keep no count across restarts of the server.
         """
         attempts = delivery.attempts + 1
-        if attempts >= self.driver.max_attempts:
+        if attempts >= self.driver.max_attempts or self._route(delivery.queue) is None:
+            # (No route back: a fanout queue is reached only through its
+            # exchange, which would hand the request to every server again.)
             self.dead_letter(delivery, reason, attempts)
             return
         LOG.warning(
@@ -365,25 +388,46 @@ class Worker:
         if not keep:
             props.expiration = None
             props.delivery_mode = 2
-        self._write(delivery, [(queue, delivery.body, props)])
+        destination = self._route(queue)
+        assert destination is not None  # fail() sets aside what has no route back
+        self._write(delivery, [(*destination, delivery.body, props)])
+
+    def _route(self, queue: str) -> tuple[str, str] | None:
+        """Where a request sent again to this server's ``queue`` is published."""
+        if not self.driver.routing.restricted:
+            return ("", queue)
+        exchange = self.listener.target.exchange or DEFAULT_EXCHANGE
+        if queue == self.listener.dead_queue:
+            return (exchange, queue)
+        if queue in self.keys:
+            # To this server's own queue: a restricted account may not send to
+            # the topic's shared one, which its peers (other hosts) consume.
+            return (exchange, self.keys[-1])
+        return None
 
     def finish(self, delivery: Delivery, reply: tuple[str, str, bytes] | None) -> None:
         """Publish the reply and acknowledge the request, in one write."""
         publishes = []
         if reply is not None:
             reply_q, msg_id, body = reply
-            props = amqp.Properties(
-                content_type=JSON, content_encoding="utf-8", correlation_id=msg_id
-            )
-            publishes.append((reply_q, body, props))
+            destination = self.driver.routing.reply(reply_q)
+            if destination is None:
+                LOG.error("%s", unanswerable(reply_q))
+                reply = None
+            else:
+                props = amqp.Properties(
+                    content_type=JSON, content_encoding="utf-8", correlation_id=msg_id
+                )
+                publishes.append((*destination, body, props))
         if not self._write(delivery, publishes) and reply is not None:
             # The channel died: the broker requeues the request; still answer it.
             self.driver.publish_reply(*reply)
 
     def _write(
-        self, delivery: Delivery, publishes: list[tuple[str, bytes, amqp.Properties]]
+        self, delivery: Delivery, publishes: list[tuple[str, str, bytes, amqp.Properties]]
     ) -> bool:
-        """Publish on the default exchange and acknowledge ``delivery``, in one write.
+        """Publish (exchange, routing key, body, properties) and acknowledge ``delivery``,
+        in one write.
 
         False when the channel that took the delivery is gone (the broker
         gives the request to a consumer again).
@@ -392,14 +436,15 @@ class Worker:
             ch = self.channel
             if delivery.generation != self.generation or ch is None or not ch.is_open:
                 return False
+            out = self._out_channel(ch)
             frames: list[bytes] = []
-            for queue, body, props in publishes:
+            for exchange, key, body, props in publishes:
                 try:
-                    frames += publish_frames(ch, "", queue, body, props)
+                    frames += publish_frames(out, exchange, key, body, props)
                 except Exception as exc:
                     # Never leave the delivery unacknowledged for want of a
                     # message built from what it carried.
-                    LOG.error("could not publish to %.80r: %s", queue, exc)
+                    LOG.error("could not publish to %.80r: %s", key, exc)
             frames.append(ack_frame(ch, delivery.tag))
             connection = self.connection
             assert connection is not None
@@ -410,6 +455,22 @@ class Worker:
             except RECOVERABLE as exc:
                 LOG.info("could not finish message %s: %s", delivery.tag, describe(exc))
                 return False
+
+    def _out_channel(self, ch: amqp.Channel) -> amqp.Channel:
+        """The channel to publish on (called with the lock held)."""
+        out = self.out_channel
+        if out is None:
+            return ch
+        if not out.is_open:
+            refusal = amqp.closed_by_broker(out)
+            LOG.error(
+                "server on %s: the broker refused a message this server sent (%s)",
+                self.listener.target.topic,
+                describe(refusal) if refusal is not None else "channel closed",
+            )
+            assert self.connection is not None
+            out = self.out_channel = self.connection.channel()
+        return out
 
     def wake(self) -> None:
         conn = self.connection
