@@ -39,7 +39,13 @@ BASE = {
     "podium.config",
     "podium.apps",
 }
-COMMANDS = {"podium.__main__", "podium.cli", "podium.config_cli", "podium.keys_cli"}
+COMMANDS = {
+    "podium.__main__",
+    "podium.cli",
+    "podium.config_cli",
+    "podium.keys_cli",
+    "podium.broker_cli",
+}
 
 
 def layer_of(module: str) -> str:
