@@ -9,6 +9,9 @@ early (the rest of the password then shows up as a path), and a ``,`` splits a
 host in two. A URL is read only when it cannot be read two ways; otherwise
 :class:`UnreadableURL` says what is wrong and where, and never quotes the URL,
 since any part of it may be a piece of the password.
+
+Options of the query that hold a secret (a key's passphrase) or say where one
+lies (a private key file) are masked too: see :func:`is_secret_option`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,14 @@ from dataclasses import dataclass
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
 _HIDDEN = "***"
+#: Options whose value is a password, or the path of a private key.
+_SECRET_OPTION = re.compile(r"[^=&#]*password|sslkey|ssl_key|keyfile", re.IGNORECASE)
+_OPTION = re.compile(r"(?<=[?&])([^=&#]*)=([^&#]*)")
+
+
+def is_secret_option(name: str) -> bool:
+    """Whether the value of the URL option ``name`` must never be shown."""
+    return _SECRET_OPTION.fullmatch(name) is not None
 
 
 class UnreadableURL(ValueError):
@@ -84,7 +95,7 @@ def split_url(url: str) -> SplitURL:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with every password replaced by ``***``, for messages and logs.
+    """``url`` with every password (and secret option) replaced by ``***``, for messages and logs.
 
     A URL that cannot be split safely keeps only its scheme (``rabbit://***``),
     or nothing (``***``) when even that is unclear.
@@ -101,4 +112,10 @@ def mask_url(url: str) -> str:
             continue
         user, colon, _ = host.userinfo.partition(":")
         hosts.append(f"{user}:{_HIDDEN}@{host.hostport}" if colon else f"{user}@{host.hostport}")
-    return f"{split.scheme}://{','.join(hosts)}{split.tail}"
+    tail = _OPTION.sub(_mask_option, split.tail)
+    return f"{split.scheme}://{','.join(hosts)}{tail}"
+
+
+def _mask_option(option: re.Match[str]) -> str:
+    name = option.group(1)
+    return f"{name}={_HIDDEN}" if is_secret_option(name) else option.group(0)

@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import exc
 from sqlalchemy.engine import URL
 
+from podium._urls import mask_url
+from podium.db._tls import hide_secrets
 from podium.exceptions import DBConnectionError, DBDeadlock, DBError, DuplicateEntry
 
 
@@ -30,9 +32,17 @@ def translate_error(error: exc.StatementError, url: URL | None = None) -> DBErro
     if lost_to_a_concurrent_transaction(error):
         return DBDeadlock(f"{type(error.orig).__name__}: {first_line(error.orig)}")
     if error.connection_invalidated or is_connect_failure(error):
-        where = f" at {url.render_as_string()}" if url is not None else ""
-        return DBConnectionError(f"Cannot reach the database{where}: {first_line(error.orig)}")
-    return DBError(f"{type(error.orig).__name__}: {first_line(error.orig)}")
+        where = ""
+        if url is not None:
+            # Rendered with the password for mask_url to hide it with the secret options.
+            where = f" at {mask_url(url.render_as_string(hide_password=False))}"
+        reason = hide_secrets(first_line(error.orig), url)
+        if tls_refused(error):
+            return DBConnectionError(
+                f"Cannot reach the database{where} over TLS (trying again will not help): {reason}"
+            )
+        return DBConnectionError(f"Cannot reach the database{where}: {reason}")
+    return DBError(f"{type(error.orig).__name__}: {hide_secrets(first_line(error.orig), url)}")
 
 
 def lost_to_a_concurrent_transaction(error: exc.DBAPIError) -> bool:
@@ -63,7 +73,8 @@ def is_connect_failure(error: exc.DBAPIError) -> bool:
     # pymysql: 2003 can't connect, 2006 gone away, 2013 lost connection, 1045/1049
     # access denied / unknown database.
     args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and args[0] in (1044, 1045, 1049, 2003, 2006, 2013):
+    # 2026: TLS asked for, and the server has none.
+    if args and isinstance(args[0], int) and args[0] in (1044, 1045, 1049, 2003, 2006, 2013, 2026):
         return True
     sqlstate = getattr(orig, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate[:2] in ("08", "28", "3D"):
@@ -85,8 +96,39 @@ _UNREACHABLE = (
 )
 
 
+#: What the drivers (libpq, Python's ssl under PyMySQL) say when TLS cannot
+#: work as configured: a server certificate of another authority or for
+#: another host name, a server without TLS, a client certificate the server
+#: does not trust, the client's own files. Not "SSL SYSCALL error" nor "SSL
+#: connection has been closed unexpectedly": those are connections lost, which
+#: a new one may cure.
+_TLS_REFUSALS = (
+    "certificate verify failed",
+    "does not match host name",
+    "server does not support ssl",
+    "ssl is required but the server",
+    "alert unknown ca",
+    "alert bad certificate",
+    "alert certificate required",
+    "alert certificate unknown",
+    "requires a valid client certificate",
+    # libpq's reading of its files: a key others may read, a file that holds no
+    # certificate, no root certificate where verify-full looks by default.
+    "private key file",
+    "certificate file",
+)
+
+
+def tls_refused(error: exc.DBAPIError) -> bool:
+    """TLS with the server failed in a way trying again cannot change."""
+    message = str(error.orig).lower()
+    return any(text in message for text in _TLS_REFUSALS)
+
+
 def refused_for_good(error: exc.DBAPIError) -> bool:
-    """A refusal that trying again will not change: credentials, database name."""
+    """A refusal that trying again will not change: credentials, database name, TLS."""
+    if tls_refused(error):
+        return True
     orig = error.orig
     args = getattr(orig, "args", ())
     if args and isinstance(args[0], int) and args[0] in (1044, 1045, 1049):
@@ -102,6 +144,7 @@ def refused_for_good(error: exc.DBAPIError) -> bool:
             "authentication failed",
             "does not exist",
             "no pg_hba.conf entry",
+            "pg_hba.conf rejects connection",
             "unable to open database file",
         )
     )

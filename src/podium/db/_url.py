@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, make_url
 
 from podium._urls import mask_url
 from podium.db._errors import first_line
+from podium.db._tls import check_tls_files, complete_tls
 from podium.exceptions import InvalidDatabaseURL
 
 DATABASE_URL_ENV = "PODIUM_DATABASE_URL"
@@ -75,7 +76,7 @@ def parse_url(url: str) -> URL:
         # MySQL's "utf8" is 3 bytes per character; anything outside the BMP
         # (emoji in a display name) would be refused or mangled.
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-    return parsed
+    return complete_tls(parsed)
 
 
 #: The URL scheme to use for a dialect written without podium's driver (or misspelt).
@@ -99,10 +100,12 @@ def driver_error(parsed: URL, error: Exception) -> InvalidDatabaseURL:
 
 
 def check_url(url: str) -> URL:
-    """``url`` parsed, its driver importable; InvalidDatabaseURL says why not. Opens nothing."""
+    """``url`` parsed, its driver importable, the files of its TLS options readable;
+    InvalidDatabaseURL says why not. Connects to nothing."""
     parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
         raise InvalidDatabaseURL(IN_MEMORY_SQLITE)
+    check_tls_files(parsed)
     try:
         parsed.get_dialect().import_dbapi()
     except (exc.NoSuchModuleError, ImportError) as error:

@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from podium.db._block import DATABASES, allow_db_access, block_db_access, refuse
 from podium.db._drivers import POLL_EVENTS, socket_fd, sqlite_on_connect
 from podium.db._drivers import SQLITE_BUSY_TIMEOUT_MS as SQLITE_BUSY_TIMEOUT_MS
-from podium.db._errors import first_line, refused_for_good
+from podium.db._errors import first_line, refused_for_good, tls_refused
 from podium.db._errors import translate_error as translate_error
 from podium.db._statement import DriverStatement
+from podium.db._tls import tls_connect_args
 from podium.db._url import DATABASE_URL_ENV as DATABASE_URL_ENV
 from podium.db._url import (
     IN_MEMORY_SQLITE,
@@ -154,8 +155,9 @@ def create_engine(url: str | URL, pool_size: int | None = None) -> Engine:
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs["pool_recycle"] = 3600
+        parsed, tls_args = tls_connect_args(parsed)
         # An unreachable host must fail in seconds, not the OS's minutes.
-        kwargs["connect_args"] = {"connect_timeout": 10}
+        kwargs["connect_args"] = {"connect_timeout": 10, **tls_args}
     try:
         engine = sa.create_engine(parsed, **kwargs)
     except (exc.NoSuchModuleError, ImportError) as error:
@@ -227,10 +229,9 @@ def _last_look(connection: sa.Connection, what: str) -> None:
     """Give up a connection the server closed before ``what`` is sent; else note it is sent."""
     if _server_hung_up(connection.connection.dbapi_connection):
         connection.invalidate()
-        url = connection.engine.url.render_as_string(hide_password=True)
         raise _lost_before_sending(
-            f"Cannot reach the database at {url}: the server closed the connection before "
-            f"{what} was sent"
+            f"Cannot reach the database at {mask_password(connection.engine.url)}: "
+            f"the server closed the connection before {what} was sent"
         )
     unit = _unit.get()
     if unit is not None and unit.sent is None:
@@ -255,6 +256,8 @@ def _transient(error: DBConnectionError) -> bool:
         return True
     cause = error.__cause__
     if not isinstance(cause, exc.DBAPIError):
+        return False
+    if tls_refused(cause):  # a TLS alert may arrive as a lost connection
         return False
     return cause.connection_invalidated or not refused_for_good(cause)
 
