@@ -25,7 +25,7 @@ from podium.cloud.objects import (
     InstanceList,
     Service,
 )
-from podium.cloud.rpcapi import sent_now
+from podium.cloud.rpcapi import ComputeTaskAPI, sent_now
 from podium.conductor import configure_worker
 from podium.conductor.policy import policy_of
 from podium.context import RequestContext
@@ -196,12 +196,13 @@ class Cloud:
         self.bus = bus
         self.senders: dict[str, Transport] = {}
 
-    def act_as(self, service: str, host: str) -> None:
+    def act_as(self, service: str, host: str) -> Transport:
         """This process's cloud objects go to the conductor signed as ``service.host``."""
         name = f"{service}.{host}"
         if name not in self.senders:
             self.senders[name] = self.bus.transport(self.bus.key(Sender(service, host)))
         configure_worker(self.senders[name], base=CloudObject, timeout=10)
+        return self.senders[name]
 
 
 @pytest.fixture
@@ -390,3 +391,29 @@ def test_an_operator_overrides_a_rule_by_name(bus: Bus, database: Database, tmp_
         assert isinstance(InstanceList.get_all(VICTIM), InstanceList)
         with pytest.raises(PolicyNotAuthorized):
             InstanceList.get_by_host(VICTIM, "h2")  # still the default
+
+
+def test_a_compute_beats_only_its_own_guests_hearts(
+    cloud: tuple[Cloud, dict[str, Instance]],
+    database: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The conductor's own endpoints are checked too (rule ``compute_task:guest_heartbeat``)."""
+    bus, instances = cloud
+    tasks = ComputeTaskAPI(bus.act_as("compute", "h1"))
+
+    def guest_status(host: str) -> Any:
+        with database.engine.connect() as connection:
+            return connection.execute(
+                sa.select(InstanceRow.guest_status).where(InstanceRow.uuid == instances[host].uuid)
+            ).scalar_one()
+
+    with caplog.at_level("WARNING", logger="podium.audit"):
+        tasks.guest_heartbeat(VICTIM, instances["h2"].uuid, "CRASHED", sent_now())
+        tasks.guest_heartbeat(VICTIM, instances["h1"].uuid, "RUNNING", sent_now())
+        wait_for(lambda: guest_status("h1") == "RUNNING", "h1's own guest's heartbeat stored")
+        wait_for(
+            lambda: any("compute_task:guest_heartbeat" in r.getMessage() for r in caplog.records),
+            "the refusal of h2's",
+        )
+    assert guest_status("h2") is None

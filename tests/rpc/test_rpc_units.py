@@ -27,6 +27,7 @@ from podium.rpc import _codec as codec
 def test_public_api_is_curated() -> None:
     assert podium.rpc.__all__ == sorted(podium.rpc.__all__)
     assert set(podium.rpc.__all__) == {
+        "Authorize",
         "Claim",
         "DeadLetter",
         "DedupStore",

@@ -60,6 +60,11 @@ RULES: dict[str, str] = {
     "Service:get_by_id": "rule:cross_host or service:api",
     "Service:get_by_host_and_binary": "rule:cross_host or service:api or rule:own_service",
     "ServiceList:get_all": "rule:cross_host or service:api",
+    # The conductor's build flow: the api asks for builds, a compute for a
+    # rebuild elsewhere of an instance it failed; a guest's heartbeat comes
+    # from its own host.
+    "compute_task:build_instances": "rule:cross_host or service:api or service:compute",
+    "compute_task:guest_heartbeat": _HOST,
     # Flavors: everyone reads them; admins make them.
     "Flavor:get_by_flavor_id": "@",
     "FlavorList:get_all": "@",
@@ -67,8 +72,8 @@ RULES: dict[str, str] = {
     "Flavor:destroy": "rule:cross_host",
 }
 
-#: Methods that only read: their checks take no row lock.
-_READS = frozenset({"refresh", "get_by_uuid", "get_latest_for_instance"})
+#: Methods that only read, or run outside a transaction: their checks take no row lock.
+_READS = frozenset({"read", "refresh", "get_by_uuid", "get_latest_for_instance"})
 
 
 def _service_of(binary: Any) -> Any:
@@ -148,6 +153,13 @@ def service_targets(request: PolicyRequest) -> Sequence[Mapping[str, Any]]:
     return _stored_and_changed(load, changes)
 
 
+def compute_task_targets(request: PolicyRequest) -> Sequence[Mapping[str, Any]]:
+    if request.method == "guest_heartbeat":
+        uuid = request.arguments.get("instance_uuid")
+        return [LazyTarget(_instance_owner(uuid, "read"))]
+    return [request.arguments]
+
+
 def defaults() -> PolicyDefaults:
     """The cloud's rules and targets (``App.policy``)."""
     return PolicyDefaults(
@@ -157,5 +169,6 @@ def defaults() -> PolicyDefaults:
             "InstanceList": instance_list_targets,
             "InstanceFault": instance_fault_targets,
             "Service": service_targets,
+            "compute_task": compute_task_targets,
         },
     )

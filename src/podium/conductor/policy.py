@@ -40,7 +40,7 @@ from podium.apps import App, resolve
 from podium.config import ConfigError
 from podium.context import RequestContext
 from podium.exceptions import AppError, PolicyNotAuthorized
-from podium.rpc import Sender
+from podium.rpc import Sender, current_sender
 
 __all__ = [
     "CREDENTIAL_KINDS",
@@ -378,6 +378,25 @@ class Policy:
             sender=str(request.credentials),
             action=request.action,
         )
+
+    def endpoint_check(self, topic: str) -> Callable[[Any, str, dict[str, Any]], None]:
+        """An RPC server's ``authorize`` for the endpoints it serves on ``topic``.
+
+        A signed request for ``method`` is checked against the rule
+        ``"<topic>:<method>"`` (its target: the call's arguments, unless a
+        target function is given for ``topic``). Endpoint methods with no rule
+        of their own are let through: the ``default`` rule is for object calls.
+        """
+
+        def authorize(ctxt: Any, method: str, arguments: dict[str, Any]) -> None:
+            sender = current_sender()
+            if sender is None or f"{topic}:{method}" not in self._checks:
+                return
+            context = ctxt if isinstance(ctxt, RequestContext) else RequestContext()
+            credentials = Credentials.of(sender, context)
+            self.authorize(PolicyRequest(credentials, context, topic, method, None, arguments))
+
+        return authorize
 
     def _targets(self, request: PolicyRequest) -> Sequence[Mapping[str, Any]]:
         build = self.targets.get(request.object_name)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from podium.db import Database
-from podium.db.current import set_default_database
+from podium.db.current import set_default_database, use_database
 from podium.db.inbox import DEFAULT_RETENTION, prune_inbox
 from podium.objects import VersionedObject, VersionedObjectRegistry, VersionedObjectSerializer
-from podium.rpc import RPCServer, Target, Transport
+from podium.rpc import Authorize, RPCServer, Target, Transport
 from podium.service import Lifecycle, PeriodicTask
 
 from .api import ConductorAPI
@@ -99,6 +100,7 @@ class ConductorService(Lifecycle):
                 served_endpoints,
                 serializer=serializer,
                 max_workers=workers,
+                authorize=None if policy is None else self._endpoint_check(policy, served),
             )
             for served, served_endpoints in by_topic.items()
         ]
@@ -115,6 +117,16 @@ class ConductorService(Lifecycle):
             self._tasks.append(
                 PeriodicTask("inbox-pruner", interval, lambda: self._prune(inbox_retention))
             )
+
+    def _endpoint_check(self, policy: Policy, topic: str) -> Authorize:
+        check = policy.endpoint_check(topic)
+
+        def authorize(ctxt: Any, method: str, arguments: dict[str, Any]) -> None:
+            # A rule's target may be read from the database (an instance's host).
+            with use_database(self.database):
+                check(ctxt, method, arguments)
+
+        return authorize
 
     def start(self) -> None:
         started: list[RPCServer] = []

@@ -16,12 +16,13 @@ from ._client import RPCClient
 from ._dedup import Claim, DedupStore, MemoryDedupStore, RedisDedupStore, current_message_id
 from ._memory import DeadLetter, MemoryBroker
 from ._serializer import NoOpSerializer, Serializer
-from ._server import RPCDispatcher, RPCServer
+from ._server import Authorize, RPCDispatcher, RPCServer
 from ._signing import KeyRing, MessageSigning, Sender, SigningKey, current_sender
 from ._target import Target
 from ._transport import Transport, TransportURL, get_transport
 
 __all__ = [
+    "Authorize",
     "Claim",
     "DeadLetter",
     "DedupStore",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import FunctionType, TracebackType
 from typing import Any
@@ -15,6 +15,7 @@ from podium.exceptions import (
     MalformedMessage,
     MessagingError,
     NoSuchMethod,
+    PolicyNotAuthorized,
     UnauthenticatedMessage,
     UnsupportedVersion,
 )
@@ -31,6 +32,11 @@ __all__ = ["RPCDispatcher", "RPCServer"]
 LOG = logging.getLogger(__name__)
 
 _DEFAULT_TARGET = Target()
+
+#: Called with (context, method, arguments) before a request's method runs;
+#: raises to refuse it (the caller gets the exception). The signed sender, if
+#: any, is :func:`~podium.rpc.current_sender`.
+Authorize = Callable[[Any, str, dict[str, Any]], None]
 
 # Message ids and reply addresses are echoed as AMQP short strings.
 MAX_HEADER_BYTES = 255
@@ -95,7 +101,13 @@ class RPCDispatcher:
     defines are reachable.
     """
 
-    def __init__(self, endpoints: Iterable[Any], serializer: Serializer | None = None) -> None:
+    def __init__(
+        self,
+        endpoints: Iterable[Any],
+        serializer: Serializer | None = None,
+        authorize: Authorize | None = None,
+    ) -> None:
+        self.authorize = authorize
         self.endpoints = list(endpoints)
         self.serializer: Serializer = serializer or NoOpSerializer()
 
@@ -152,6 +164,8 @@ class RPCDispatcher:
         # The endpoint reads the request's id with current_message_id().
         token = _current_id.set(unique_id if isinstance(unique_id, str) else None)
         try:
+            if self.authorize is not None:
+                self.authorize(ctxt, method, kwargs)
             if isinstance(ctxt, RequestContext):
                 with ctxt.activated():
                     LOG.debug("dispatching %s [%s]", method, ctxt.request_id)
@@ -169,6 +183,7 @@ class RPCServer:
     ``executor="threading"`` runs up to ``max_workers`` requests at a time;
     the broker hands over at most that many unacknowledged messages, and each
     is acknowledged only after its method has run and its reply was sent.
+    ``authorize`` (:data:`Authorize`) may refuse a request before it runs.
     """
 
     def __init__(
@@ -181,6 +196,7 @@ class RPCServer:
         max_workers: int = 16,
         dedup_size: int = 4096,
         dedup: DedupStore | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         if executor != "threading":
             raise MessagingError(f"unknown executor {executor!r}; podium runs 'threading'")
@@ -190,7 +206,7 @@ class RPCServer:
             raise MessagingError("max_workers must be at least 1")
         self.transport = transport
         self.target = target
-        self.dispatcher = RPCDispatcher(endpoints, serializer)
+        self.dispatcher = RPCDispatcher(endpoints, serializer, authorize)
         self.max_workers = max_workers
         # Redeliveries are recognised by the message's unique id: by default in
         # this process only; a shared store (Redis, the database) across servers.
@@ -339,7 +355,9 @@ class RPCServer:
         try:
             _ctxt, reply["result"] = self.dispatcher.dispatch(message)
         except Exception as exc:
-            if isinstance(exc, NoSuchMethod | UnsupportedVersion | MalformedMessage):
+            if isinstance(
+                exc, NoSuchMethod | UnsupportedVersion | MalformedMessage | PolicyNotAuthorized
+            ):
                 LOG.warning("rejected request %s: %s", message.get("method"), exc)
             elif msg_id:
                 LOG.debug("request %s raised %r", message.get("method"), exc)
