@@ -335,3 +335,8 @@ def test_config_show_reports_a_wrong_value_like_any_command(tmp_path: Path) -> N
     code, out, err = _show("config", "show", env={"PODIUM_RPC_TIMEOUT": "soon"})
     assert code == 1 and out == ""
     assert err == "Error: PODIUM_RPC_TIMEOUT=soon (environment): not a number\n"
+
+
+def test_an_optional_setting_left_empty_in_the_environment_is_not_set() -> None:
+    loaded = ServiceConfig.load(environ={"PODIUM_KEY_FILE": "", "PODIUM_POLICY_FILE": " "})
+    assert loaded.key_file is None and loaded.policy_file is None

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from podium.apps import App
+from podium.cli import main
 from podium.conductor.policy import (
     Credentials,
     LazyTarget,
@@ -176,3 +178,21 @@ def test_policy_of_gathers_the_apps_defaults_and_none_without_any(tmp_path: Path
     overrides.write_text('default = "@"\n')
     only_file = policy_of([App(name="plain")], overrides)
     assert only_file is not None and only_file.allows(COMPUTE_H1, "default", {})
+
+
+def test_podium_policy_list_shows_every_rule_and_what_the_file_changed(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"PODIUM_CONFIG": "", "PODIUM_POLICY_FILE": ""}
+    shown = runner.invoke(main, ["policy", "list"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "Instance:save" in shown.output and "(overridden)" not in shown.output
+    overrides = tmp_path / "policy.toml"
+    overrides.write_text('"Instance:save" = "rule:cross_host"\n"Mine:get" = "@"\n')
+    shown = runner.invoke(main, ["policy", "list", "--policy-file", str(overrides)], env=env)
+    lines = {line.split()[0]: line for line in shown.output.splitlines()}
+    assert lines["Instance:save"].endswith("rule:cross_host  (overridden)")
+    assert lines["Mine:get"].endswith("@  (added)")
+    overrides.write_text('"Instance:save" = "rule:nobody"\n')
+    refused = runner.invoke(main, ["policy", "list", "--policy-file", str(overrides)], env=env)
+    assert refused.exit_code == 1
+    assert "rule 'Instance:save': rule:nobody names no rule" in refused.output

@@ -136,7 +136,7 @@ def validate(spec: Field[Any], annotation: Any, value: Any, origin: Origin) -> A
             raise ValueError(f"must be at least {context['ge']:g}") from None
         raise ValueError(_REASONS.get(kind, first["msg"].lower())) from None
     check = spec.metadata.get("check")
-    if check is not None:
+    if check is not None and typed is not None:  # None: an optional setting left empty
         typed = check(typed)
     if typed == "" and type(None) in typing.get_args(annotation):
         return None
