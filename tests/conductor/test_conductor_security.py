@@ -13,6 +13,7 @@ import pika
 import pytest
 import sqlalchemy as sa
 
+from conductor_process import ConductorProcess
 from podium.cloud.app import APP as CLOUD_APP
 from podium.cloud.models import Instance as InstanceRow
 from podium.cloud.objects import (
@@ -417,3 +418,47 @@ def test_a_compute_beats_only_its_own_guests_hearts(
             "the refusal of h2's",
         )
     assert guest_status("h2") is None
+
+
+@pytest.mark.rabbit
+@pytest.mark.postgres
+def test_a_conductor_process_refuses_a_compute_acting_on_another_host(
+    rabbit_url: str, servers: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`podium conductor` with its key and require_signed: the policy comes with the cloud app."""
+    topic = f"conductor-{uuid.uuid4().hex[:8]}"
+    database_url = servers.migrated_url("postgresql", "signing")
+    database = Database(database_url)
+    bus = Bus(rabbit_url, tmp_path)
+    private = tmp_path / "private"
+    private.mkdir()
+    key_file = private / "conductor.c-policy.key"
+    key_file.write_bytes(bus.key(Sender("conductor", "c-policy")).private_pem())
+    key_file.chmod(0o600)
+    for name, value in (
+        ("PODIUM_KEY_FILE", str(key_file)),
+        ("PODIUM_KEYS_DIR", str(tmp_path)),
+        ("PODIUM_REQUIRE_SIGNED", "true"),
+    ):
+        monkeypatch.setenv(name, value)
+    conductor = ConductorProcess(rabbit_url, database_url, topic, "c-policy")
+    try:
+        with indirection_api_set(None, CloudObject):
+            configure_worker(bus.transport(bus.key(API)), base=CloudObject, topic=topic)
+            theirs = Instance(CTX, uuid=str(uuid.uuid4()), hostname="vm", host="h2")
+            theirs.task_state = "scheduling"
+            theirs.create()
+            configure_worker(bus.transport(bus.key(COMPUTE)), base=CloudObject, topic=topic)
+            before = cloud_rows(database)
+            theirs.task_state = "deleting"
+            with pytest.raises(
+                PolicyNotAuthorized, match=r"compute\.h1 may not call Instance\.save"
+            ):
+                theirs.save()
+            assert cloud_rows(database) == before
+    finally:
+        log = conductor.stop()
+        for transport in bus.made:
+            transport.cleanup()
+        database.dispose()
+    assert "refused Instance:save for compute.h1" in log, log
