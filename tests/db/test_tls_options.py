@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import ssl
 import subprocess
@@ -156,3 +158,22 @@ def test_the_tls_example_of_the_docs_runs(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_config_show_masks_the_key_and_its_password(pem: dict[str, Path]) -> None:
+    url = (
+        f"{PG}?sslrootcert={pem['ca.pem']}&sslcert={pem['cert.pem']}"
+        f"&sslkey={pem['cert.key']}&sslpassword=S3cretPass"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PODIUM_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "podium", "config", "show", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "PODIUM_DATABASE_URL": url},
+        check=True,
+    )
+    shown = json.loads(done.stdout)["settings"]["database_url"]["value"]
+    assert "sslkey=***" in shown and "sslpassword=***" in shown
+    assert "S3cret" not in done.stdout and str(pem["cert.key"]) not in done.stdout
