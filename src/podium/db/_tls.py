@@ -137,10 +137,11 @@ def check_tls_files(parsed: URL) -> None:
     options = _tls_options(parsed)
     for name in (*POSTGRES_FILES, *MYSQL_FILES):
         path = options.get(name)
+        # sslrootcert=system: libpq's word for the system's authorities.
         if path is None or (name == "sslrootcert" and path == "system"):
-            continue  # libpq's word for the system's authorities
-        try:
-            with open(os.path.expanduser(path), "rb"):
+            continue
+        try:  # as the driver will: no ~ expanded
+            with open(path, "rb"):
                 pass
         except OSError as error:
             reason = error.strerror or type(error).__name__
