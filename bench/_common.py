@@ -227,3 +227,27 @@ class CPUAccount:
 
     def per_call_ms(self, calls: int) -> dict[str, float]:
         return {role: spent * 1000 / calls for role, spent in self.spent.items()}
+
+
+def make_keys(keys_dir: str, senders: list[Any]) -> None:
+    """A private key ``<sender>.key`` for each :class:`~podium.rpc.Sender`, public halves in
+    ``keys_dir/pub`` (what ``podium keys create`` writes)."""
+    from podium.rpc import SigningKey
+
+    os.makedirs(os.path.join(keys_dir, "pub"), exist_ok=True)
+    for sender in senders:
+        key = SigningKey.generate(sender)
+        private = os.path.join(keys_dir, f"{sender.name}.key")
+        with open(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+            file.write(key.private_pem())
+        with open(os.path.join(keys_dir, "pub", f"{sender.name}.pub"), "wb") as file:
+            file.write(key.public_pem())
+
+
+def bench_signing(keys_dir: str, sender: Any) -> Any:
+    """``sender``'s signing (its key made by :func:`make_keys`), requiring signatures from
+    the keys in ``keys_dir/pub``."""
+    from podium.rpc import KeyRing, MessageSigning, SigningKey
+
+    key = SigningKey.load(os.path.join(keys_dir, f"{sender.name}.key"), sender)
+    return MessageSigning(key, KeyRing(os.path.join(keys_dir, "pub")), require_signed=True)

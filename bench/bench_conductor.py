@@ -1,5 +1,9 @@
 """Remote ``save()`` through a conductor: podium vs oslo.versionedobjects + oslo.messaging.
 
+A third stack, "podium signed", is podium with every message signed and
+checked (Ed25519) and the conductor's policy enforced, as a compute saving
+the instances of its own host: what signing and authorization cost.
+
 Both conductors run as their own process on the local RabbitMQ and write to the
 same PostgreSQL with the same DB function (``podium.cloud.db.instance_update``),
 so the figures compare the object + messaging stacks and nothing else. Both
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -26,8 +31,10 @@ import sqlalchemy as sa
 
 from _common import (
     bench_database,
+    bench_signing,
     delete_queues,
     interleaved,
+    make_keys,
     percentiles_ms,
     run_callers,
 )
@@ -36,7 +43,7 @@ from podium.cloud.objects import CloudObject, Instance
 from podium.conductor import configure_worker
 from podium.context import RequestContext
 from podium.db import Database
-from podium.rpc import get_transport
+from podium.rpc import Sender, get_transport
 
 RABBIT_URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 SEQUENTIAL = int(os.environ.get("PODIUM_BENCH_SEQUENTIAL", "300"))
@@ -72,10 +79,18 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
         proc.kill()
 
 
-def make_rows(database_url: str, ctx: RequestContext, count: int) -> list[str]:
+COMPUTE = Sender("compute", "bench-h1")
+CONDUCTOR = Sender("conductor", "bench-c1")
+
+
+def make_rows(
+    database_url: str, ctx: RequestContext, count: int, host: str | None = None
+) -> list[str]:
     database = Database(database_url)
     uuids = [
-        db_api.instance_create(database, ctx, {"hostname": f"bench-{n}", "task_state": "x"}).uuid
+        db_api.instance_create(
+            database, ctx, {"hostname": f"bench-{n}", "task_state": "x", "host": host}
+        ).uuid
         for n in range(count)
     ]
     database.dispose()
@@ -103,20 +118,37 @@ def named_connections(database_url: str, application_name: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _saver(inst: Any) -> Callable[[int], None]:
-    """A callable that changes ``inst`` and saves it remotely (either stack's objects)."""
+def _saver(inst: Any, indirection: Any = None) -> Callable[[int], None]:
+    """A callable that changes ``inst`` and saves it remotely (either stack's objects).
+
+    ``indirection``: the conductor API this stack's saves go through. Two podium
+    stacks share ``CloudObject``, whose indirection API is one class attribute:
+    each puts its own back before a save (the stacks never run at the same time).
+    """
 
     def save(i: int) -> None:
+        if indirection is not None:
+            CloudObject.indirection_api = indirection
         inst.task_state = f"t{i}"
         inst.save()
 
     return save
 
 
-def podium_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> ConductorStack:
-    """A ``podium conductor`` process, and callers saving ``uuids`` through it."""
+def podium_stack(
+    database_url: str, ctx: RequestContext, uuids: list[str], keys_dir: str | None = None
+) -> ConductorStack:
+    """A ``podium conductor`` process, and callers saving ``uuids`` through it; with
+    ``keys_dir``, the conductor requires signatures and the callers sign as ``COMPUTE``."""
     topic = f"bench-conductor-{uuid.uuid4().hex[:6]}"
-    application_name = "bench-podium"
+    application_name = "bench-podium-signed" if keys_dir else "bench-podium"
+    env = {"PODIUM_CONDUCTOR_TOPIC": topic, "PODIUM_LOG_LEVEL": "WARNING"}
+    if keys_dir is not None:
+        env.update(
+            PODIUM_KEY_FILE=os.path.join(keys_dir, f"{CONDUCTOR.name}.key"),
+            PODIUM_KEYS_DIR=os.path.join(keys_dir, "pub"),
+            PODIUM_REQUIRE_SIGNED="true",
+        )
     proc = spawn_server(
         [
             sys.executable,
@@ -128,15 +160,16 @@ def podium_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> Co
             "--database-url",
             named_connections(database_url, application_name),
             "--host",
-            "bench-c1",
+            CONDUCTOR.host,
             "--workers",
             str(THREADS),
         ],
         "podium-conductor ready",
-        {"PODIUM_CONDUCTOR_TOPIC": topic, "PODIUM_LOG_LEVEL": "WARNING"},
+        env,
     )
-    transport = get_transport(RABBIT_URL)
-    configure_worker(transport, base=CloudObject, topic=topic, timeout=30)
+    signing = bench_signing(keys_dir, COMPUTE) if keys_dir is not None else None
+    transport = get_transport(RABBIT_URL, signing=signing)
+    api = configure_worker(transport, base=CloudObject, topic=topic, timeout=30)
     instances = [Instance.get_by_uuid(ctx, u) for u in uuids]
 
     def close() -> None:
@@ -145,7 +178,8 @@ def podium_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> Co
         stop_server(proc)
         delete_queues(RABBIT_URL, [topic, f"{topic}.bench-c1"])
 
-    return ConductorStack([_saver(inst) for inst in instances], close, proc.pid, application_name)
+    savers = [_saver(inst, api) for inst in instances]
+    return ConductorStack(savers, close, proc.pid, application_name)
 
 
 def _oslo_copy(obj: Any, row: Any, nested: dict[str, Any] | None = None) -> Any:
@@ -209,11 +243,24 @@ def main() -> None:
         f"remote save() through a conductor, rabbit:// + PostgreSQL; sequential {SEQUENTIAL}, "
         f"{THREADS} threads x {PER_THREAD}"
     )
-    results: dict[str, dict[str, tuple[float, float, float]]] = {"podium": {}, "oslo": {}}
-    with bench_database() as database_url, ExitStack() as stacks:
+    sides = ("podium", "podium signed", "oslo")
+    results: dict[str, dict[str, tuple[float, float, float]]] = {side: {} for side in sides}
+    with (
+        bench_database() as database_url,
+        tempfile.TemporaryDirectory() as keys_dir,
+        ExitStack() as stacks,
+    ):
+        make_keys(keys_dir, [COMPUTE, CONDUCTOR])
+        makers: dict[str, Callable[[list[str]], ConductorStack]] = {
+            "podium": lambda rows: podium_stack(database_url, ctx, rows),
+            "podium signed": lambda rows: podium_stack(database_url, ctx, rows, keys_dir),
+            "oslo": lambda rows: oslo_stack(database_url, ctx, rows),
+        }
         savers = {}
-        for side, make in (("podium", podium_stack), ("oslo", oslo_stack)):
-            stack = make(database_url, ctx, make_rows(database_url, ctx, THREADS))
+        for side, make in makers.items():
+            # The signed compute saves the instances of its own host, as the policy asks.
+            host = COMPUTE.host if side == "podium signed" else None
+            stack = make(make_rows(database_url, ctx, THREADS, host))
             stacks.callback(stack.close)
             savers[side] = stack.savers
             run_callers(stack.savers[:1], 30)  # warm up connections and code paths
@@ -225,13 +272,15 @@ def main() -> None:
             measured = interleaved({side: s[:callers] for side, s in savers.items()}, per_caller)
             for side, (rate, latencies) in measured.items():
                 results[side][case] = (rate, *percentiles_ms(latencies))
-    print(f"{'case':12} {'stack':8} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'case':12} {'stack':14} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for case in ("sequential", "concurrent"):
-        for side in ("podium", "oslo"):
+        for side in sides:
             rate, p50, p99 = results[side][case]
-            print(f"{case:12} {side:8} {rate:9.0f} {p50:8.2f} {p99:8.2f}")
+            print(f"{case:12} {side:14} {rate:9.0f} {p50:8.2f} {p99:8.2f}")
         ratio = results["podium"][case][0] / results["oslo"][case][0]
         print(f"{case:12} podium/oslo = {ratio:.2f}x  (target >= 3x)")
+        signed = results["podium signed"][case][0] / results["podium"][case][0]
+        print(f"{case:12} signed + policy / unsigned = {signed:.2f}x")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,14 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from _common import delete_queues, interleaved, percentiles_ms, run_callers
+from _common import (
+    bench_signing,
+    delete_queues,
+    interleaved,
+    make_keys,
+    percentiles_ms,
+    run_callers,
+)
 
 URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 SEQ_CALLS = int(os.environ.get("PODIUM_BENCH_CALLS", "1500"))
@@ -145,10 +152,11 @@ def signed_podium_server(
 ) -> None:
     """A podium echo server; with ``keys_dir``, signing as conductor.<server> and requiring
     signatures from the keys there."""
-    from podium.rpc import RPCServer, Target, get_transport
+    from podium.rpc import RPCServer, Sender, Target, get_transport
 
     _cls, serializer = podium_objects()
-    transport = get_transport(url, signing=bench_signing(keys_dir, server) if keys_dir else None)
+    signing = bench_signing(keys_dir, Sender("conductor", server)) if keys_dir else None
+    transport = get_transport(url, signing=signing)
     with RPCServer(
         transport,
         Target(topic=topic, server=server),
@@ -159,28 +167,6 @@ def signed_podium_server(
         ready.set()
         stop.wait()
     transport.cleanup()
-
-
-def bench_signing(keys_dir: str, name: str) -> Any:
-    """``name``'s signing (its key made by :func:`make_keys`), checking the keys in ``keys_dir``."""
-    from podium.rpc import KeyRing, MessageSigning, Sender, SigningKey
-
-    key = SigningKey.load(os.path.join(keys_dir, f"{name}.key"), Sender("conductor", name))
-    return MessageSigning(key, KeyRing(os.path.join(keys_dir, "pub")), require_signed=True)
-
-
-def make_keys(keys_dir: str, names: list[str]) -> None:
-    """A private key ``<name>.key`` for each name, public halves in ``keys_dir/pub``."""
-    from podium.rpc import Sender, SigningKey
-
-    os.makedirs(os.path.join(keys_dir, "pub"), exist_ok=True)
-    for name in names:
-        key = SigningKey.generate(Sender("conductor", name))
-        private = os.path.join(keys_dir, f"{name}.key")
-        with open(os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-            file.write(key.private_pem())
-        with open(os.path.join(keys_dir, "pub", f"conductor.{name}.pub"), "wb") as file:
-            file.write(key.public_pem())
 
 
 def oslo_conf() -> Any:
@@ -427,15 +413,18 @@ def podium_stack(
 ) -> Iterator[Stack]:
     """podium's echo stack; with ``keys_dir``, every message signed and checked (both ways)."""
     from podium.context import RequestContext
-    from podium.rpc import RPCClient, RPCServer, Target, get_transport
+    from podium.rpc import RPCClient, RPCServer, Sender, Target, get_transport
 
     topic = f"bench-podium-{uuid.uuid4().hex[:8]}"
     record_cls, serializer = podium_objects()
     ctxt = RequestContext(user_id="bench", project_id="bench")
     if keys_dir is not None:
-        make_keys(keys_dir, ["client", "s0", "s1"])
+        make_keys(keys_dir, [Sender("conductor", name) for name in ("client", "s0", "s1")])
     transport = get_transport(
-        url, signing=bench_signing(keys_dir, "client") if keys_dir is not None else None
+        url,
+        signing=bench_signing(keys_dir, Sender("conductor", "client"))
+        if keys_dir is not None
+        else None,
     )
     try:
         with ExitStack() as servers:
@@ -445,7 +434,7 @@ def podium_stack(
                     if keys_dir is not None:
                         # The memory bus of the client's transport, each server with its key.
                         server_transport = get_transport(
-                            url, signing=bench_signing(keys_dir, f"s{i}")
+                            url, signing=bench_signing(keys_dir, Sender("conductor", f"s{i}"))
                         )
                         servers.callback(server_transport.cleanup)
                     srv = RPCServer(
