@@ -43,7 +43,7 @@ _FRAMEWORK_COMMANDS: dict[str, str] = {
     "conductor": "podium.conductor.cli:command",
     "config": "podium.config_cli:group",
     "keys": "podium.keys_cli:group",
-    "policy": "podium.conductor.policy_cli:group",
+    "policy": "podium.conductor.cli:policy",
     "broker": "podium.broker_cli:group",
 }
 
