@@ -118,13 +118,16 @@ def group() -> None:
 )
 @click.option("--compute-host", "hosts", multiple=True, help="a compute host (repeat)")
 @click.option("--vhost", default="/", show_default=True, help="the RabbitMQ vhost (made if new)")
-@click.option("--prefix", default="podium-", show_default=True, help="of the account names")
+@click.option(
+    "--prefix", default="podium-", show_default=True, help="put before every account's name"
+)
 @click.option(
     "--broker",
     default="127.0.0.1:5672",
     show_default=True,
     help="HOST:PORT the services reach the broker at (for their URLs)",
 )
+@click.option("--tls", is_flag=True, help="the services' URLs are rabbits:// (AMQP over TLS)")
 @click.option(
     "--secrets-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -133,7 +136,12 @@ def group() -> None:
     help="where each account's URL file goes (mode 600); read again on a later run",
 )
 @click.option("--exchange", default=DEFAULT_EXCHANGE, show_default=True, help="the topic exchange")
-@click.option("--conductor-topic", default="conductor", show_default=True)
+@click.option(
+    "--conductor-topic",
+    default="conductor",
+    show_default=True,
+    help="the conductor's topic (the services' conductor_topic setting)",
+)
 @click.option("--dry-run", is_flag=True, help="print the rabbitmqctl commands, change nothing")
 def setup(
     services: tuple[str, ...],
@@ -141,6 +149,7 @@ def setup(
     vhost: str,
     prefix: str,
     broker: str,
+    tls: bool,
     secrets_dir: Path,
     exchange: str,
     conductor_topic: str,
@@ -162,11 +171,16 @@ def setup(
             Account(name, service, host, permissions(roles[service], name, host, exchange))
         )
     ctl = Broker(dry_run)
+    if dry_run:
+        click.echo("# each password goes on rabbitmqctl's standard input, never its arguments;")
+        click.echo("# an account that exists gets change_password instead of add_user")
     if vhost not in ctl.names("vhosts", "name"):
         ctl.run("add_vhost", vhost)
     users = ctl.names("users", "user")
+    scheme = "rabbits" if tls else "rabbit"
     for account in accounts:
-        _set_up(ctl, account, vhost, users, _url_file(secrets_dir, account), broker)
+        url_file = _url_file(secrets_dir, account)
+        _set_up(ctl, account, vhost, users, url_file, f"{scheme}://{{}}@{broker}/")
 
 
 def _url_file(secrets_dir: Path, account: Account) -> Path:
@@ -174,8 +188,9 @@ def _url_file(secrets_dir: Path, account: Account) -> Path:
 
 
 def _set_up(
-    ctl: Broker, account: Account, vhost: str, users: set[str], url_file: Path, broker: str
+    ctl: Broker, account: Account, vhost: str, users: set[str], url_file: Path, base: str
 ) -> None:
+    """One account: made or its password set again, then its permissions, then its URL."""
     password = _known_password(url_file) or secrets.token_urlsafe(24)
     command = "change_password" if account.name in users else "add_user"
     ctl.run(command, account.name, secret=password)
@@ -188,10 +203,8 @@ def _set_up(
         click.echo(f"# {account.name}: the transport_url of {where} would go to {url_file}")
         return
     path = "" if vhost == "/" else quote(vhost, safe="")
-    url = (
-        f"rabbit://{quote(account.name, safe='')}:{quote(password, safe='')}@{broker}/"
-        f"{path}?routing=exchange"
-    )
+    credentials = f"{quote(account.name, safe='')}:{quote(password, safe='')}"
+    url = base.format(credentials) + f"{path}?routing=exchange"
     url_file.parent.mkdir(parents=True, exist_ok=True)
     write_private(url_file, (url + "\n").encode(), 0o600)
     click.echo(f"{account.name}: transport_url of {where} in {url_file} (mode 600)")

@@ -253,10 +253,19 @@ def test_a_compute_cannot_delete_or_redeclare_the_shared_exchange(
             assert refused.value.reply_code == 403
 
 
-def test_a_restricted_server_cannot_answer_a_direct_reply_to_caller(
-    accounts: Accounts, conductor: Echo, compute_h1: Transport, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("reply", "says"),
+    [("direct", "cannot reply to"), ("queue", "nothing took the message it sent to 'reply_")],
+)
+def test_a_restricted_server_says_why_an_unrestricted_caller_gets_no_reply(
+    accounts: Accounts,
+    conductor: Echo,
+    compute_h1: Transport,
+    caplog: pytest.LogCaptureFixture,
+    reply: str,
+    says: str,
 ) -> None:
-    admin_url = f"{DEFAULT_RABBIT_URL.rstrip('/')}/{accounts.vhost}"
+    admin_url = f"{DEFAULT_RABBIT_URL.rstrip('/')}/{accounts.vhost}?reply={reply}"
     with (
         serving(compute_h1, Target(topic="compute", server="h1"), Echo("h1")),
         get_transport(admin_url) as unrestricted,
@@ -266,8 +275,7 @@ def test_a_restricted_server_cannot_answer_a_direct_reply_to_caller(
         with pytest.raises(MessagingTimeout):
             client.call(CTX, "echo", value=1)
         wait_for(
-            lambda: any("cannot reply to" in r.getMessage() for r in caplog.records),
-            what="the server's error",
+            lambda: any(says in r.getMessage() for r in caplog.records), what="the server's error"
         )
 
 
@@ -299,3 +307,18 @@ def test_a_restricted_server_retries_and_sets_aside_through_the_exchange(
             props = wait_for(dead_letter, what="the failing cast set aside")
     assert props.headers["x-podium-attempts"] == 2
     assert props.headers["x-podium-queue"] == "compute.h1"
+
+
+def test_before_the_conductor_made_the_exchange_a_compute_says_it_is_missing(
+    accounts: Accounts, tmp_path: Path
+) -> None:
+    # The same account (its password kept from its file) on a vhost of its own.
+    (tmp_path / f"{accounts.prefix}compute.h1.url").write_text(accounts.url("compute.h1"))
+    with testing.rabbit_vhost(DEFAULT_RABBIT_URL, prefix="podium-broker-test") as url:
+        fresh = Accounts(DEFAULT_RABBIT_URL, url.rsplit("/", 1)[1], tmp_path, accounts.prefix)
+        done = CliRunner().invoke(group, fresh.setup_args(services=(), hosts=("h1",)))
+        assert done.exit_code == 0, done.output
+        with get_transport(fresh.url("compute.h1") + "&connect_retries=0") as h1:
+            server = RPCServer(h1, Target(topic="compute", server="h1"), [Echo("h1")])
+            with pytest.raises(TransportError, match="exchange 'openstack' does not exist"):
+                server.start()

@@ -244,7 +244,9 @@ class RabbitDriver(Driver):
                     raise no_consumer_error(
                         target, method, f"exchange {exchange!r} missing"
                     ) from exc
-                raise TransportError(f"broker refused the message: {exc}") from exc
+                raise TransportError(
+                    f"broker refused the message: {exc.reply_code} {exc.reply_text}"
+                ) from exc
             except RETRYABLE as exc:
                 gave_up = retry is not None and attempt > retry
                 self._retry_or_raise(

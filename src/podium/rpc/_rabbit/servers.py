@@ -13,7 +13,7 @@ from podium.exceptions import MalformedMessage, TransportError
 
 from .. import _codec
 from .._backoff import backoff_delay
-from .._transport import DEFAULT_EXCHANGE, IncomingMessage
+from .._transport import DEFAULT_EXCHANGE
 from . import amqp
 from .amqp import (
     RECOVERABLE,
@@ -29,87 +29,13 @@ from .amqp import (
     send_now,
 )
 from .callers import JSON
+from .incoming import ATTEMPTS_HEADER, QUEUE_HEADER, REASON_HEADER, Delivery, RabbitIncoming
 from .routing import unanswerable
 
 if TYPE_CHECKING:
     from .listener import RabbitListener
 
 LOG = logging.getLogger("podium.rpc._rabbit")
-
-# Headers of a request sent again after its handling failed, or set aside.
-ATTEMPTS_HEADER = "x-podium-attempts"
-REASON_HEADER = "x-podium-reason"
-QUEUE_HEADER = "x-podium-queue"
-
-
-class Delivery:
-    """A request as the broker handed it over, before it is decoded."""
-
-    __slots__ = ("body", "generation", "props", "queue", "tag")
-
-    def __init__(
-        self, generation: int, tag: int, body: bytes, queue: str, props: amqp.Properties
-    ) -> None:
-        self.generation = generation
-        self.tag = tag
-        self.body = body
-        self.queue = queue
-        self.props = props
-
-    @property
-    def headers(self) -> dict[str, Any]:
-        headers = self.props.headers
-        return headers if isinstance(headers, dict) else {}
-
-    @property
-    def attempts(self) -> int:
-        """How many times handling this request failed before (kept in the message)."""
-        value = self.headers.get(ATTEMPTS_HEADER, 0)
-        return value if isinstance(value, int) and value >= 0 else 0
-
-
-class RabbitIncoming(IncomingMessage):
-    __slots__ = ("delivery", "message", "pending_reply", "reply_q", "settled", "worker")
-
-    def __init__(self, worker: Worker, delivery: Delivery, message: dict[str, Any]) -> None:
-        self.worker = worker
-        self.delivery = delivery
-        self.message = message
-        self.reply_q = message.get("_reply_q")
-        self.pending_reply: tuple[str, str, bytes] | None = None
-        self.settled = False
-
-    def reply(self, reply: dict[str, Any]) -> None:
-        if not isinstance(self.reply_q, str) or not self.reply_q:
-            return
-        body = self.worker.driver.encode(reply, "reply")
-        # Sent with the ack, in one write: RPCServer always acks after replying.
-        self.pending_reply = (self.reply_q, str(reply.get("_msg_id")), body)
-
-    def ack(self) -> None:
-        if self.settled:
-            return
-        self.settled = True
-        pending, self.pending_reply = self.pending_reply, None
-        self.worker.finish(self.delivery, reply=pending)
-
-    def requeue(self) -> None:
-        if self.settled:
-            return
-        self.settled = True
-        self.worker.settle(self.delivery, ack=False)
-
-    def fail(self, reason: str) -> None:
-        if self.settled:
-            return
-        self.settled = True
-        self.worker.fail(self.delivery, reason)
-
-    def dead_letter(self, reason: str) -> None:
-        if self.settled:
-            return
-        self.settled = True
-        self.worker.dead_letter(self.delivery, reason)
 
 
 class Worker:
@@ -157,7 +83,7 @@ class Worker:
         ch, keys = self._declare_layout(self.connection.channel())
         self.keys = keys
         if self.driver.routing.restricted:
-            self.out_channel = self.connection.channel()
+            self.out_channel = self._open_out_channel()
         fanout_q = self.listener.fanout_queue
         # One unacknowledged request per worker: the broker hands the next one
         # to a free worker (of this server or another).
@@ -440,7 +366,10 @@ class Worker:
             frames: list[bytes] = []
             for exchange, key, body, props in publishes:
                 try:
-                    frames += publish_frames(out, exchange, key, body, props)
+                    # Through an exchange, a message can miss its queue: say so.
+                    frames += publish_frames(
+                        out, exchange, key, body, props, mandatory=out is not ch
+                    )
                 except Exception as exc:
                     # Never leave the delivery unacknowledged for want of a
                     # message built from what it carried.
@@ -468,9 +397,24 @@ class Worker:
                 self.listener.target.topic,
                 describe(refusal) if refusal is not None else "channel closed",
             )
-            assert self.connection is not None
-            out = self.out_channel = self.connection.channel()
+            out = self.out_channel = self._open_out_channel()
         return out
+
+    def _open_out_channel(self) -> amqp.Channel:
+        assert self.connection is not None
+        out = self.connection.channel()
+        amqp.on_return(out, self._on_return)
+        return out
+
+    def _on_return(self, _ch: Any, method: Any, _props: Any, _body: bytes) -> None:
+        LOG.error(
+            "server on %s: nothing took the message it sent to %r (%s): a caller gone, or one "
+            "whose reply queue is not bound to %s (a caller without routing=exchange?)",
+            self.listener.target.topic,
+            method.routing_key,
+            method.reply_text,
+            method.exchange,
+        )
 
     def wake(self) -> None:
         conn = self.connection
