@@ -322,3 +322,17 @@ def test_before_the_conductor_made_the_exchange_a_compute_says_it_is_missing(
             server = RPCServer(h1, Target(topic="compute", server="h1"), [Echo("h1")])
             with pytest.raises(TransportError, match="exchange 'openstack' does not exist"):
                 server.start()
+
+
+def test_the_conductor_casts_to_every_compute_at_once(
+    accounts: Accounts, conductor: Echo, compute_h1: Transport
+) -> None:
+    h1, h2 = Echo("h1"), Echo("h2")
+    with (
+        serving(compute_h1, Target(topic="compute", server="h1"), h1),
+        get_transport(accounts.url("compute.h2")) as h2_transport,
+        serving(h2_transport, Target(topic="compute", server="h2"), h2),
+        get_transport(accounts.url("conductor")) as as_conductor,
+    ):
+        RPCClient(as_conductor, Target(topic="compute", fanout=True)).cast(CTX, "record", value=9)
+        wait_for(lambda: h1.cast_values == [9] and h2.cast_values == [9], what="both computes")
