@@ -21,7 +21,7 @@ from urllib.parse import quote
 import click
 
 from podium.cloud.rpcapi import COMPUTE_TASK_TOPIC, COMPUTE_TOPIC, SCHEDULER_TOPIC
-from podium.keys_cli import _write as write_private
+from podium.keys_cli import write_atomically
 from podium.rpc import TransportURL
 from podium.rpc._rabbit.accounts import Permissions, Role, permissions
 from podium.rpc._transport import DEFAULT_EXCHANGE
@@ -206,7 +206,7 @@ def _set_up(
     credentials = f"{quote(account.name, safe='')}:{quote(password, safe='')}"
     url = base.format(credentials) + f"{path}?routing=exchange"
     url_file.parent.mkdir(parents=True, exist_ok=True)
-    write_private(url_file, (url + "\n").encode(), 0o600)
+    write_atomically(url_file, (url + "\n").encode(), 0o600)
     click.echo(f"{account.name}: transport_url of {where} in {url_file} (mode 600)")
 
 

@@ -17,7 +17,7 @@ from podium.config_cli import command_flags, import_app_settings, load_settings
 from podium.rpc._signing import PUBLIC_SUFFIX, Sender, SigningKey
 from podium.service.config import ServiceConfig
 
-__all__ = ["group"]
+__all__ = ["group", "write_atomically"]
 
 
 @click.group()
@@ -71,13 +71,13 @@ def create(
     key = SigningKey.generate(sender)
     public_dir.mkdir(parents=True, exist_ok=True)
     private.parent.mkdir(parents=True, exist_ok=True)
-    _write(private, key.private_pem(), 0o600)
-    _write(public, key.public_pem(), 0o644)
+    write_atomically(private, key.private_pem(), 0o600)
+    write_atomically(public, key.public_pem(), 0o644)
     click.echo(f"private key {private} (mode 600): set key_file on {sender.host}'s {service}")
     click.echo(f"public key {public}: every service with keys_dir = {public_dir} trusts it")
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_atomically(path: Path, data: bytes, mode: int) -> None:
     """``data`` in ``path`` with ``mode`` from its first byte, replacing it whole."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     # O_EXCL and the mode at creation: the private key is never readable by others.
