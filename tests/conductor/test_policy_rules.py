@@ -196,3 +196,14 @@ def test_podium_policy_list_shows_every_rule_and_what_the_file_changed(tmp_path:
     refused = runner.invoke(main, ["policy", "list", "--policy-file", str(overrides)], env=env)
     assert refused.exit_code == 1
     assert "rule 'Instance:save': rule:nobody names no rule" in refused.output
+
+
+def test_the_audit_line_shows_targets_escaped_and_short(caplog: pytest.LogCaptureFixture) -> None:
+    policy = Policy([PolicyDefaults({"default": "!"})])
+    arguments = {"name": "forged\nWARNING podium.audit all is well", "spec": "x" * 2000}
+    request = PolicyRequest(COMPUTE_H1, RequestContext(), "Thing", "put", None, arguments)
+    with caplog.at_level("WARNING", logger="podium.audit"), pytest.raises(PolicyNotAuthorized):
+        policy.authorize(request)
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "\n" not in line and "forged\\nWARNING" in line and line.endswith("...")
+    assert len(line) < 700

@@ -58,6 +58,9 @@ __all__ = [
 #: Refusals go to their own logger, for operators to route apart.
 AUDIT = logging.getLogger("podium.audit")
 
+#: The longest an audit line shows a refused call's targets.
+_MAX_SHOWN = 400
+
 #: What a ``kind:value`` check may compare (``role`` asks for membership).
 CREDENTIAL_KINDS = ("service", "host", "user_id", "project_id", "is_admin", "role")
 
@@ -360,6 +363,10 @@ class Policy:
             return
         why = "no rule" if rule is None else f"rule {rule!r} ({self.texts[rule]})"
         seen = [t.known() if isinstance(t, LazyTarget) else dict(t) for t in targets]
+        # repr escapes what a sender wrote (no forged log lines); a build's
+        # request spec is long, and the audit line stays one line.
+        shown = repr(seen)
+        shown = shown if len(shown) <= _MAX_SHOWN else shown[: _MAX_SHOWN - 3] + "..."
         context = request.context
         AUDIT.warning(
             "refused %s for %s (user %s, project %s, roles %s, admin %s): %s; targets %s",
@@ -370,7 +377,7 @@ class Policy:
             ",".join(context.roles) or "-",
             context.is_admin,
             why,
-            seen,
+            shown,
         )
         raise PolicyNotAuthorized(
             f"{request.credentials} may not call {request.object_name}.{request.method} "
