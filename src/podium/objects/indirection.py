@@ -8,10 +8,9 @@ in-process :class:`podium.objects.fixture.FakeIndirectionAPI`) does the rest.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from podium.objects.base import VersionedObject
+from podium.objects._versioned import VersionedObject
 
 __all__ = ["IndirectionAPI", "VersionedObjectIndirectionAPI", "object_action_updates"]
 
@@ -72,21 +71,22 @@ def object_action_updates(before: VersionedObject, after: VersionedObject) -> di
     has changed. The one diff every indirection API answers with, the
     conductor's and the test double's alike.
     """
+    # Set fields live in the instance's __dict__ (unset ones are class-level
+    # slots): read there, a diff costs no attribute machinery per field.
+    now, then = after.__dict__, before.__dict__
     updates: dict[str, Any] = {}
     for name, field in after.fields.items():
-        if not after.obj_attr_is_set(name):
+        if name not in now:
             continue
-        value = getattr(after, name)
-        if not before.obj_attr_is_set(name) or not _same(getattr(before, name), value):
-            updates[name] = value if _is_object(value) else field.to_primitive(after, name, value)
+        value = now[name]
+        if name not in then or not _same(then[name], value):
+            updates[name] = (
+                value
+                if isinstance(value, VersionedObject)
+                else field.to_primitive(after, name, value)
+            )
     updates["obj_what_changed"] = sorted(after.obj_what_changed())
     return updates
-
-
-def _is_object(value: Any) -> bool:
-    from podium.objects.base import VersionedObject
-
-    return isinstance(value, VersionedObject)
 
 
 def _same(before: Any, after: Any) -> bool:
@@ -96,14 +96,17 @@ def _same(before: Any, after: Any) -> bool:
     and a method that reloads its object from the database builds its nested
     objects anew: compared as objects they would be sent back on every call.
     """
-    if not (_is_object(before) and _is_object(after)):
+    if before is after:
+        return True
+    if not (isinstance(before, VersionedObject) and isinstance(after, VersionedObject)):
         return bool(before == after)
     if type(before) is not type(after):
         return False
+    now, then = after.__dict__, before.__dict__
     for name in after.fields:
-        is_set = after.obj_attr_is_set(name)
-        if is_set != before.obj_attr_is_set(name):
+        is_set = name in now
+        if is_set != (name in then):
             return False
-        if is_set and not _same(getattr(before, name), getattr(after, name)):
+        if is_set and not _same(then[name], now[name]):
             return False
     return True
