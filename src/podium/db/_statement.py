@@ -21,7 +21,9 @@ class _Compiled:
     order: tuple[str, ...] | None  # bind names in order, for a positional paramstyle
     fixed: dict[str, Any]  # binds the statement gives a value of its own (deleted = 0)
     processors: dict[str, Callable[[Any], Any]]
-    results: list[Callable[[Any], Any] | None] | None = None  # per column, from the first rows
+    # (column index, result processor) of the columns that have one, from the first row:
+    # most have none, and a row is then passed through untouched.
+    results: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
 
 
 class DriverStatement:
@@ -129,14 +131,22 @@ class DriverStatement:
             if row is not None:
                 results = compiled.results
                 if results is None:
-                    results = compiled.results = [
-                        column.type.dialect_impl(dialect).result_processor(dialect, described[1])
-                        for column, described in zip(self._columns, cursor.description, strict=True)
-                    ]
-                row = tuple(
-                    value if process is None else process(value)
-                    for process, value in zip(results, row, strict=True)
-                )
+                    results = compiled.results = tuple(
+                        (index, process)
+                        for index, (column, description) in enumerate(
+                            zip(self._columns, cursor.description, strict=True)
+                        )
+                        if (
+                            process := column.type.dialect_impl(dialect).result_processor(
+                                dialect, description[1]
+                            )
+                        )
+                        is not None
+                    )
+                values = list(row)
+                for index, process in results:
+                    values[index] = process(values[index])
+                row = tuple(values)
             return int(cursor.rowcount), row
         except dialect.loaded_dbapi.Error as error:
             raise self._wrapped(connection, error, compiled.sql, args) from error
