@@ -243,18 +243,20 @@ class Conn:
         if not isinstance(reason, amqp.ChannelClosedByBroker):
             return
         refused = refused_destination(reason.reply_text)
-        if refused is None or reason.reply_code not in (403, 404):
-            return
-        exchange, key = refused
-        for tag, cast in list(self.unconfirmed.items()):
-            if cast.exchange == exchange and key in (None, cast.key):
-                del self.unconfirmed[tag]
-                LOG.error(
-                    "cast to %r on exchange %r dropped: the broker refused it (%s)",
-                    cast.key,
-                    cast.exchange,
-                    reason.reply_text,
-                )
+        if refused is not None and reason.reply_code in (403, 404):
+            exchange, key = refused
+            for tag, cast in list(self.unconfirmed.items()):
+                if cast.exchange == exchange and key in (None, cast.key):
+                    del self.unconfirmed[tag]
+                    LOG.error(
+                        "cast to %r on exchange %r dropped: the broker refused it (%s)",
+                        cast.key,
+                        cast.exchange,
+                        reason.reply_text,
+                    )
+        # The broker discards what reaches a channel it closed: the casts
+        # written after the one it refused are never confirmed, but sent again.
+        self.orphan_unconfirmed()
 
     def orphan_unconfirmed(self) -> None:
         """Hand casts the broker never confirmed back to the driver, to resend."""
@@ -265,7 +267,13 @@ class Conn:
             self.unconfirmed.clear()
 
     def flush_casts(self, timeout: float) -> None:
-        self._wait_for_confirms(lambda: not self.unconfirmed, timeout)
+        """Wait until the broker confirmed every cast, sending again what a closed channel lost."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._wait_for_confirms(lambda: not self.unconfirmed, deadline - time.monotonic())
+            if not self.driver.orphans or time.monotonic() >= deadline:
+                return
+            self.driver._resend_orphans(self)
 
     def consumer_count(self, queue: str) -> int | None:
         """Consumers on ``queue``; ``None`` when it does not exist."""
