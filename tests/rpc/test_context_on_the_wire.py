@@ -50,7 +50,7 @@ def _raw_call(transport: Transport, topic: str, context: dict[str, Any]) -> dict
     """Send a hand-built request, bypassing every client-side serializer."""
     message: dict[str, Any] = {"method": "echo", "args": {"value": "raw"}, "version": "1.0"}
     codec.pack_context(message, context)
-    reply = transport.driver.send(
+    reply = transport.send(
         Target(topic=topic), message, wait_for_reply=True, timeout=10, retry=None
     )
     assert reply is not None

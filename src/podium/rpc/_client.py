@@ -135,7 +135,7 @@ class RPCClient:
         message = self._make_message(ctxt, method, kwargs)
         if LOG.isEnabledFor(logging.DEBUG):  # describe() builds a string: only when logged
             LOG.debug("cast %s to %s [%s]", method, self.target.describe(), _request_id(ctxt))
-        self.transport.driver.send(
+        self.transport.send(
             self.target, message, wait_for_reply=False, timeout=self.timeout, retry=self.retry
         )
 
@@ -146,7 +146,7 @@ class RPCClient:
         message = self._make_message(ctxt, method, kwargs)
         if LOG.isEnabledFor(logging.DEBUG):  # describe() builds a string: only when logged
             LOG.debug("call %s on %s [%s]", method, self.target.describe(), _request_id(ctxt))
-        reply = self.transport.driver.send(
+        reply = self.transport.send(
             self.target,
             message,
             wait_for_reply=True,

@@ -5,6 +5,12 @@ queue per server, a fanout set, reply queues) and encodes every message with
 the real codec, so whatever passes here passes on RabbitMQ. ``memory://name``
 is a separate bus; plain ``memory://`` the unnamed one; both on the process's
 :class:`MemoryBroker` unless a transport is given a broker of its own.
+
+A bus can be taken down for a while (:meth:`MemoryBroker.outage`): while it
+is down, sending fails with a recoverable error, calls waiting for a reply
+lose it, and servers lose their consumers, as when a RabbitMQ node goes away;
+the transport's retry loop then does on ``memory://`` what it does on
+``rabbit://``.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from podium.exceptions import InvalidTarget, TransportError
 
 from . import _codec
+from ._retry import BrokerUnavailable, ConsumerOutage, RequestLost, Retrying
 from ._target import Target
 from ._transport import (
     DEFAULT_EXCHANGE,
@@ -54,10 +63,16 @@ class DeadLetter(NamedTuple):
 
 
 class _Consumer:
-    def __init__(self, driver: MemoryDriver, callback: Callable[[IncomingMessage], None]) -> None:
+    def __init__(
+        self,
+        driver: MemoryDriver,
+        callback: Callable[[IncomingMessage], None],
+        lost: Callable[[], None],
+    ) -> None:
         self.driver = driver
         self.bus = driver.bus
         self.callback = callback
+        self.lost = lost  # told when its bus stops
 
     def deliver(self, delivery: _Delivery) -> None:
         try:
@@ -85,15 +100,18 @@ class _Queue:
 
 
 class _Waiter:
-    __slots__ = ("event", "reply")
+    __slots__ = ("event", "lost", "reply")
 
     def __init__(self) -> None:
         self.event = threading.Event()
         self.reply: dict[str, Any] | None = None
+        self.lost = False  # its bus stopped while it waited
 
 
 class _Bus:
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = f"memory://{name}"
+        self.down = False
         self.lock = threading.Lock()
         self.queues: dict[str, _Queue] = {}
         self.fanout: dict[str, list[_Consumer]] = {}
@@ -108,18 +126,36 @@ class _Bus:
             queue = self.queues[name] = _Queue()
         return queue
 
+    def check_up(self) -> None:
+        """Raise the recoverable error of a stopped bus (called with the lock held)."""
+        if self.down:
+            raise BrokerUnavailable(f"{self.name} is stopped")
+
     def exists(self, name: str) -> bool:
         with self.lock:
+            self.check_up()
             return name in self.queues
 
     def publish(self, name: str, body: bytes, *, must_route: bool) -> bool:
-        return self.put(_Delivery(name, body), must_route=must_route)
+        return self.put(_Delivery(name, body), must_route=must_route, sent=True)
 
     def put(
-        self, delivery: _Delivery, *, must_route: bool = False, skip: _Consumer | None = None
+        self,
+        delivery: _Delivery,
+        *,
+        must_route: bool = False,
+        skip: _Consumer | None = None,
+        sent: bool = False,
     ) -> bool:
-        """Hand ``delivery`` to one consumer of its queue (never ``skip``), else keep it queued."""
+        """Hand ``delivery`` to one consumer of its queue (never ``skip``), else keep it queued.
+
+        ``sent``: published by a caller, refused while the bus is down (a
+        server's own requeue goes back whatever happens, as RabbitMQ requeues
+        what a lost consumer held).
+        """
         with self.lock:
+            if sent:
+                self.check_up()
             queue = self.queues.get(delivery.queue)
             consumer = queue.pick(skip) if queue is not None else None
             if consumer is None:
@@ -132,6 +168,7 @@ class _Bus:
 
     def publish_fanout(self, name: str, body: bytes) -> None:
         with self.lock:
+            self.check_up()
             consumers = list(self.fanout.get(name, ()))
         for consumer in consumers:
             consumer.deliver(_Delivery("", body))
@@ -139,6 +176,7 @@ class _Bus:
     def subscribe(self, names: list[str], fanout: str, consumer: _Consumer) -> None:
         backlog: list[_Delivery] = []
         with self.lock:
+            self.check_up()
             for name in names:
                 queue = self.queue(name)
                 queue.consumers.append(consumer)
@@ -156,6 +194,39 @@ class _Bus:
             for consumers in self.fanout.values():
                 if consumer in consumers:
                     consumers.remove(consumer)
+
+    def wait_for_reply(self, reply_q: str, waiter: _Waiter) -> None:
+        with self.lock:
+            self.check_up()
+            self.waiters[reply_q] = waiter
+
+    def stop(self) -> None:
+        """Go down: sends fail, waiting calls lose their replies, servers their consumers."""
+        with self.lock:
+            self.down = True
+            waiters = list(self.waiters.values())
+            consumers = {id(c): c for q in self.queues.values() for c in q.consumers}
+            consumers.update((id(c), c) for cs in self.fanout.values() for c in cs)
+            for queue in self.queues.values():
+                queue.consumers.clear()  # what they hold stays queued, for their return
+            self.fanout.clear()
+        for waiter in waiters:
+            waiter.lost = True
+            waiter.event.set()
+        for consumer in consumers.values():
+            consumer.lost()
+
+    def start(self) -> None:
+        with self.lock:
+            self.down = False
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
 
     def set_aside(self, delivery: _Delivery, reason: str) -> None:
         LOG.error("dead-lettering a message from %s: %s", delivery.queue or "a fanout", reason)
@@ -192,8 +263,22 @@ class MemoryBroker:
         with self._lock:
             bus = self._buses.get(name)
             if bus is None:
-                bus = self._buses[name] = _Bus()
+                bus = self._buses[name] = _Bus(name)
             return bus
+
+    @contextmanager
+    def outage(self, name: str = "") -> Iterator[None]:
+        """Bus ``name`` is down inside the block, for tests of what fails and what recovers.
+
+        While it is down, a call or cast fails with a recoverable error, which
+        the transport retries (the caller's ``retry``, its timeout) as it
+        retries a lost RabbitMQ connection; a call waiting for its reply is
+        told its request may or may not have run (or sent again, when
+        idempotent); servers lose their consumers and reconnect with backoff
+        once it is back. Queued requests stay queued.
+        """
+        with self.bus(name).outage():
+            yield
 
     def dead_letters(self, name: str = "") -> list[DeadLetter]:
         """The requests set aside on bus ``name``, oldest first (the last 1000)."""
@@ -254,12 +339,58 @@ class _MemoryIncoming(IncomingMessage):
 
 
 class _MemoryListener(Listener):
-    def __init__(self, bus: _Bus, consumer: _Consumer) -> None:
-        self.bus = bus
-        self.consumer = consumer
+    """A server's consumer, which reconnects through the retry loop when its bus stops."""
+
+    def __init__(
+        self,
+        driver: MemoryDriver,
+        target: Target,
+        callback: Callable[[IncomingMessage], None],
+    ) -> None:
+        self.driver = driver
+        self.bus = driver.bus
+        self.consumer = _Consumer(driver, callback, self._lost)
+        self.topic_q, server_q = _queue_names(target)
+        self.names = [self.topic_q, server_q] if target.server else [self.topic_q]
+        self.outage = ConsumerOutage(driver, str(target.topic))
+        self.closed = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        Retrying(
+            self.driver,
+            f"could not start consuming from {self.driver.broker_name}",
+            retry=self.driver.connect_retries,
+            wait=self.closed.wait,
+            report=self.outage.lost,
+        ).run(self._subscribe)
+
+    def _subscribe(self) -> None:
+        with self._lock:
+            if not self.closed.is_set():
+                self.bus.subscribe(self.names, self.topic_q, self.consumer)
+
+    def _lost(self) -> None:
+        if not self.closed.is_set():
+            threading.Thread(
+                target=self._reconnect, name=f"podium-memory-{self.topic_q}", daemon=True
+            ).start()
+
+    def _reconnect(self) -> None:
+        # A running server retries for as long as it runs, as on RabbitMQ.
+        Retrying(
+            self.driver,
+            f"server on {self.topic_q}: cannot consume",
+            wait=self.closed.wait,
+            report=self.outage.lost,
+        ).run(self._subscribe)
+        if not self.closed.is_set():
+            self.outage.back()
 
     def stop(self) -> None:
-        self.bus.unsubscribe(self.consumer)
+        with self._lock:
+            self.closed.set()
+            self.bus.unsubscribe(self.consumer)
 
     def close(self) -> None:
         self.stop()
@@ -275,11 +406,16 @@ class MemoryDriver(Driver):
     def __init__(self, url: TransportURL, broker: MemoryBroker | None = None) -> None:
         name = url.hosts[0].hostname if url.hosts else ""
         self.bus = (broker or DEFAULT_BROKER).bus(name)
+        self.broker_name = self.bus.name
         self._closed = False
 
     def _check_open(self) -> None:
         if self._closed:
             raise TransportError("transport is closed")
+
+    def ensure_connection(self, deadline: float) -> None:
+        with self.bus.lock:
+            self.bus.check_up()
 
     def send(
         self,
@@ -287,14 +423,12 @@ class MemoryDriver(Driver):
         message: dict[str, Any],
         *,
         wait_for_reply: bool,
-        timeout: float | None,
-        retry: int | None,
-        resend_lost: bool = False,  # the in-process bus loses no connection
+        timeout: float,
+        deadline: float,
     ) -> dict[str, Any] | None:
         self._check_open()
         if not target.topic:
             raise InvalidTarget("a message needs a topic")
-        message[_codec.UNIQUE_ID] = _codec.new_id()
         waiter: _Waiter | None = None
         reply_q = ""
         if wait_for_reply:
@@ -303,8 +437,7 @@ class MemoryDriver(Driver):
             message["_msg_id"] = msg_id
             message["_reply_q"] = reply_q
             waiter = _Waiter()
-            with self.bus.lock:
-                self.bus.waiters[reply_q] = waiter
+            self.bus.wait_for_reply(reply_q, waiter)
         try:
             body = self.encode(message)
             topic_q, server_q = _queue_names(target)
@@ -322,15 +455,27 @@ class MemoryDriver(Driver):
                 raise no_consumer_error(target, str(message.get("method")))
             if waiter is None:
                 return None
-            if not waiter.event.wait(timeout):
-                waiter.event.set()  # a reply arriving now is late: drop it
-                raise timeout_error(target, str(message.get("method")), timeout)
-            assert waiter.reply is not None
-            return waiter.reply
+            return self._await_reply(waiter, target, message, timeout, deadline)
         finally:
             if reply_q:
                 with self.bus.lock:
                     self.bus.waiters.pop(reply_q, None)
+
+    def _await_reply(
+        self,
+        waiter: _Waiter,
+        target: Target,
+        message: dict[str, Any],
+        timeout: float,
+        deadline: float,
+    ) -> dict[str, Any]:
+        left = deadline - time.monotonic()
+        if not (left > 0 and waiter.event.wait(left)):
+            waiter.event.set()  # a reply arriving now is late: drop it
+            raise timeout_error(target, str(message.get("method")), timeout)
+        if waiter.reply is None:  # its bus stopped first
+            raise RequestLost(f"{self.broker_name} stopped while the call waited for its reply")
+        return waiter.reply
 
     def listen(
         self, target: Target, callback: Callable[[IncomingMessage], None], prefetch: int
@@ -338,11 +483,9 @@ class MemoryDriver(Driver):
         self._check_open()
         if not target.topic:
             raise InvalidTarget("a server's target needs a topic")
-        consumer = _Consumer(self, callback)
-        topic_q, server_q = _queue_names(target)
-        names = [topic_q, server_q] if target.server else [topic_q]
-        self.bus.subscribe(names, topic_q, consumer)
-        return _MemoryListener(self.bus, consumer)
+        listener = _MemoryListener(self, target, callback)
+        listener.start()
+        return listener
 
     def close(self) -> None:
         self._closed = True

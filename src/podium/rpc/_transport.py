@@ -7,7 +7,10 @@ versions, exceptions, serializers) lives above it, shared by all drivers.
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,10 +19,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
 from podium._urls import UnreadableURL, mask_url, split_url
-from podium.exceptions import InvalidTransportURL, MalformedMessage, MessagingTimeout, NoConsumer
+from podium.exceptions import (
+    InvalidTransportURL,
+    MalformedMessage,
+    MessagingTimeout,
+    NoConsumer,
+    TransportError,
+)
 
 from . import _codec
 from ._codec import DEFAULT_MAX_MESSAGE_BYTES
+from ._retry import BrokerUnavailable, RequestLost, Retrying
 from ._target import Target
 
 if TYPE_CHECKING:
@@ -27,9 +37,11 @@ if TYPE_CHECKING:
     from ._signing import MessageSigning
 
 __all__ = [
+    "BrokerUnavailable",
     "Driver",
     "IncomingMessage",
     "Listener",
+    "RequestLost",
     "Transport",
     "TransportHost",
     "TransportURL",
@@ -39,6 +51,10 @@ __all__ = [
 DEFAULT_EXCHANGE = "openstack"
 DEFAULT_ALLOWED_EXMODS = ("podium.exceptions",)
 DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_MAX_BACKOFF = 5.0
+DEFAULT_CONNECT_RETRIES = 3
+#: A call or cast given no timeout ends after this many seconds.
+DEFAULT_TIMEOUT = 60.0
 #: URL schemes get_transport knows: the in-process bus, AMQP, and AMQP over TLS.
 SCHEMES = ("memory", "rabbit", "amqp", "rabbits", "amqps")
 
@@ -166,6 +182,13 @@ class Driver(ABC):
     runs_handlers: bool = False
     #: Signs every request and reply this driver sends (the transport's key).
     sealer: _codec.Sealer | None = None
+    #: The longest pause between two tries of the broker (``?max_backoff=``, seconds).
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    #: How often a server retries its first connection before its start fails
+    #: (``?connect_retries=``); once it ran, it retries for as long as it runs.
+    connect_retries: int = DEFAULT_CONNECT_RETRIES
+    #: The broker, for logs and errors: its address, never its credentials.
+    broker_name: str = "the broker"
 
     def encode(self, message: dict[str, Any], what: str = "message") -> bytes:
         """``message`` in its wire form, refused over ``max_message_bytes``.
@@ -189,14 +212,15 @@ class Driver(ABC):
         message: dict[str, Any],
         *,
         wait_for_reply: bool,
-        timeout: float | None,
-        retry: int | None,
-        resend_lost: bool = False,
+        timeout: float,
+        deadline: float,
     ) -> dict[str, Any] | None:
-        """Publish; for a call, block for the reply message and return it.
+        """Publish once; for a call, block for the reply message and return it.
 
-        ``resend_lost``: a call whose connection is lost after it was sent is
-        sent again under the same ``_unique_id`` (the server de-duplicates).
+        One attempt, ended by ``deadline`` (``time.monotonic()``; ``timeout``
+        is the seconds it stands for, to say in errors): the transport retries
+        what :meth:`is_recoverable` calls recoverable. A connection lost after
+        a call went out raises :class:`RequestLost`.
         """
 
     @abstractmethod
@@ -208,14 +232,25 @@ class Driver(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def connect(self, timeout: float) -> None:
-        """Reach the broker within ``timeout`` seconds, or raise TransportError saying where.
+    def ensure_connection(self, deadline: float) -> None:
+        """Reach the broker once, by ``deadline``; raise a recoverable error if it cannot be.
 
-        For start-up: a service told a wrong address says so at once, instead
-        of retrying for as long as a lost broker is retried once it ran. An
-        in-process driver has nothing to reach.
+        An in-process driver has nothing to reach.
         """
         return None
+
+    # -- what the retry loop (podium.rpc._retry) asks of a driver ----------
+
+    def is_recoverable(self, exc: BaseException) -> bool:
+        """Whether trying again may cure ``exc`` (a lost connection, a broker away).
+
+        A refusal (bad credentials, a permission, a certificate) is not.
+        """
+        return isinstance(exc, BrokerUnavailable)
+
+    def describe_error(self, exc: BaseException) -> str:
+        """``exc`` in one line, for a log or an error (never a password)."""
+        return str(exc) or type(exc).__name__
 
 
 def timeout_error(
@@ -270,9 +305,78 @@ class Transport:
         """Check the broker can be reached, trying for at most ``timeout`` seconds.
 
         :class:`~podium.exceptions.TransportError` names the broker's address
-        (never its credentials) and why it could not be reached.
+        (never its credentials) and why it could not be reached. Quiet until
+        then: the one line that matters at start-up is the error at the end.
         """
-        self.driver.connect(timeout)
+        deadline = time.monotonic() + timeout
+        Retrying(
+            self.driver,
+            f"cannot connect to {self.driver.broker_name}",
+            deadline=deadline,
+            deadline_name="connect_timeout",
+            level=logging.DEBUG,
+            started=deadline - timeout,
+        ).run(lambda: self.driver.ensure_connection(deadline))
+
+    def send(
+        self,
+        target: Target,
+        message: dict[str, Any],
+        *,
+        wait_for_reply: bool,
+        timeout: float | None,
+        retry: int | None,
+        resend_lost: bool = False,
+    ) -> dict[str, Any] | None:
+        """Publish ``message`` (for a call, wait for its reply), retrying what the driver
+        calls recoverable: ``retry`` times (None: until ``timeout``).
+
+        Every try carries the same ``_unique_id``. ``resend_lost``: a call whose
+        connection is lost after it went out is sent again (its server de-duplicates
+        it); otherwise the caller is told it may or may not have run.
+        """
+        message[_codec.UNIQUE_ID] = _codec.new_id()
+        seconds = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+        deadline = time.monotonic() + seconds
+        driver = self.driver
+        method = str(message.get("method"))
+
+        def attempt() -> dict[str, Any] | None:
+            try:
+                return driver.send(
+                    target,
+                    message,
+                    wait_for_reply=wait_for_reply,
+                    timeout=seconds,
+                    deadline=deadline,
+                )
+            except RequestLost as exc:
+                if time.monotonic() >= deadline:
+                    raise timeout_error(target, method, seconds) from exc
+                if not resend_lost:
+                    raise TransportError(
+                        f"connection lost during call to {method!r} on topic "
+                        f"{target.topic!r}, server {target.server!r}; it may or may not have run"
+                    ) from exc
+                raise  # sent again under the same _unique_id: the server runs it once
+
+        try:  # the first try outside the loop: a call's fast path builds nothing more
+            return attempt()
+        except Exception as exc:
+            if not driver.is_recoverable(exc):
+                raise
+            failed = exc
+        return Retrying(
+            driver,
+            f"cannot send {method!r} to topic {target.topic!r} through {driver.broker_name}",
+            retry=retry,
+            deadline=deadline,
+            deadline_name="timeout",
+            timed_out=lambda exc: timeout_error(
+                target, method, seconds, published=isinstance(exc, RequestLost)
+            ),
+            started=deadline - seconds,
+        ).run(attempt, failed)
 
     def __enter__(self) -> Transport:
         return self
@@ -322,12 +426,25 @@ def get_transport(
             "use memory://, rabbit://user:pass@host:5672/vhost or rabbits:// (TLS)"
         )
     driver.max_message_bytes = max_message_bytes
-    driver.max_attempts = _max_attempts(parsed)
+    driver.max_attempts = _whole_number(parsed, "max_attempts", DEFAULT_MAX_ATTEMPTS, least=1)
+    driver.connect_retries = _whole_number(parsed, "connect_retries", DEFAULT_CONNECT_RETRIES)
+    driver.max_backoff = _seconds(parsed, "max_backoff", DEFAULT_MAX_BACKOFF)
     return Transport(driver, parsed, allowed_remote_exmods, signing)
 
 
-def _max_attempts(url: TransportURL) -> int:
-    value = url.query.get("max_attempts", str(DEFAULT_MAX_ATTEMPTS))
-    if not value.isascii() or not value.isdigit() or int(value) < 1:
-        raise InvalidTransportURL(f"max_attempts must be a whole number from 1, not {value!r}")
+def _whole_number(url: TransportURL, name: str, default: int, least: int = 0) -> int:
+    value = url.query.get(name, str(default))
+    if not value.isascii() or not value.isdigit() or int(value) < least:
+        raise InvalidTransportURL(f"{name} must be a whole number from {least}, not {value!r}")
     return int(value)
+
+
+def _seconds(url: TransportURL, name: str, default: float) -> float:
+    value = url.query.get(name, str(default))
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not seconds > 0 or math.isinf(seconds):
+        raise InvalidTransportURL(f"{name} must be a number of seconds above 0, not {value!r}")
+    return seconds

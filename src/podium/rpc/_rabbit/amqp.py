@@ -39,7 +39,6 @@ from podium.exceptions import TransportError
 
 __all__ = [
     "RECOVERABLE",
-    "RETRYABLE",
     "Channel",
     "ChannelClosedByBroker",
     "Connection",
@@ -62,6 +61,7 @@ __all__ = [
     "open_connection",
     "parameters",
     "publish_frames",
+    "recoverable",
     "refused_by_broker",
     "run_until",
     "send_now",
@@ -466,5 +466,9 @@ RECOVERABLE: tuple[type[Exception], ...] = (
 )
 
 
-# Errors after which a connection is presumed broken and another is tried.
-RETRYABLE: tuple[type[Exception], ...] = (TransportError, *RECOVERABLE)
+def recoverable(exc: BaseException) -> bool:
+    """A connection or channel lost, or a broker not reached: another connection may work.
+
+    A refusal by the broker (credentials, a permission, a certificate) is not.
+    """
+    return isinstance(exc, RECOVERABLE) and not refused_by_broker(exc)

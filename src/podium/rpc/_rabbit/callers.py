@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from podium.exceptions import MalformedMessage, TransportError
 
 from .. import _codec
+from .._retry import BrokerUnavailable
 from . import amqp
 from .amqp import (
     bounded,
@@ -128,7 +129,7 @@ class Conn:
                 time.sleep(0.001)
         finally:
             ch.queue_delete(queue)
-        raise TransportError("the broker did not assign a direct reply-to address")
+        raise BrokerUnavailable("the broker did not assign a direct reply-to address")
 
     @property
     def usable(self) -> bool:
@@ -185,7 +186,7 @@ class Conn:
             amqp.on_return(ch, self._on_cast_return)
             amqp.on_close(ch, self._on_cast_channel_closed)
             if not self._wait_for_confirms(lambda: bool(selected), 10):
-                raise TransportError("the broker did not enable publisher confirms")
+                raise BrokerUnavailable("the broker did not enable publisher confirms")
             self._cast_ch = ch
             self._cast_seq = 0
         return self._cast_ch
@@ -208,7 +209,7 @@ class Conn:
         if len(self.unconfirmed) >= CONFIRM_WINDOW and not self._wait_for_confirms(
             lambda: len(self.unconfirmed) < CONFIRM_WINDOW // 2, 30
         ):
-            raise TransportError("the broker confirms no casts")
+            raise BrokerUnavailable("the broker confirms no casts")
 
     def _wait_for_confirms(self, done: Callable[[], bool], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -346,7 +347,7 @@ class Conn:
                 refusal = amqp.closed_by_broker(self.call_ch)
                 if refusal is not None:
                     raise refusal  # an ACCESS_REFUSED says which topic
-                raise TransportError("reply channel closed by the broker")
+                raise BrokerUnavailable("reply channel closed by the broker")
             return slot
         finally:
             self.pending.pop(msg_id, None)

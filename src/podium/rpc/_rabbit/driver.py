@@ -13,10 +13,11 @@ from typing import Any
 from podium.exceptions import InvalidTarget, MessagingError, TransportError
 
 from .. import _codec
-from .._backoff import backoff_delay
+from .._retry import RequestLost, Retrying
 from .._target import Target
 from .._transport import (
     DEFAULT_EXCHANGE,
+    BrokerUnavailable,
     Driver,
     IncomingMessage,
     Listener,
@@ -25,7 +26,7 @@ from .._transport import (
     timeout_error,
 )
 from . import amqp
-from .amqp import RECOVERABLE, RETRYABLE, describe, refused_by_broker
+from .amqp import describe, recoverable, refused_by_broker
 from .callers import JSON, Cast, Conn, Pool
 from .listener import RabbitListener
 from .routing import Routing, unanswerable
@@ -79,8 +80,6 @@ class RabbitDriver(Driver):
         default_port = 5671 if self.tls is not None else 5672
         try:
             self.heartbeat = int(url.query.get("heartbeat", "30"))
-            self.max_backoff = float(url.query.get("max_backoff", "5"))
-            self.max_retries_at_start = int(url.query.get("connect_retries", "3"))
             self.reply_mode = url.query.get("reply", "direct")
         except ValueError as exc:
             raise MessagingError(f"bad rabbit:// option: {exc}") from exc
@@ -100,6 +99,7 @@ class RabbitDriver(Driver):
         self.where = ",".join(f"{h.hostname}:{h.port or default_port}" for h in url.hosts) + (
             f"/{url.virtual_host or ''}"
         )
+        self.broker_name = f"RabbitMQ at {self.where}"
         self.pool = Pool(self)
         # Casts never confirmed by the broker, to publish again.
         self.orphans: deque[Cast] = deque()
@@ -129,72 +129,39 @@ class RabbitDriver(Driver):
         self._rotation = (self._rotation + 1) % len(params)
         return params[self._rotation :] + params[: self._rotation]
 
-    def connect(self, timeout: float) -> None:
-        # Retried quietly until the deadline: the one line that matters is the
-        # error at the end (a worker's start-up), not a warning per attempt.
-        deadline = time.monotonic() + timeout
-        attempt = 0
-        while True:
-            try:
-                conn = self.pool.get(deadline)
-            except RECOVERABLE as exc:
-                left = deadline - time.monotonic()
-                if refused_by_broker(exc):
-                    raise TransportError(
-                        f"cannot connect to RabbitMQ at {self.where}: {describe(exc)}"
-                    ) from exc
-                if left <= 0.05:
-                    raise TransportError(
-                        f"cannot connect to RabbitMQ at {self.where}: {describe(exc)} "
-                        f"(gave up after {timeout:g} s, the connect_timeout)"
-                    ) from exc
-                attempt += 1
-                delay = min(backoff_delay(attempt, self.max_backoff), left)
-                LOG.debug(
-                    "cannot connect to RabbitMQ at %s (%s); retrying in %.1fs",
-                    self.where,
-                    describe(exc),
-                    delay,
-                )
-                time.sleep(delay)
-            else:
-                # The first call made after start-up finds it in the pool.
-                self.pool.put(conn)
-                return
+    def is_recoverable(self, exc: BaseException) -> bool:
+        return isinstance(exc, BrokerUnavailable) or recoverable(exc)
+
+    def describe_error(self, exc: BaseException) -> str:
+        return describe(exc)
+
+    def ensure_connection(self, deadline: float) -> None:
+        # The first call made after start-up finds it in the pool.
+        self.pool.put(self._connect(deadline))
+
+    def _connect(self, deadline: float) -> Conn:
+        """A pooled connection; a broker's refusal as a TransportError (not to be retried)."""
+        try:
+            return self.pool.get(deadline)
+        except Exception as exc:
+            if refused_by_broker(exc):
+                raise TransportError(
+                    f"cannot connect to {self.broker_name}: {describe(exc)}"
+                ) from exc
+            raise
 
     @contextmanager
-    def _connection(self, deadline: float, retry: int | None) -> Iterator[Conn]:
-        attempt = 0
-        while True:
-            try:
-                conn = self.pool.get(deadline)
-                break
-            except RECOVERABLE as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, self.max_backoff)
-                if (
-                    refused_by_broker(exc)
-                    or (retry is not None and attempt > retry)
-                    or time.monotonic() + delay > deadline
-                ):
-                    raise TransportError(
-                        f"cannot connect to RabbitMQ at {self.where}: {describe(exc)}"
-                    ) from exc
-                LOG.warning(
-                    "cannot connect to RabbitMQ at %s (%s); retrying in %.1fs",
-                    self.where,
-                    describe(exc),
-                    delay,
-                )
-                time.sleep(delay)
+    def _connection(self, deadline: float) -> Iterator[Conn]:
+        conn = self._connect(deadline)
         try:
             with conn.bounded_by(deadline + _DEADLINE_GRACE):
                 yield conn
-        except RECOVERABLE:
-            conn.close(grace=0)
-            # A broker restart or a forced close takes every connection with
-            # it: drop the idle ones now rather than fail on each in turn.
-            self.pool.discard_idle(grace=0)
+        except Exception as exc:
+            if self.is_recoverable(exc):
+                conn.close(grace=0)
+                # A broker restart or a forced close takes every connection with
+                # it: drop the idle ones now rather than fail on each in turn.
+                self.pool.discard_idle(grace=0)
             raise
         finally:
             self.pool.put(conn)
@@ -205,53 +172,45 @@ class RabbitDriver(Driver):
         message: dict[str, Any],
         *,
         wait_for_reply: bool,
-        timeout: float | None,
-        retry: int | None,
-        resend_lost: bool = False,
+        timeout: float,
+        deadline: float,
     ) -> dict[str, Any] | None:
         if not target.topic:
             raise InvalidTarget("a message needs a topic")
-        timeout = 60.0 if timeout is None else float(timeout)
         method = str(message.get("method"))
-        message[_codec.UNIQUE_ID] = _codec.new_id()
-        deadline = time.monotonic() + timeout
         exchange = target.exchange or DEFAULT_EXCHANGE
         key = f"{target.topic}.{target.server}" if target.server else target.topic
-        attempt = 0
-        while True:
-            attempt += 1
-            sent = False
-            try:
-                with self._connection(deadline, retry) as conn:
-                    if not wait_for_reply:
-                        # A restricted account may not make the topic's queue
-                        # (the servers do): it must exist, or the cast is lost.
-                        if not target.fanout and (target.server or self.routing.restricted):
-                            self._probe(conn, target, key, method, need_consumer=False)
-                        self._cast(conn, target, exchange, key, message)
-                        return None
-                    msg_id = _codec.new_id()
-                    message["_msg_id"] = msg_id
-                    message["_reply_q"] = conn.reply_to
-                    body = self.encode(message)
-                    self._probe(conn, target, key, method, need_consumer=True)
-                    sent = True
-                    return self._await_reply(
-                        conn, target, (exchange, key), method, body, msg_id, timeout, deadline
-                    )
-            except amqp.ChannelClosedByBroker as exc:
-                if exc.reply_code == 404:
-                    raise no_consumer_error(
-                        target, method, f"exchange {exchange!r} missing"
-                    ) from exc
-                raise TransportError(
-                    f"broker refused the message: {exc.reply_code} {exc.reply_text}"
-                ) from exc
-            except RETRYABLE as exc:
-                gave_up = retry is not None and attempt > retry
-                self._retry_or_raise(
-                    exc, target, method, timeout, deadline, sent, resend_lost, gave_up
+        sent = False
+        try:
+            with self._connection(deadline) as conn:
+                if not wait_for_reply:
+                    # A restricted account may not make the topic's queue
+                    # (the servers do): it must exist, or the cast is lost.
+                    if not target.fanout and (target.server or self.routing.restricted):
+                        self._probe(conn, target, key, method, need_consumer=False)
+                    self._cast(conn, target, exchange, key, message)
+                    return None
+                msg_id = _codec.new_id()
+                message["_msg_id"] = msg_id
+                message["_reply_q"] = conn.reply_to
+                body = self.encode(message)
+                self._probe(conn, target, key, method, need_consumer=True)
+                sent = True
+                return self._await_reply(
+                    conn, target, (exchange, key), method, body, msg_id, timeout, deadline
                 )
+        except amqp.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                raise no_consumer_error(target, method, f"exchange {exchange!r} missing") from exc
+            raise TransportError(
+                f"broker refused the message: {exc.reply_code} {exc.reply_text}"
+            ) from exc
+        except Exception as exc:
+            if sent and self.is_recoverable(exc):
+                # The request may have reached a server; its reply would go
+                # to a channel that no longer exists.
+                raise RequestLost(f"connection lost during the call: {describe(exc)}") from exc
+            raise
 
     def _await_reply(
         self,
@@ -275,44 +234,6 @@ class RabbitDriver(Driver):
         if slot.reply is None:
             raise timeout_error(target, method, timeout)
         return slot.reply
-
-    def _retry_or_raise(
-        self,
-        exc: Exception,
-        target: Target,
-        method: str,
-        timeout: float,
-        deadline: float,
-        sent: bool,
-        resend_lost: bool,
-        gave_up: bool,
-    ) -> None:
-        """Return to send again after ``exc``; raise what the caller should see instead."""
-        if time.monotonic() >= deadline:
-            raise timeout_error(target, method, timeout, published=sent) from exc
-        if isinstance(exc, TransportError) and exc.__cause__ is not None:
-            raise exc
-        if sent and resend_lost:
-            # The same _unique_id goes again: the server applies it once.
-            LOG.warning(
-                "connection lost during call to %r on topic %r (%s); sending it again",
-                method,
-                target.topic,
-                describe(exc),
-            )
-            return
-        if sent:
-            # The request may have reached a server; its reply would go
-            # to a channel that no longer exists. Say so, do not hang.
-            raise TransportError(
-                f"connection lost during call to {method!r} on topic "
-                f"{target.topic!r}, server {target.server!r}; it may or may not have run"
-            ) from exc
-        if gave_up:
-            raise TransportError(
-                f"cannot publish to RabbitMQ at {self.where}: {describe(exc)}"
-            ) from exc
-        LOG.warning("publish failed (%s); retrying on a new connection", describe(exc))
 
     def _probe(
         self, conn: Conn, target: Target, key: str, method: str, *, need_consumer: bool
@@ -381,14 +302,18 @@ class RabbitDriver(Driver):
             LOG.error("%s", unanswerable(reply_q))
             return
         props = amqp.Properties(content_type=JSON, content_encoding="utf-8", correlation_id=msg_id)
-        for attempt in (1, 2, 3):
-            try:
-                with self._connection(time.monotonic() + 5, 1) as conn:
-                    conn.call_ch.basic_publish(*destination, body, props)
-                return
-            except RETRYABLE as exc:
-                if attempt == 3:
-                    LOG.error("could not send the reply to %s: %s", msg_id, exc)
+        deadline = time.monotonic() + 5
+
+        def publish() -> None:
+            with self._connection(deadline) as conn:
+                conn.call_ch.basic_publish(*destination, body, props)
+
+        try:
+            Retrying(self, f"cannot send the reply to {msg_id}", retry=2, deadline=deadline).run(
+                publish
+            )
+        except Exception as exc:  # a server thread: log it, serve on
+            LOG.error("could not send the reply to %s: %s", msg_id, describe(exc))
 
     def listen(
         self, target: Target, callback: Callable[[IncomingMessage], None], prefetch: int

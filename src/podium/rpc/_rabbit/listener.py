@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from podium.exceptions import TransportError
 
 from .. import _codec
+from .._retry import ConsumerOutage
 from .._target import Target
 from .._transport import IncomingMessage, Listener
 from .amqp import describe
@@ -40,8 +41,7 @@ class RabbitListener(Listener):
         self.consuming = True
         self.closed = threading.Event()
         self.workers = [Worker(self, i) for i in range(max(1, workers))]
-        self._outage = False
-        self._outage_lock = threading.Lock()
+        self.outage = ConsumerOutage(driver, str(target.topic))
         self._keeper = threading.Thread(
             target=self._keep, name=f"podium-rabbit-keeper-{target.topic}", daemon=True
         )
@@ -51,12 +51,14 @@ class RabbitListener(Listener):
             worker.thread.start()
         for worker in self.workers:
             worker.ready.wait(60)
-            if worker.error is not None:
+            error = worker.error
+            if error is not None:
                 self.close()
+                if isinstance(error, TransportError):
+                    raise error
                 raise TransportError(
-                    f"could not start consuming from RabbitMQ at {self.driver.where}: "
-                    f"{describe(worker.error)}"
-                ) from worker.error
+                    f"could not start consuming from {self.driver.broker_name}: {describe(error)}"
+                ) from error
         self._keeper.start()
 
     def _keep(self) -> None:
@@ -64,28 +66,6 @@ class RabbitListener(Listener):
         while not self.closed.wait(interval):
             for worker in self.workers:
                 worker.keep_alive()
-
-    # A broker restart cuts every worker's connection at once: one warning for
-    # the server, not one per worker and retry.
-    def report_lost(self, exc: BaseException, delay: float) -> None:
-        with self._outage_lock:
-            first, self._outage = not self._outage, True
-        LOG.log(
-            logging.WARNING if first else logging.DEBUG,
-            "server on %s: not consuming from RabbitMQ at %s (%s); retrying in %.1fs",
-            self.target.topic,
-            self.driver.where,
-            describe(exc),
-            delay,
-        )
-
-    def report_back(self) -> None:
-        with self._outage_lock:
-            was, self._outage = self._outage, False
-        if was:
-            LOG.info(
-                "server on %s: connected to RabbitMQ at %s", self.target.topic, self.driver.where
-            )
 
     def stop(self) -> None:
         self.consuming = False

@@ -9,10 +9,10 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from podium.exceptions import MalformedMessage, TransportError
+from podium.exceptions import MalformedMessage
 
 from .. import _codec
-from .._backoff import backoff_delay
+from .._retry import BrokerUnavailable, Retrying
 from .._transport import DEFAULT_EXCHANGE
 from . import amqp
 from .amqp import (
@@ -24,7 +24,6 @@ from .amqp import (
     declare_tolerantly,
     describe,
     publish_frames,
-    refused_by_broker,
     run_until,
     send_now,
 )
@@ -173,54 +172,69 @@ class Worker:
 
     def _run(self) -> None:
         listener = self.listener
-        attempt = 0
+        self.retrying = Retrying(
+            self.driver,
+            f"could not start consuming from {self.driver.broker_name}",
+            retry=self.driver.connect_retries,
+            wait=listener.closed.wait,
+            report=listener.outage.lost,
+            recoverable=self._recoverable,
+        )
+        try:
+            self.retrying.run(self._serve)
+        except Exception as exc:  # its start failed: listener.start() says why
+            self.error = exc
+            self.ready.set()
+        finally:
+            with self.lock:
+                self._drop()
+
+    def _recoverable(self, exc: BaseException) -> bool:
+        # Once it ran, a server retries whatever cut it off, for as long as it runs.
+        return self.ready.is_set() or self.driver.is_recoverable(exc)
+
+    def _serve(self) -> None:
+        """Connect, then consume until the listener closes; raise what cut it off."""
+        listener = self.listener
+        if listener.closed.is_set():
+            return
+        try:
+            with self.lock:
+                self._setup()
+            self.retrying.reset(retry=None)
+            listener.outage.back()
+            self.ready.set()
+            self._consume()
+        except Exception:
+            with self.lock:
+                self._drop()
+            if not listener.closed.is_set():
+                raise
+
+    def _consume(self) -> None:
+        listener = self.listener
         while not listener.closed.is_set():
-            try:
-                with self.lock:
-                    self._setup()
-                attempt = 0
-                listener.report_back()
-                self.ready.set()
-                while not listener.closed.is_set():
-                    with self.lock:
-                        assert self.connection is not None and self.channel is not None
-                        channel = self.channel
-                        if not listener.consuming and self.consumer_tags:
-                            for tag in self.consumer_tags:
-                                channel.basic_cancel(tag)
-                            self.consumer_tags = []
-                        if not self.backlog:
-                            # Returns on a delivery or a wake() (stop, close).
-                            run_until(self.connection, self._has_work)
-                        if channel.is_closed:
-                            raise TransportError(
-                                f"the broker closed the channel of {listener.target.topic!r}'s "
-                                "consumers"
-                            )
-                        if self.cancelled:
-                            raise TransportError(
-                                f"the broker cancelled the consumer of queue {self.cancelled!r}"
-                                " (was it deleted?)"
-                            )
-                    while self.backlog:
-                        self._handle(self.backlog.popleft())
-            except Exception as exc:
-                with self.lock:
-                    self._drop()
-                if listener.closed.is_set():
-                    break
-                if not self.ready.is_set() and (
-                    attempt >= self.driver.max_retries_at_start or refused_by_broker(exc)
-                ):
-                    self.error = exc
-                    self.ready.set()
-                    return
-                attempt += 1
-                delay = backoff_delay(attempt, self.driver.max_backoff)
-                listener.report_lost(exc, delay)
-                listener.closed.wait(delay)
-        with self.lock:
-            self._drop()
+            with self.lock:
+                assert self.connection is not None and self.channel is not None
+                channel = self.channel
+                if not listener.consuming and self.consumer_tags:
+                    for tag in self.consumer_tags:
+                        channel.basic_cancel(tag)
+                    self.consumer_tags = []
+                if not self.backlog:
+                    # Returns on a delivery or a wake() (stop, close).
+                    run_until(self.connection, self._has_work)
+                if channel.is_closed:
+                    raise BrokerUnavailable(
+                        f"the broker closed the channel of {listener.target.topic!r}'s consumers"
+                    )
+                if self.cancelled:
+                    raise BrokerUnavailable(
+                        f"the broker cancelled the consumer of queue {self.cancelled!r}"
+                        " (was it deleted?)"
+                    )
+            while self.backlog:
+                self._handle(self.backlog.popleft())
 
     def _has_work(self) -> bool:
         return (
