@@ -267,6 +267,30 @@ def test_a_prepared_update_runs_again_with_new_values(database: Database) -> Non
     assert db_api.get(database, CTX, Widget, id=row.id).size == 8
 
 
+def test_a_prepared_update_runs_after_a_failed_one_and_on_a_new_connection(
+    database: Database,
+) -> None:
+    """The driver's cursor prepared statements share serves on after a statement
+    failed on it, and a connection the pool replaced gets its own."""
+    _widget(database, "a")
+    _widget(database, "b")
+
+    def rename(name: str, to: str) -> Widget | None:
+        return database.run(
+            lambda session: db_api.update_row(session, Widget, {"name": to}, {"name": name})
+        )
+
+    with pytest.raises(DuplicateEntry):
+        rename("a", "b")
+    renamed = rename("a", "c")
+    assert renamed is not None and renamed.name == "c"
+    with database.engine.connect() as connection:  # the pool's one connection, used in turn
+        connection.invalidate()
+    renamed = rename("c", "d")
+    assert renamed is not None and renamed.name == "d"
+    assert _names(database, CTX) == {"b", "d"}
+
+
 def test_update_row_takes_plain_values_only(database: Database) -> None:
     _widget(database, "a")
     with pytest.raises(TypeError, match="plain values"):
