@@ -106,7 +106,7 @@ class FreezableProxy:
                     if not data:
                         return
                     peers[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a socket an outage closed under select()
             return
         finally:
             client.close()
