@@ -60,3 +60,9 @@ def test_without_rabbitmqctl_it_says_where_to_run_it(
     assert code == 1
     assert "rabbitmqctl is not on the PATH: run this on the broker's machine" in output
     assert not (tmp_path / "s").exists()
+
+
+def test_the_services_offered_are_those_whose_permissions_are_known() -> None:
+    from podium.broker_cli import ROLES, _roles
+
+    assert set(ROLES) == set(_roles("conductor"))

@@ -16,21 +16,27 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import click
 
-from podium.cloud.rpcapi import COMPUTE_TASK_TOPIC, COMPUTE_TOPIC, SCHEDULER_TOPIC
 from podium.keys_cli import write_atomically
 from podium.rpc import TransportURL
-from podium.rpc._rabbit.accounts import Permissions, Role, permissions
 from podium.rpc._transport import DEFAULT_EXCHANGE
+
+if TYPE_CHECKING:
+    from podium.rpc._rabbit.accounts import Permissions, Role
 
 __all__ = ["ROLES", "group"]
 
 
 def _roles(conductor: str) -> dict[str, Role]:
     """What each service of the cloud serves and sends to (``podium.cloud.rpcapi``)."""
+    # Here, not at the top: `podium --help` must import neither the cloud nor pika.
+    from podium.cloud.rpcapi import COMPUTE_TASK_TOPIC, COMPUTE_TOPIC, SCHEDULER_TOPIC
+    from podium.rpc._rabbit.accounts import Role
+
     return {
         "conductor": Role(
             serves=(conductor, COMPUTE_TASK_TOPIC),
@@ -49,7 +55,7 @@ def _roles(conductor: str) -> dict[str, Role]:
 
 
 #: The services ``--service`` knows (``compute`` goes per host: ``--compute-host``).
-ROLES = tuple(_roles("conductor"))
+ROLES = ("conductor", "scheduler", "api", "compute", "worker")
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,8 @@ def setup(
 
     Run it again after adding a host: it keeps the passwords it wrote.
     """
+    from podium.rpc._rabbit.accounts import permissions
+
     if not services and not hosts:
         raise click.UsageError("which accounts? --service NAME and/or --compute-host HOST")
     roles = _roles(conductor_topic)
