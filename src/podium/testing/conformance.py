@@ -15,7 +15,9 @@ under test (a fresh one per test, on a bus nobody else uses)::
             with Transport(MyDriver(url), url) as transport:
                 yield transport
 
-podium runs it on ``memory://``, ``rabbit://`` and ``rabbit://?reply=queue``.
+podium runs it on ``memory://``, ``rabbit://`` and ``rabbit://?reply=queue``,
+together with :class:`podium.testing.outages.OutageConformance`, what fails and
+what recovers while the broker is away.
 """
 
 from __future__ import annotations
