@@ -31,19 +31,23 @@ class Recorder:
         message: dict[str, Any],
         *,
         wait_for_reply: bool,
-        timeout: float | None,
-        retry: int | None,
-        resend_lost: bool = False,
+        timeout: float,
+        deadline: float,
     ) -> dict[str, Any] | None:
         from podium.rpc import _codec
 
-        # What the rabbit driver adds before it encodes.
-        message[_codec.UNIQUE_ID] = _codec.new_id()
+        # What the rabbit driver adds before it encodes (the transport set the unique id).
         if wait_for_reply:
             message["_msg_id"] = _codec.new_id()
             message["_reply_q"] = "amq.rabbitmq.reply-to.g1hkABJyYWJiaXRAbG9jYWxob3N0AAAA"
         self.sent.append(_codec.encode(message))
         return {"result": self.reply, "failure": None, "ending": True} if wait_for_reply else None
+
+    def is_recoverable(self, exc: BaseException) -> bool:
+        return False  # nothing is sent: nothing to try again
+
+    def describe_error(self, exc: BaseException) -> str:
+        return str(exc)
 
     def close(self) -> None:
         pass
