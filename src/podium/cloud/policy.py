@@ -72,8 +72,8 @@ RULES: dict[str, str] = {
     "Flavor:destroy": "rule:cross_host",
 }
 
-#: Methods that only read, or run outside a transaction: their checks take no row lock.
-_READS = frozenset({"read", "refresh", "get_by_uuid", "get_latest_for_instance"})
+#: Methods that only read: their checks take no row lock.
+_READS = frozenset({"refresh", "get_by_uuid", "get_latest_for_instance"})
 
 
 def _service_of(binary: Any) -> Any:
@@ -91,11 +91,16 @@ def _stored_and_changed(
     return [LazyTarget(stored), LazyTarget(stored, changes)]
 
 
-def _instance_owner(uuid: Any, method: str) -> Callable[[], Mapping[str, Any]]:
+def _writes(request: PolicyRequest) -> bool:
+    """Whether the call may change the instance: its check then locks the row."""
+    return request.method not in _READS
+
+
+def _instance_owner(uuid: Any, lock: bool) -> Callable[[], Mapping[str, Any]]:
     def load() -> Mapping[str, Any]:
         if not isinstance(uuid, str):
             return {}  # nothing matches: refused
-        return cloud_db.instance_get_owner(get_database(), uuid, lock=method not in _READS)
+        return cloud_db.instance_get_owner(get_database(), uuid, lock=lock)
 
     return load
 
@@ -108,13 +113,13 @@ def _owner_fields(obj: Any, names: Sequence[str]) -> dict[str, Any]:
 def instance_targets(request: PolicyRequest) -> Sequence[Mapping[str, Any]]:
     obj = request.obj
     if obj is None:
-        return [LazyTarget(_instance_owner(request.arguments.get("uuid"), request.method))]
+        return [LazyTarget(_instance_owner(request.arguments.get("uuid"), _writes(request)))]
     if request.method == "create":
         # A new row: what it will be is all there is.
         return [_owner_fields(obj, ("host", "project_id"))]
     uuid = obj.uuid if obj.obj_attr_is_set("uuid") else None
     changes = _owner_fields(obj, ("host", "project_id"))
-    return _stored_and_changed(_instance_owner(uuid, request.method), changes)
+    return _stored_and_changed(_instance_owner(uuid, _writes(request)), changes)
 
 
 def instance_list_targets(request: PolicyRequest) -> Sequence[Mapping[str, Any]]:
@@ -131,7 +136,7 @@ def instance_fault_targets(request: PolicyRequest) -> Sequence[Mapping[str, Any]
         uuid = request.arguments.get("instance_uuid")
     else:
         uuid = obj.instance_uuid if obj.obj_attr_is_set("instance_uuid") else None
-    return [LazyTarget(_instance_owner(uuid, request.method))]
+    return [LazyTarget(_instance_owner(uuid, _writes(request)))]
 
 
 def service_targets(request: PolicyRequest) -> Sequence[Mapping[str, Any]]:
@@ -156,7 +161,8 @@ def service_targets(request: PolicyRequest) -> Sequence[Mapping[str, Any]]:
 def compute_task_targets(request: PolicyRequest) -> Sequence[Mapping[str, Any]]:
     if request.method == "guest_heartbeat":
         uuid = request.arguments.get("instance_uuid")
-        return [LazyTarget(_instance_owner(uuid, "read"))]
+        # Checked by the RPC server before the endpoint's own transaction: no lock to hold.
+        return [LazyTarget(_instance_owner(uuid, lock=False))]
     return [request.arguments]
 
 

@@ -233,7 +233,10 @@ def list_rules(policy_file: Path | None) -> None:
     width = max(len(name) for name in policy.texts)
     for name in sorted(policy.texts, key=lambda name: (":" in name, name)):
         text = policy.texts[name]
-        changed = policy.defaults.get(name) != text
-        mark = "  (overridden)" if changed and name in policy.defaults else ""
-        mark = mark or ("  (added)" if changed else "")
+        if name not in policy.defaults:
+            mark = "  (added)"
+        elif policy.defaults[name] != text:
+            mark = "  (overridden)"
+        else:
+            mark = ""
         click.echo(f"{name:<{width}}  {text or '@'}{mark}")

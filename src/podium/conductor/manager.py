@@ -32,7 +32,7 @@ from podium.objects.registry import default_registry, version_tuple
 from podium.rpc import Target, current_message_id, current_sender
 
 from .api import CONDUCTOR_API_VERSION
-from .policy import Credentials, Policy, PolicyRequest, named_arguments
+from .policy import Policy, named_arguments
 
 LOG = logging.getLogger(__name__)
 
@@ -88,18 +88,22 @@ class ConductorManager:
     def _authorize(
         self,
         ctxt: RequestContext,
-        object_name: str,
-        method: str,
-        obj: VersionedObject | None = None,
-        arguments: dict[str, Any] | None = None,
+        target: VersionedObject | type[VersionedObject],
+        objmethod: str,
+        args: Any,
+        kwargs: dict[str, Any],
     ) -> None:
+        """Check a signed request against the policy (an unsigned one has nobody to check).
+
+        ``target``: the object of an object method, or the class of a class
+        method (whose ``args`` then begin with the context).
+        """
         sender = current_sender()
         if sender is None or self.policy is None:
-            return  # unsigned, or no policy: nobody to decide about
-        request = PolicyRequest(
-            Credentials.of(sender, ctxt), ctxt, object_name, method, obj, arguments or {}
-        )
-        self.policy.authorize(request)
+            return
+        arguments = named_arguments(_function(target, objmethod), args, kwargs)
+        obj = None if isinstance(target, type) else target
+        self.policy.check(sender, ctxt, target.obj_name(), objmethod, obj, arguments)
 
     def ping(self, ctxt: RequestContext) -> dict[str, Any]:
         """Which conductor answered and how many object calls it has served."""
@@ -132,9 +136,7 @@ class ConductorManager:
                 # (see podium.db.inbox): from the object as it was sent.
                 objinst.__dict__.clear()
                 objinst.__dict__.update(before.obj_clone().__dict__)
-            if self.policy is not None and current_sender() is not None:
-                arguments = named_arguments(_function(objinst, objmethod), args, kwargs)
-                self._authorize(ctxt, objinst.obj_name(), objmethod, objinst, arguments)
+            self._authorize(ctxt, objinst, objmethod, args, kwargs)
             result = method(*args, **kwargs)
             return object_action_updates(before, objinst), result
 
@@ -170,9 +172,7 @@ class ConductorManager:
         self._count()
 
         def run() -> Any:
-            if self.policy is not None and current_sender() is not None:
-                arguments = named_arguments(_function(objclass, objmethod), [ctxt, *args], kwargs)
-                self._authorize(ctxt, objname, objmethod, None, arguments)
+            self._authorize(ctxt, objclass, objmethod, [ctxt, *args], kwargs)
             result = method(ctxt, *args, **kwargs)
             if isinstance(result, VersionedObject):
                 # The RPC layer would send our newest version; honour the caller's.

@@ -386,6 +386,20 @@ class Policy:
             action=request.action,
         )
 
+    def check(
+        self,
+        sender: Sender,
+        context: RequestContext,
+        object_name: str,
+        method: str,
+        obj: Any = None,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> None:
+        """:meth:`authorize` the call ``sender`` signed, with ``context``'s credentials."""
+        credentials = Credentials.of(sender, context)
+        request = PolicyRequest(credentials, context, object_name, method, obj, arguments or {})
+        self.authorize(request)
+
     def endpoint_check(self, topic: str) -> Callable[[Any, str, dict[str, Any]], None]:
         """An RPC server's ``authorize`` for the endpoints it serves on ``topic``.
 
@@ -400,8 +414,7 @@ class Policy:
             if sender is None or f"{topic}:{method}" not in self._checks:
                 return
             context = ctxt if isinstance(ctxt, RequestContext) else RequestContext()
-            credentials = Credentials.of(sender, context)
-            self.authorize(PolicyRequest(credentials, context, topic, method, None, arguments))
+            self.check(sender, context, topic, method, None, arguments)
 
         return authorize
 
