@@ -1,4 +1,4 @@
-"""The application example of docs/db.md runs, in a child process.
+"""The examples of docs/db.md marked ``<!-- doc-test NAME -->`` run, each in a child process.
 
 A child, because the example declares a table of its own in the shared
 ``Base.metadata``: in this process it would be a table the other tests' schema
@@ -15,10 +15,12 @@ from pathlib import Path
 DOC = Path(__file__).parents[2] / "docs" / "db.md"
 
 
-def test_the_application_example_runs(tmp_path: Path) -> None:
-    blocks = re.findall(r"<!-- doc-test -->\n```python\n(.*?)```", DOC.read_text(), re.DOTALL)
+def run_marked_example(marker: str, tmp_path: Path) -> None:
+    """The one python block of docs/db.md after ``<!-- marker -->`` runs without an error."""
+    pattern = rf"<!-- {re.escape(marker)} -->\n```python\n(.*?)```"
+    blocks = re.findall(pattern, DOC.read_text(), re.DOTALL)
     assert len(blocks) == 1
-    script = tmp_path / "shop_example.py"
+    script = tmp_path / "example.py"
     script.write_text(blocks[0])
     done = subprocess.run(
         [sys.executable, "-W", "error", str(script)],
@@ -28,3 +30,11 @@ def test_the_application_example_runs(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_application_example_runs(tmp_path: Path) -> None:
+    run_marked_example("doc-test", tmp_path)
+
+
+def test_the_tls_example_runs(tmp_path: Path) -> None:
+    run_marked_example("doc-test tls", tmp_path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import ssl
 import subprocess
 import sys
@@ -142,22 +141,6 @@ def test_keys_and_their_passwords_are_masked_wherever_a_url_is_shown() -> None:
     assert mask_url("rabbits://u:p@h/?certfile=/c.pem&keyfile=/k.pem") == (
         "rabbits://u:***@h/?certfile=/c.pem&keyfile=***"
     )
-
-
-def test_the_tls_example_of_the_docs_runs(tmp_path: Path) -> None:
-    document = (Path(__file__).parents[2] / "docs" / "db.md").read_text()
-    blocks = re.findall(r"<!-- doc-test tls -->\n```python\n(.*?)```", document, re.DOTALL)
-    assert len(blocks) == 1
-    script = tmp_path / "tls_example.py"
-    script.write_text(blocks[0])
-    done = subprocess.run(
-        [sys.executable, "-W", "error", str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 def test_config_show_masks_the_key_and_its_password(pem: dict[str, Path]) -> None:
