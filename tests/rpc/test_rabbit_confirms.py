@@ -14,8 +14,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pika
+import pytest
 
 from podium.rpc._rabbit import callers
+from podium.rpc._retry import BrokerUnavailable
 
 
 class ConfirmingConnection:
@@ -47,13 +49,14 @@ def make_conn(confirm: bool = True) -> tuple[callers.Conn, ConfirmingConnection]
     conn.driver = SimpleNamespace(orphans=[], pool=SimpleNamespace(closing=False))  # type: ignore[assignment]
     conn.unconfirmed = {}
     conn._cast_seq = 0
+    conn._publishing = None
     fake = ConfirmingConnection(conn, confirm)
     conn.connection = fake  # type: ignore[assignment]
     return conn, fake
 
 
-def cast() -> callers.Cast:
-    return callers.Cast("openstack", "topic", b"{}", pika.BasicProperties(), mandatory=False)
+def cast(key: str = "topic") -> callers.Cast:
+    return callers.Cast("openstack", key, b"{}", pika.BasicProperties(), mandatory=False)
 
 
 def test_a_full_window_waits_for_confirms_in_short_slices() -> None:
@@ -123,3 +126,41 @@ def test_a_cast_whose_publish_fails_is_left_to_the_caller_to_retry() -> None:
     with contextlib.suppress(pika.exceptions.ConnectionWrongStateError):
         conn.publish_cast(FailingChannel(), cast())  # type: ignore[arg-type]
     assert conn.unconfirmed == {}
+
+
+REFUSED = pika.exceptions.ChannelClosedByBroker(
+    403,
+    "ACCESS_REFUSED - access to topic 'compute.h2' in exchange 'openstack' in vhost 'v' "
+    "refused for user 'podium-compute.h1'",
+)
+
+
+class ClosingChannel(Channel):
+    """The broker's close of an earlier cast arrives while this publish writes."""
+
+    def __init__(self, conn: callers.Conn) -> None:
+        super().__init__()
+        self.conn = conn
+
+    def basic_publish(self, *_args: Any, **_kwargs: Any) -> None:
+        self.conn._on_cast_channel_closed(self, REFUSED)
+        raise REFUSED
+
+
+def test_a_cast_meeting_the_close_meant_for_an_earlier_refused_one_is_sent_again_once() -> None:
+    conn, _fake = make_conn(confirm=False)
+    conn.publish_cast(Channel(), cast("compute.h2"))  # refused by the broker, later
+    conn.publish_cast(Channel(), cast("scheduler"))  # written in time, never confirmed
+    with pytest.raises(BrokerUnavailable, match="closed for another cast"):
+        conn.publish_cast(ClosingChannel(conn), cast("conductor"))
+    # The refused one is dropped; the unconfirmed one goes again from the orphans;
+    # the one being written goes again by its caller, and only so.
+    assert [c.key for c in conn.driver.orphans] == ["scheduler"]
+    assert conn.unconfirmed == {}
+
+
+def test_a_cast_the_broker_refuses_while_it_is_written_is_refused_to_its_caller() -> None:
+    conn, _fake = make_conn(confirm=False)
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker):
+        conn.publish_cast(ClosingChannel(conn), cast("compute.h2"))
+    assert conn.driver.orphans == [] and conn.unconfirmed == {}

@@ -25,7 +25,7 @@ from .amqp import (
     run_until,
     send_now,
 )
-from .routing import REPLY_EXCHANGE, refused_destination
+from .routing import REPLY_EXCHANGE, names, refused_destination
 
 if TYPE_CHECKING:
     from .driver import RabbitDriver
@@ -92,6 +92,9 @@ class Conn:
         self._cast_ch: amqp.Channel | None = None
         self._cast_seq = 0
         self.unconfirmed: dict[int, Cast] = {}
+        # The cast inside basic_publish: if its channel closes meanwhile, the
+        # publish raises and the caller sends it again, not the orphans too.
+        self._publishing: int | None = None
         self._probe_ch: amqp.Channel | None = None
         self.call_ch = self.connection.channel()
         # Replies and returns reach us from pika's frame handling (see run_until).
@@ -198,14 +201,27 @@ class Conn:
         self._cast_seq += 1
         tag = self._cast_seq
         self.unconfirmed[tag] = cast
+        self._publishing = tag
         try:
             ch.basic_publish(
                 cast.exchange, cast.key, cast.body, cast.props, mandatory=cast.mandatory
             )
+        except amqp.ChannelClosedByBroker as exc:
+            self.unconfirmed.pop(tag, None)
+            refused = refused_destination(exc.reply_text)
+            if refused is not None and not names(refused, cast.exchange, cast.key):
+                # Closed for a cast written before this one, which the broker
+                # refused: this one was not, and goes again on a new channel.
+                raise BrokerUnavailable(
+                    f"the cast channel was closed for another cast ({exc.reply_text})"
+                ) from exc
+            raise
         except BaseException:
             # The caller retries a failed publish; as an orphan too, it would go twice.
             self.unconfirmed.pop(tag, None)
             raise
+        finally:
+            self._publishing = None
         if len(self.unconfirmed) >= CONFIRM_WINDOW and not self._wait_for_confirms(
             lambda: len(self.unconfirmed) < CONFIRM_WINDOW // 2, 30
         ):
@@ -245,9 +261,8 @@ class Conn:
             return
         refused = refused_destination(reason.reply_text)
         if refused is not None and reason.reply_code in (403, 404):
-            exchange, key = refused
             for tag, cast in list(self.unconfirmed.items()):
-                if cast.exchange == exchange and key in (None, cast.key):
+                if names(refused, cast.exchange, cast.key):
                     del self.unconfirmed[tag]
                     LOG.error(
                         "cast to %r on exchange %r dropped: the broker refused it (%s)",
@@ -256,16 +271,19 @@ class Conn:
                         reason.reply_text,
                     )
         # The broker discards what reaches a channel it closed: the casts
-        # written after the one it refused are never confirmed, but sent again.
-        self.orphan_unconfirmed()
+        # written after the one it refused are never confirmed, but sent again
+        # (the one being written by its own caller).
+        self.orphan_unconfirmed(keep=self._publishing)
 
-    def orphan_unconfirmed(self) -> None:
-        """Hand casts the broker never confirmed back to the driver, to resend."""
+    def orphan_unconfirmed(self, keep: int | None = None) -> None:
+        """Hand casts the broker never confirmed back to the driver, to resend (but ``keep``)."""
+        kept = {keep: self.unconfirmed.pop(keep)} if keep in self.unconfirmed else {}
         if self.unconfirmed:
             if not self.driver.pool.closing:
                 LOG.warning("%d unconfirmed casts will be sent again", len(self.unconfirmed))
             self.driver.orphans.extend(self.unconfirmed.values())
             self.unconfirmed.clear()
+        self.unconfirmed.update(kept)
 
     def flush_casts(self, timeout: float) -> None:
         """Wait until the broker confirmed every cast, sending again what a closed channel lost."""

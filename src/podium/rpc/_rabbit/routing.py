@@ -110,3 +110,9 @@ def refused_destination(reply_text: str) -> tuple[str, str | None] | None:
     if found:
         return found.group(1), None
     return None
+
+
+def names(refused: tuple[str, str | None], exchange: str, key: str) -> bool:
+    """Whether a refusal's (exchange, routing key or None) names a message to ``exchange``
+    with routing key ``key``."""
+    return refused[0] == exchange and refused[1] in (None, key)
