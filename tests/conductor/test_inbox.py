@@ -32,7 +32,7 @@ from podium.db.current import get_database
 from podium.db.inbox import prune_inbox
 from podium.db.models import Base, ConductorInbox, table_of
 from podium.db.types import utcnow
-from podium.exceptions import DuplicateEntry
+from podium.exceptions import DuplicateEntry, NotFound
 from podium.objects import (
     VersionedObject,
     VersionedObjectRegistry,
@@ -57,6 +57,8 @@ class Hooks:
 
     after_write: Callable[[], None] | None = None
     before_return: Callable[[], None] | None = None
+    #: How many times a method marked as counting ran (the inbox may run one twice).
+    runs = 0
 
 
 class TallyBase(VersionedObject):
@@ -85,9 +87,40 @@ class Tally(TallyBase):
         self.count = _add(self.uuid, by)
         return self.count
 
+    @remotable
+    def bump_after_a_block_changed_its_mind(self, by: int) -> int:
+        """A DB function that writes, then raises (handled): outside the inbox its
+        own transaction takes the write back."""
+        Hooks.runs += 1
+        with contextlib.suppress(ValueError), get_database().session() as session:
+            session.execute(
+                INSTANCES.update()
+                .where(_is(self.uuid))
+                .values(power_state=INSTANCES.c.power_state + 100)
+            )
+            raise ValueError("changed its mind")
+        self.count = _add(self.uuid, by)
+        return self.count
+
     @remotable_classmethod
     def bump_by_uuid(cls, context: RequestContext, uuid: str, by: int) -> int:
         return _add(uuid, by)
+
+    @remotable_classmethod
+    def start_counting(cls, context: RequestContext, uuid: str) -> int:
+        """A first report: its row is looked for, not found (NotFound, handled), created."""
+        Hooks.runs += 1
+        try:
+            with get_database().session() as session:
+                found = session.scalar(sa.select(INSTANCES.c.power_state).where(_is(uuid)))
+                if found is None:
+                    raise NotFound(f"no tally {uuid}")
+                return int(found)
+        except NotFound:
+            pass
+        with get_database().session() as session:
+            session.execute(INSTANCES.insert().values(_row(uuid)))
+        return 0
 
     @remotable_classmethod
     def peek(cls, context: RequestContext, uuid: str) -> int:
@@ -156,6 +189,7 @@ def tally(database: Database) -> Tally:
 def _no_hooks() -> Iterator[None]:
     yield
     Hooks.after_write = Hooks.before_return = None
+    Hooks.runs = 0
 
 
 CTX = RequestContext(user_id="alice", project_id="p1")
@@ -289,6 +323,49 @@ def test_a_handled_db_error_before_the_first_write_still_leaves_a_record(
     assert again.answer == first.answer
     assert count(database, tally) == 3
     assert len(records(database)) == 1
+
+
+def test_a_read_that_finds_nothing_spoils_nothing_and_runs_once(
+    memory: Transport, database: Database
+) -> None:
+    """A DB function that raises without a failed statement or a write (NotFound
+    on a first report) leaves the transaction usable: no second run, no savepoints."""
+    key = str(uuid.uuid4())
+    message = request(
+        memory,
+        "object_class_action_versions",
+        objname="Tally",
+        objmethod="start_counting",
+        object_versions={"Tally": "1.0"},
+        args=[key],
+        kwargs={},
+    )
+    first = deliver(conductor(memory, database), message)
+    assert first.answer["failure"] is None and first.answer["result"] == 0
+    assert Hooks.runs == 1
+    assert records(database) == [
+        (message["_unique_id"], "object_class_action_versions Tally.start_counting")
+    ]
+    # A redelivery meets the record at its first write and is answered from it.
+    assert deliver(conductor(memory, database), message).answer == first.answer
+    assert len(records(database)) == 1
+
+
+def test_a_block_that_wrote_and_raised_is_taken_back_as_outside_the_inbox(
+    memory: Transport, database: Database, tally: Tally
+) -> None:
+    message = request(
+        memory,
+        "object_action",
+        objinst=tally,
+        objmethod="bump_after_a_block_changed_its_mind",
+        args=[2],
+        kwargs={},
+    )
+    answer = deliver(conductor(memory, database), message).answer
+    assert answer["failure"] is None and answer["result"][1] == 2
+    assert count(database, tally) == 2  # not 102: the block's write went with it
+    assert Hooks.runs == 2  # run again, a savepoint around each block
 
 
 def test_a_replayed_create_still_finds_its_row(memory: Transport, database: Database) -> None:

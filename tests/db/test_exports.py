@@ -20,6 +20,7 @@ def test_api_is_the_generic_helpers() -> None:
         "create",
         "get",
         "get_one",
+        "insert_row",
         "returns_updates",
         "soft_delete",
         "update_live",

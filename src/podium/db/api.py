@@ -45,6 +45,7 @@ __all__ = [
     "create",
     "get",
     "get_one",
+    "insert_row",
     "returns_updates",
     "soft_delete",
     "update_live",
@@ -66,15 +67,20 @@ def create(db: Database, model: type[M], values: Mapping[str, Any]) -> M:
     ``deleted_at``) are refused with a DBError before any SQL.
     """
     attributes = update_values(model, values)
+    # A new row object each attempt: a rolled-back attempt leaves its own stale.
+    return db.run(lambda session: _insert(session, model, attributes))
 
-    def work(session: Session) -> M:
-        # A new row object each attempt: a rolled-back attempt leaves its own stale.
-        row = model(**attributes)
-        session.add(row)
-        session.flush()
-        return row
 
-    return db.run(work)
+def insert_row(session: Session, model: type[M], values: Mapping[str, Any]) -> M:
+    """:func:`create` inside a unit of work of the caller's (an update that found no row)."""
+    return _insert(session, model, update_values(model, values))
+
+
+def _insert(session: Session, model: type[M], attributes: Mapping[str, Any]) -> M:
+    row = model(**attributes)
+    session.add(row)
+    session.flush()
+    return row
 
 
 def get_one(session: Session, context: RequestContext, model: type[M], **keys: Any) -> M:

@@ -115,6 +115,9 @@ class InboxDatabase(Database):
     that raises marks the request, and :func:`run_once` runs it again with
     ``savepoints=True``, a SAVEPOINT around each block, if the method went on
     after the error. Two more round trips per DB function, paid only then.
+    A block that raised without having failed a statement or written
+    anything (a read that found nothing) leaves the transaction as it was:
+    the method goes on in it, with no second run.
     """
 
     def __init__(
@@ -155,6 +158,7 @@ class InboxDatabase(Database):
         session = self._session
         request = self._request
         recorded = request is not None and request.recorded
+        writes = 0 if request is None else request.writes
         try:
             if self._savepoints:
                 try:
@@ -176,10 +180,27 @@ class InboxDatabase(Database):
         except _Replayed:
             raise
         except BaseException as error:
-            self._failed(error)
+            if not self._changed_nothing(error, session, writes):
+                self._failed(error)
             raise
         finally:
             session.expunge_all()
+
+    def _changed_nothing(self, error: BaseException, session: Session, writes: int) -> bool:
+        """Whether a block that raised ``error`` left the transaction as it found it.
+
+        A DB function that reads, finds nothing and raises (NotFound, on a
+        heartbeat's first report) did not spoil the transaction, nor did it
+        write anything that its own transaction would have rolled back: the
+        method may go on in the same transaction, with no second run.
+        """
+        request = self._request
+        return (
+            request is not None
+            and request.writes == writes
+            and not isinstance(error, exc.SQLAlchemyError | self.engine.dialect.loaded_dbapi.Error)
+            and not (session.new or session.dirty or session.deleted)
+        )
 
     def _failed(self, error: BaseException) -> None:
         # The first failure is the one the method saw; what follows may be its
@@ -208,7 +229,7 @@ class InboxDatabase(Database):
 class _Request:
     """The request being recorded on one connection (at most one per thread)."""
 
-    __slots__ = ("connection", "id", "inserting", "method", "recorded", "replayed")
+    __slots__ = ("connection", "id", "inserting", "method", "recorded", "replayed", "writes")
 
     def __init__(self, request_id: str, method: str, connection: sa.Connection) -> None:
         self.id = request_id
@@ -217,6 +238,7 @@ class _Request:
         self.recorded = False
         self.inserting = False
         self.replayed = False
+        self.writes = 0  # write statements sent, the inbox's own excepted
 
 
 _request: contextvars.ContextVar[_Request | None] = contextvars.ContextVar(
@@ -236,11 +258,13 @@ def _before_execute(connection: sa.Connection, statement: Any, *_args: Any) -> N
     request = _request.get()
     if (
         request is None
-        or request.recorded
         or request.inserting
         or connection is not request.connection
         or not _writes(statement)
     ):
+        return
+    request.writes += 1
+    if request.recorded:
         return
     request.inserting = True
     try:

@@ -16,9 +16,11 @@ from podium.db.api import (
     create,
     get,
     get_one,
+    insert_row,
     returns_updates,
     soft_delete,
     update_live,
+    update_row,
 )
 from podium.db.models import table_of
 from podium.db.query import model_query, update_values
@@ -96,14 +98,20 @@ def compute_node_report(
     if unknown:
         raise DBError(f"a compute node reports only {_TOTALS}, not {sorted(unknown)}")
     values = {**totals, "updated_at": utcnow()}
+
+    def work(session: Session) -> ComputeNode:
+        row = update_row(session, ComputeNode, values, {"host": host})
+        if row is None:
+            # The first report: the row is created in the same transaction (on a
+            # conductor, one request with one record, never run twice).
+            row = insert_row(session, ComputeNode, {"host": host, **totals})
+        return row
+
     try:
-        return db.run(lambda session: update_live(session, ComputeNode, values, host=host))
-    except NotFound:
-        pass
-    try:
-        return create(db, ComputeNode, {"host": host, **totals})
+        return db.run(work)
     except DuplicateEntry:
-        return db.run(lambda session: update_live(session, ComputeNode, values, host=host))
+        # Two first reports raced (a restart that overlapped its predecessor).
+        return db.run(work)
 
 
 def compute_node_claim(

@@ -17,6 +17,7 @@ from podium.db.api import (
     create,
     get,
     get_one,
+    insert_row,
     returns_updates,
     soft_delete,
     update_live,
@@ -147,16 +148,17 @@ def service_report(
         row = _SERVICE_REPORT.run(session, params)
         if row is not None:
             return row, True
-        return get_one(session, live, Service, host=host, binary=binary), False
+        try:
+            return get_one(session, live, Service, host=host, binary=binary), False
+        except NotFound:
+            # The first report: the row is created in the same transaction (on a
+            # conductor, one request with one record, never run twice).
+            first = {"host": host, "binary": binary, "topic": topic, "version": version}
+            stamps = {"last_seen_up": now, "last_report_sent_at": sent}
+            return insert_row(session, Service, {**first, "report_count": 1, **stamps}), True
 
     try:
         return db.run(work)
-    except NotFound:
-        pass
-    try:
-        first = {"host": host, "binary": binary, "topic": topic, "version": version}
-        stamps = {"last_seen_up": now, "last_report_sent_at": sent}
-        return create(db, Service, {**first, "report_count": 1, **stamps}), True
     except DuplicateEntry:
         # Two first reports raced (a restart that overlapped its predecessor).
         return db.run(work)
