@@ -110,13 +110,14 @@ def _worker(config: CloudConfig, binary: str) -> Iterator[Any]:
 
 def serve(service: Any, binary: str, host: str, ready_detail: str = "") -> None:
     """Start ``service``, say ready on stdout, run until SIGTERM/SIGINT, stop cleanly."""
-    from podium.service import StopSignals
+    from podium.service import StopSignals, freeze_heap
 
     with StopSignals() as stop_signals:
         try:
             service.start()
         except (PodiumError, RuntimeError) as error:
             raise click.ClickException(str(error)) from None
+        freeze_heap()
         # Its own line on stdout, flushed, so a supervisor can wait for readiness.
         click.echo(f"{binary} ready host={host}{' ' + ready_detail if ready_detail else ''}")
         signum = stop_signals.wait()
@@ -257,9 +258,10 @@ def all_in_one(data_dir: Path | None, fresh: bool, computes: int, listen: str | 
     if data_dir != default_data_dir():
         click.echo(f"          (export PODIUM_CONFIG={client_file} in the client's shell)")
     click.echo("try:      podium server create vm-1 --wait")
-    from podium.service import StopSignals
+    from podium.service import StopSignals, freeze_heap
 
     with StopSignals() as stop_signals:
+        freeze_heap()
         click.echo(f"podium all-in-one ready url={cloud.api.url}")
         stop_signals.wait()
         cloud.stop()

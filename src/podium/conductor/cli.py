@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from podium.exceptions import PodiumError
-from podium.service import ServiceConfig, StopSignals, setup_logging
+from podium.service import ServiceConfig, StopSignals, freeze_heap, setup_logging
 
 if TYPE_CHECKING:
     from podium.conductor.service import ConductorService
@@ -185,6 +185,7 @@ def _serve(
                     version,
                     heads[branch],
                 )
+        freeze_heap()
         # Flushed on its own line so a parent process can wait for readiness.
         click.echo(f"podium-conductor ready host={config.host}", err=False)
         signum = stop_signals.wait()

@@ -2,6 +2,13 @@
 
 from podium.service.config import ServiceConfig
 from podium.service.periodic import PeriodicTask
-from podium.service.runtime import Lifecycle, StopSignals, setup_logging
+from podium.service.runtime import Lifecycle, StopSignals, freeze_heap, setup_logging
 
-__all__ = ["Lifecycle", "PeriodicTask", "ServiceConfig", "StopSignals", "setup_logging"]
+__all__ = [
+    "Lifecycle",
+    "PeriodicTask",
+    "ServiceConfig",
+    "StopSignals",
+    "freeze_heap",
+    "setup_logging",
+]

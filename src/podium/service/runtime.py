@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -28,6 +29,20 @@ def setup_logging(level: str = "INFO") -> None:
     # Alembic announces its dialect on every version check; a service logs the
     # schema it serves and what a sync changed instead.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def freeze_heap() -> None:
+    """Leave what start-up built out of every later garbage collection.
+
+    Call it once the service is up, before it serves. Start-up leaves
+    hundreds of thousands of objects that live as long as the process
+    (modules, mappers, compiled statements). A full collection walks them all:
+    70-80 ms on a loaded conductor, several times a minute, during which no
+    request in hand moves. Frozen, a full collection walks only what came
+    after (under 10 ms there).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class StopSignals:
