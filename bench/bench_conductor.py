@@ -53,21 +53,24 @@ HERE = Path(__file__).parent
 
 
 def spawn_server(args: list[str], ready: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        args,
-        env={**os.environ, **env},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if ready not in line:
-        proc.kill()
-        raise RuntimeError(
-            f"server did not start: {line}{proc.stderr.read() if proc.stderr else ''}"
+    # Its log goes to a file, not a pipe: a pipe nobody reads fills up in a long
+    # run and stops the server mid-benchmark. (The file lives as long as the
+    # server's copy of it; ours is read only if it fails to start.)
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            args,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
         )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if ready not in line:
+            stop_server(proc)
+            log.seek(0)
+            raise RuntimeError(f"server did not start: {line}{log.read()}")
     return proc
 
 
@@ -77,6 +80,9 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 COMPUTE = Sender("compute", "bench-h1")

@@ -1,0 +1,77 @@
+"""The benchmarks still run: the floor suite's stacks each save a few times.
+
+bench/ is not run by the test suite (its suites take minutes), so a change to
+what it builds on (a driver's contract, the conductor's command line) would
+break it unseen. Here the floor's server and a ``podium conductor`` process
+each serve a few remote saves, on the real broker and PostgreSQL, and the rows
+show them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import sqlalchemy as sa
+
+from podium.cloud.objects import CloudObject
+from podium.context import RequestContext
+from podium.objects.fixture import indirection_api_set
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+CTX = RequestContext(user_id="bench", project_id="bench")
+
+
+@pytest.fixture
+def bench(
+    monkeypatch: pytest.MonkeyPatch, rabbit_url: str, postgres_url: str
+) -> Iterator[tuple[ModuleType, ModuleType, ModuleType]]:
+    """bench's modules, pointed at the test session's broker and PostgreSQL."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _common
+    import bench_conductor
+    import bench_floor
+
+    for module in (bench_conductor, bench_floor):
+        monkeypatch.setattr(module, "RABBIT_URL", rabbit_url)
+    monkeypatch.setattr(_common, "POSTGRES_URL", postgres_url)
+    yield _common, bench_conductor, bench_floor
+
+
+def _task_states(database_url: str, uuids: list[str]) -> list[str]:
+    from podium.cloud.models import Instance
+
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            table = Instance.__table__
+            rows = connection.execute(
+                sa.select(table.c.uuid, table.c.task_state).where(table.c.uuid.in_(uuids))
+            )
+            states = dict(rows.all())
+    finally:
+        engine.dispose()
+    return [states[u] for u in uuids]
+
+
+def test_the_floor_and_podium_stacks_each_serve_remote_saves(
+    bench: tuple[ModuleType, ModuleType, ModuleType],
+) -> None:
+    common, bench_conductor, bench_floor = bench
+    expected = {"floor": "floor", "podium": "t2"}  # the floor's body; podium's last save
+    # podium's stack points CloudObject at its conductor: put back what was there.
+    with indirection_api_set(None, CloudObject), common.bench_database() as database_url:
+        for name, make in (
+            ("floor", bench_floor.floor_stack),
+            ("podium", bench_conductor.podium_stack),
+        ):
+            uuids = bench_conductor.make_rows(database_url, CTX, 2)
+            stack = make(database_url, CTX, uuids)
+            try:
+                rate, latencies = common.run_callers(stack.savers, 3)
+            finally:
+                stack.close()
+            assert rate > 0 and len(latencies) == 6, name
+            assert _task_states(database_url, uuids) == [expected[name]] * 2, name
