@@ -60,7 +60,7 @@ def spawn_server(args: list[str], ready: str, env: dict[str, str]) -> subprocess
         proc = subprocess.Popen(
             args,
             env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # the oslo conductor runs until it is closed
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
@@ -81,8 +81,9 @@ def stop_server(proc: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 COMPUTE = Sender("compute", "bench-h1")

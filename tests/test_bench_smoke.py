@@ -1,9 +1,10 @@
 """The benchmarks still run: the floor suite's stacks each save a few times.
 
 bench/ is not run by the test suite (its suites take minutes), so a change to
-what it builds on (a driver's contract, the conductor's command line) would
-break it unseen. Here the floor's server and a ``podium conductor`` process
-each serve a few remote saves, on the real broker and PostgreSQL, and the rows
+what it builds on (a driver's contract, the conductor's command line, how a
+server process is started and stopped) would break it unseen. Here the
+floor's server, a ``podium conductor`` process and the oslo conductor each
+serve a few remote saves, on the real broker and PostgreSQL, and the rows
 show them.
 """
 
@@ -56,16 +57,21 @@ def _task_states(database_url: str, uuids: list[str]) -> list[str]:
     return [states[u] for u in uuids]
 
 
-def test_the_floor_and_podium_stacks_each_serve_remote_saves(
+# The oslo conductor's client side imports oslo.service, which imports eventlet.
+@pytest.mark.interop
+@pytest.mark.filterwarnings("ignore:\\s*Eventlet is deprecated")
+def test_the_floor_podium_and_oslo_stacks_each_serve_remote_saves(
     bench: tuple[ModuleType, ModuleType, ModuleType],
 ) -> None:
     common, bench_conductor, bench_floor = bench
-    expected = {"floor": "floor", "podium": "t2"}  # the floor's body; podium's last save
+    # The floor's recorded body; the last of each stack's own saves.
+    expected = {"floor": "floor", "podium": "t2", "oslo": "t2"}
     # podium's stack points CloudObject at its conductor: put back what was there.
     with indirection_api_set(None, CloudObject), common.bench_database() as database_url:
         for name, make in (
             ("floor", bench_floor.floor_stack),
             ("podium", bench_conductor.podium_stack),
+            ("oslo", bench_conductor.oslo_stack),
         ):
             uuids = bench_conductor.make_rows(database_url, CTX, 2)
             stack = make(database_url, CTX, uuids)
