@@ -45,6 +45,7 @@ from _common import (
 )
 from _floor import FloorClient, Recorder, pika_parameters
 from bench_conductor import (
+    CONDUCTOR_WORKERS,
     PER_THREAD,
     RABBIT_URL,
     SEQUENTIAL,
@@ -203,7 +204,8 @@ def main() -> None:
     print(
         f"remote save(): the floor (raw pika + one prepared UPDATE ... RETURNING on psycopg), "
         f"podium and oslo, rabbit:// + PostgreSQL; sequential {SEQUENTIAL}, "
-        f"{THREADS} callers x {PER_THREAD}; stacks alternating in rounds"
+        f"{THREADS} callers x {PER_THREAD}; stacks alternating in rounds; "
+        f"podium's conductor with {CONDUCTOR_WORKERS} workers"
     )
     broker = pids_named("beam.smp")
     results: dict[str, dict[str, tuple[float, float, float, dict[str, float]]]] = {}

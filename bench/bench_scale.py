@@ -21,7 +21,7 @@ CPUs were.
     PODIUM_BENCH_SCALE_HOSTS=500,1000,2000 python bench/run.py scale
 
 Knobs: PODIUM_BENCH_SCALE_HOSTS (levels), PODIUM_BENCH_SCALE_CONDUCTORS
-(``1,2``), PODIUM_BENCH_SCALE_WORKERS (each conductor's ``--workers``, 4),
+(``1,2``), PODIUM_BENCH_CONDUCTOR_WORKERS (each conductor's ``--workers``, 4),
 PODIUM_BENCH_SCALE_SAVES (instance saves per second per host, 0.1),
 PODIUM_BENCH_SCALE_WINDOW (measured seconds per level), PODIUM_BENCH_SCALE_PROCESSES
 (load generator processes).
@@ -52,7 +52,7 @@ from _common import (
     pids_named,
     process_cpu_seconds,
 )
-from bench_conductor import RABBIT_URL, spawn_server, stop_server
+from bench_conductor import CONDUCTOR_WORKERS, RABBIT_URL, spawn_server, stop_server
 
 SPAWN = multiprocessing.get_context("spawn")
 QUICK = os.environ.get("PODIUM_BENCH_QUICK", "") not in ("", "0")
@@ -66,10 +66,6 @@ CONDUCTORS = [int(n) for n in os.environ.get("PODIUM_BENCH_SCALE_CONDUCTORS", "1
 SAVES_PER_HOST = float(os.environ.get("PODIUM_BENCH_SCALE_SAVES", "0.1"))
 WINDOW = float(os.environ.get("PODIUM_BENCH_SCALE_WINDOW", "10" if QUICK else "30"))
 PROCESSES = int(os.environ.get("PODIUM_BENCH_SCALE_PROCESSES", "2"))
-#: ``podium conductor --workers``: enough to overlap a request's database round
-#: trips on loopback; more only contend for the interpreter (8, the default,
-#: gave a p99 a third higher at 1,500 hosts on this machine).
-WORKERS = int(os.environ.get("PODIUM_BENCH_SCALE_WORKERS", "4"))
 HEARTBEAT = 10.0  # seconds between two reports of a host, as report_interval
 #: Calls a generator process has in flight at most: enough that no call waits
 #: for a free thread at the rates measured here.
@@ -259,7 +255,7 @@ def run_level(database_url: str, hosts: int, conductors: int) -> Level:
                     "--host",
                     f"scale-c{number}",
                     "--workers",
-                    str(WORKERS),
+                    str(CONDUCTOR_WORKERS),
                 ],
                 "podium-conductor ready",
                 {"PODIUM_CONDUCTOR_TOPIC": topic, "PODIUM_LOG_LEVEL": "WARNING"},
@@ -359,7 +355,7 @@ def main() -> None:
     print(
         f"compute hosts on one conductor: heartbeat + resources every {HEARTBEAT:.0f} s, "
         f"{SAVES_PER_HOST:g} instance saves/s per host, rabbit:// + PostgreSQL; "
-        f"{WORKERS} workers per conductor; "
+        f"{CONDUCTOR_WORKERS} workers per conductor; "
         f"{PROCESSES} load generator processes; {WINDOW:.0f} s measured per level after "
         f"a {HEARTBEAT:.0f} s warm-up; pass: every report stored within "
         f"{HEARTBEAT_LIMIT:g} s of being due, save p99 < {SAVE_P99_LIMIT_MS:g} ms, no failure"
