@@ -9,6 +9,7 @@ an echo of canned replies (bench_cloud) or one SQL statement (bench_floor).
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pika
@@ -74,7 +75,9 @@ class FloorClient:
     its answer on direct reply-to; the correlation id is the body's index.
     """
 
-    def __init__(self, url: str, queue: str, bodies: list[tuple[bytes, bool]]) -> None:
+    def __init__(
+        self, url: str, queue: str, bodies: list[tuple[bytes, bool]], fresh_ids: bool = False
+    ) -> None:
         self.conn = pika.BlockingConnection(pika_parameters(url))
         self.ch = self.conn.channel()
         self.got: list[bytes] = []
@@ -84,6 +87,8 @@ class FloorClient:
             auto_ack=True,
         )
         self.queue = queue
+        # Each send a new request: an AMQP message id of its own, the body unchanged.
+        self.fresh_ids = fresh_ids
         self.sends = [
             (
                 body,
@@ -99,6 +104,8 @@ class FloorClient:
 
     def send(self, _i: int = 0) -> None:
         for body, props in self.sends:
+            if self.fresh_ids:
+                props.message_id = uuid.uuid4().hex
             self.ch.basic_publish("", self.queue, body, props)
             while not self.got:
                 self.conn.process_data_events(time_limit=None)

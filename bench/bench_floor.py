@@ -9,6 +9,11 @@ RETURNING`` as one prepared statement on a plain psycopg connection
 podium's envelope. No object layer, no SQLAlchemy, no inbox, no thread pool:
 what a remote save cannot do without.
 
+``floor+inbox`` is the same floor doing what exactly once takes, as podium's
+inbox does it: in one transaction, an INSERT of the request's record, the
+UPDATE, the reply stored in the record, COMMIT. Between it and the floor is
+the price of exactly once; between podium and it, podium's own.
+
 Podium's remote save and oslo's (bench_conductor's stacks: ``podium conductor``
 and a Nova-shaped oslo.versionedobjects + oslo.messaging conductor) run in the
 same run, sequentially and with 16 callers, the three stacks alternating in
@@ -28,6 +33,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pika
@@ -59,21 +65,41 @@ from bench_conductor import (
 from podium.context import RequestContext
 
 SPAWN = multiprocessing.get_context("spawn")
-STACKS = ("floor", "podium", "oslo")
+STACKS = ("floor", "floor+inbox", "podium", "oslo")
 ROLES = ("client", "server", "broker", "database")
 
 
+# The exactly-once floor's record, as podium's inbox keeps it (conductor_inbox).
+RECORD = "INSERT INTO conductor_inbox (id, method, created_at) VALUES (%s, %s, %s)"
+RECORD_REPLY = "UPDATE conductor_inbox SET reply = %s WHERE id = %s"
+RECORDED_REPLY = "SELECT reply FROM conductor_inbox WHERE id = %s"
+
+
 def floor_server(
-    rabbit_url: str, queue: str, database_url: str, namespace: str, ready: Any, stop: Any
+    rabbit_url: str,
+    queue: str,
+    database_url: str,
+    namespace: str,
+    ready: Any,
+    stop: Any,
+    exactly_once: bool = False,
 ) -> None:
-    """The floor's server: decode, one prepared UPDATE ... RETURNING, reply, ack."""
+    """The floor's server: decode, one prepared UPDATE ... RETURNING, reply, ack.
+
+    ``exactly_once``: the same, with the least exactly once takes, as podium's
+    inbox does it: in one transaction, the request's record (its AMQP message
+    id) before the UPDATE and the reply stored after it, then COMMIT; a
+    request already recorded is answered from its record.
+    """
     import orjson
     import psycopg
     from psycopg.rows import dict_row
 
     from podium.cloud.models import Instance
 
-    database = psycopg.connect(**libpq_params(database_url), autocommit=True, row_factory=dict_row)
+    database = psycopg.connect(
+        **libpq_params(database_url), autocommit=not exactly_once, row_factory=dict_row
+    )
     cursor = database.cursor()
     columns = {column.name for column in Instance.__table__.columns}
     statements: dict[tuple[str, ...], str] = {}
@@ -89,16 +115,33 @@ def floor_server(
             )
         return sql
 
-    def on_request(ch: Any, method: Any, props: Any, body: bytes) -> None:
-        message = orjson.loads(orjson.loads(body)["oslo.message"])
-        objinst = message["args"]["objinst"]
+    def update(objinst: dict[str, Any]) -> Any:
         data = objinst[data_key]
         changed = tuple(name for name in objinst[changes_key] if name in columns)
         values = [data[name] for name in changed]
         row = cursor.execute(
             statement(changed), [*values, datetime.now(UTC), data["uuid"]], prepare=True
         ).fetchone()
-        reply = {"result": [row, None], "failure": None, "ending": True}
+        return [row, None]
+
+    def update_once(request_id: str, objinst: dict[str, Any]) -> Any:
+        try:
+            cursor.execute(RECORD, [request_id, "Instance.save", datetime.now(UTC)], prepare=True)
+        except psycopg.errors.UniqueViolation:
+            database.rollback()
+            recorded = cursor.execute(RECORDED_REPLY, [request_id]).fetchone()
+            database.rollback()
+            return orjson.loads(recorded["reply"])
+        result = update(objinst)
+        cursor.execute(RECORD_REPLY, [orjson.dumps(result), request_id], prepare=True)
+        database.commit()
+        return result
+
+    def on_request(ch: Any, method: Any, props: Any, body: bytes) -> None:
+        message = orjson.loads(orjson.loads(body)["oslo.message"])
+        objinst = message["args"]["objinst"]
+        result = update_once(props.message_id, objinst) if exactly_once else update(objinst)
+        reply = {"result": result, "failure": None, "ending": True}
         reply["_msg_id"] = message["_msg_id"]
         inner = orjson.dumps(reply).decode()
         ch.basic_publish(
@@ -148,18 +191,23 @@ def save_bodies(database_url: str, ctx: RequestContext, uuids: list[str]) -> lis
     return recorder.sent
 
 
-def floor_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> ConductorStack:
-    """The floor's server process, and one bare pika caller per instance of ``uuids``."""
+def floor_stack(
+    database_url: str, ctx: RequestContext, uuids: list[str], exactly_once: bool = False
+) -> ConductorStack:
+    """The floor's server process, and one bare pika caller per instance of ``uuids``.
+
+    ``exactly_once``: the floor with podium's inbox statements (see floor_server).
+    """
     from podium.cloud.objects import Instance
 
     queue = f"bench-floor-{uuid.uuid4().hex[:8]}"
-    application_name = "bench-floor"
+    application_name = "bench-floor-inbox" if exactly_once else "bench-floor"
     bodies = save_bodies(database_url, ctx, uuids)
     ready, stop = SPAWN.Event(), SPAWN.Event()
     named = named_connections(database_url, application_name)
     proc = SPAWN.Process(
         target=floor_server,
-        args=(RABBIT_URL, queue, named, Instance.OBJ_SERIAL_NAMESPACE, ready, stop),
+        args=(RABBIT_URL, queue, named, Instance.OBJ_SERIAL_NAMESPACE, ready, stop, exactly_once),
     )
     proc.start()
     clients: list[FloorClient] = []
@@ -177,7 +225,10 @@ def floor_stack(database_url: str, ctx: RequestContext, uuids: list[str]) -> Con
     try:
         if not ready.wait(60):
             raise RuntimeError("the floor's server did not start")
-        clients.extend(FloorClient(RABBIT_URL, queue, [(body, True)]) for body in bodies)
+        clients.extend(
+            FloorClient(RABBIT_URL, queue, [(body, True)], fresh_ids=exactly_once)
+            for body in bodies
+        )
     except BaseException:
         close()
         raise
@@ -203,6 +254,7 @@ def main() -> None:
     ctx = RequestContext(user_id="bench", project_id="bench")
     print(
         f"remote save(): the floor (raw pika + one prepared UPDATE ... RETURNING on psycopg), "
+        f"the floor with podium's inbox statements (floor+inbox: exactly once), "
         f"podium and oslo, rabbit:// + PostgreSQL; sequential {SEQUENTIAL}, "
         f"{THREADS} callers x {PER_THREAD}; stacks alternating in rounds; "
         f"podium's conductor with {CONDUCTOR_WORKERS} workers"
@@ -214,7 +266,12 @@ def main() -> None:
         postgres = PostgresProcesses()
         cleanup.callback(postgres.close)
         stacks: dict[str, ConductorStack] = {}
-        for name, make in (("floor", floor_stack), ("podium", podium_stack), ("oslo", oslo_stack)):
+        for name, make in (
+            ("floor", floor_stack),
+            ("floor+inbox", partial(floor_stack, exactly_once=True)),
+            ("podium", podium_stack),
+            ("oslo", oslo_stack),
+        ):
             stacks[name] = make(database_url, ctx, make_rows(database_url, ctx, THREADS))
             cleanup.callback(stacks[name].close)
             run_callers(stacks[name].savers[:1], 30)  # warm up connections and code paths
@@ -241,7 +298,7 @@ def report(
 ) -> None:
     cpu_header = " ".join(f"{role:>8}" for role in ROLES)
     print(
-        f"{'case':12} {'stack':7} {'saves/s':>8} {'x floor':>8} {'p50 ms':>7} {'p99 ms':>7}"
+        f"{'case':12} {'stack':11} {'saves/s':>8} {'x floor':>8} {'p50 ms':>7} {'p99 ms':>7}"
         f"   CPU ms per save: {cpu_header} {'total':>7}"
     )
     for case, stacks in results.items():
@@ -250,12 +307,14 @@ def report(
             rate, p50, p99, cpu = stacks[name]
             spent = " ".join(f"{cpu[role]:8.2f}" for role in ROLES)
             print(
-                f"{case:12} {name:7} {rate:8.0f} {rate / floor_rate:7.2f}x {p50:7.2f} {p99:7.2f}"
+                f"{case:12} {name:11} {rate:8.0f} {rate / floor_rate:7.2f}x {p50:7.2f} {p99:7.2f}"
                 f"   {'':17}{spent} {sum(cpu.values()):7.2f}"
             )
-        podium, oslo = stacks["podium"][0], stacks["oslo"][0]
+        once, podium, oslo = (stacks[name][0] for name in ("floor+inbox", "podium", "oslo"))
         print(
             f"{case:12} podium/floor = {podium / floor_rate:.2f}x (target >= 0.7x), "
+            f"floor+inbox/floor = {once / floor_rate:.2f}x, "
+            f"podium/floor+inbox = {podium / once:.2f}x, "
             f"oslo/floor = {oslo / floor_rate:.2f}x, podium/oslo = {podium / oslo:.2f}x"
         )
     print(
