@@ -34,11 +34,12 @@ import sqlalchemy as sa
 from _common import (
     bench_database,
     bench_signing,
+    callers_ready,
     delete_queues,
     interleaved,
     make_keys,
     percentiles_ms,
-    run_callers,
+    warm_up,
 )
 from podium.cloud import db as db_api
 from podium.cloud.objects import CloudObject, Instance
@@ -277,7 +278,8 @@ def main() -> None:
             stack = make(make_rows(database_url, ctx, THREADS, host))
             stacks.callback(stack.close)
             savers[side] = stack.savers
-            run_callers(stack.savers[:1], 30)  # warm up connections and code paths
+            warm_up(stack.savers)
+        callers_ready()
         # Both conductors stay up; the cases alternate between them in rounds.
         for case, callers, per_caller in (
             ("sequential", 1, SEQUENTIAL),

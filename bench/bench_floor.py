@@ -42,12 +42,13 @@ from _common import (
     CPUAccount,
     PostgresProcesses,
     bench_database,
+    callers_ready,
     delete_queues,
     interleaved,
     libpq_params,
     percentiles_ms,
     pids_named,
-    run_callers,
+    warm_up,
 )
 from _floor import FloorClient, Recorder, pika_parameters
 from bench_conductor import (
@@ -274,7 +275,8 @@ def main() -> None:
         ):
             stacks[name] = make(database_url, ctx, make_rows(database_url, ctx, THREADS))
             cleanup.callback(stacks[name].close)
-            run_callers(stacks[name].savers[:1], 30)  # warm up connections and code paths
+            warm_up(stacks[name].savers)
+        callers_ready()
         for case, callers, per_caller in (
             ("sequential", 1, SEQUENTIAL),
             (f"{THREADS} callers", THREADS, PER_THREAD),
