@@ -5,12 +5,14 @@ what it builds on (a driver's contract, the conductor's command line, how a
 server process is started and stopped) would break it unseen. Here the
 floor's server, a ``podium conductor`` process and the oslo conductor each
 serve a few remote saves, on the real broker and PostgreSQL, and the rows
-show them.
+show them; so does the floor's server in its exactly-once form, whose inbox
+records show it recorded each request.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
@@ -65,11 +67,12 @@ def test_the_floor_podium_and_oslo_stacks_each_serve_remote_saves(
 ) -> None:
     common, bench_conductor, bench_floor = bench
     # The floor's recorded body; the last of each stack's own saves.
-    expected = {"floor": "floor", "podium": "t2", "oslo": "t2"}
+    expected = {"floor": "floor", "floor+inbox": "floor", "podium": "t2", "oslo": "t2"}
     # podium's stack points CloudObject at its conductor: put back what was there.
     with indirection_api_set(None, CloudObject), common.bench_database() as database_url:
         for name, make in (
             ("floor", bench_floor.floor_stack),
+            ("floor+inbox", partial(bench_floor.floor_stack, exactly_once=True)),
             ("podium", bench_conductor.podium_stack),
             ("oslo", bench_conductor.oslo_stack),
         ):
@@ -81,3 +84,21 @@ def test_the_floor_podium_and_oslo_stacks_each_serve_remote_saves(
                 stack.close()
             assert rate > 0 and len(latencies) == 6, name
             assert _task_states(database_url, uuids) == [expected[name]] * 2, name
+        # The exactly-once floor recorded each of its six requests, with its reply.
+        assert _floor_records(database_url) == 6
+
+
+def _floor_records(database_url: str) -> int:
+    from podium.db.models import ConductorInbox
+
+    engine = sa.create_engine(database_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as connection:
+            inbox = ConductorInbox.__table__
+            return connection.scalar(
+                sa.select(sa.func.count()).where(
+                    inbox.c.method == "Instance.save", inbox.c.reply.is_not(None)
+                )
+            )
+    finally:
+        engine.dispose()
