@@ -16,7 +16,7 @@ the price of exactly once; between podium and it, podium's own.
 
 Podium's remote save and oslo's (bench_conductor's stacks: ``podium conductor``
 and a Nova-shaped oslo.versionedobjects + oslo.messaging conductor) run in the
-same run, sequentially and with 16 callers, the three stacks alternating in
+same run, sequentially and with 16 callers, the four stacks alternating in
 rounds. Beside each figure: the CPU each process spent per save (the caller's
 process, the server, the broker's beam.smp, and PostgreSQL: the backends of
 that stack's connections and the server's background processes), from /proc.
