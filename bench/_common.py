@@ -9,7 +9,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pika
 
@@ -109,24 +109,34 @@ def run_callers(calls: list[Callable[[int], object]], per_caller: int) -> tuple[
     return len(calls) * per_caller / (time.perf_counter() - start), latencies
 
 
+class Interleaved(NamedTuple):
+    """One case of :func:`interleaved`: calls/s over all its rounds, every call's
+    latency in seconds, and its calls/s in each round."""
+
+    rate: float
+    latencies: list[float]
+    round_rates: list[float]
+
+
 def interleaved(
     cases: dict[str, list[Callable[[int], object]]],
     per_caller: int,
     rounds: int = 5,
     cpu: dict[str, CPUAccount] | None = None,
-) -> dict[str, tuple[float, list[float]]]:
+) -> dict[str, Interleaved]:
     """``run_callers`` for several stacks at once, in alternating rounds.
 
     On a 2-core machine the broker and the database share the CPUs with the
     stacks under test, and their pace drifts during a run; measuring the stacks
     one after the other would hand that drift to whichever came first or last.
     Each round runs every case for ``per_caller / rounds`` calls per caller, the
-    order rotating. Returns per case: calls/s over its rounds, and latencies.
-    ``cpu``: per case, the account that counts what its rounds cost.
+    order rotating. ``cpu``: per case, the account that counts what its rounds
+    cost.
     """
     spent = dict.fromkeys(cases, 0.0)
     done = dict.fromkeys(cases, 0)
     latencies: dict[str, list[float]] = {label: [] for label in cases}
+    round_rates: dict[str, list[float]] = {label: [] for label in cases}
     order = list(cases)
     for index in range(rounds):
         share = per_caller // rounds + (1 if index < per_caller % rounds else 0)
@@ -139,7 +149,26 @@ def interleaved(
             spent[label] += len(calls) * share / rate
             done[label] += len(calls) * share
             latencies[label].extend(measured)
-    return {label: (done[label] / spent[label], latencies[label]) for label in cases}
+            round_rates[label].append(rate)
+    return {
+        label: Interleaved(done[label] / spent[label], latencies[label], round_rates[label])
+        for label in cases
+    }
+
+
+def ratio_in_rounds(case: Interleaved, base: Interleaved) -> tuple[float, float, float]:
+    """``case``'s calls/s over ``base``'s, round by round: (median, lowest, highest).
+
+    Both ran in the same rounds, one just after the other. A stall of the
+    machine (a checkpoint's flush, a neighbour's burst) lands on the one round
+    and the one stack it hit; over a run's totals it would move the ratio, the
+    median of the rounds' ratios it leaves alone. The spread shows how steady
+    the machine was.
+    """
+    ratios = [
+        mine / theirs for mine, theirs in zip(case.round_rates, base.round_rates, strict=True)
+    ]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def percentiles_ms(latencies: list[float]) -> tuple[float, float]:

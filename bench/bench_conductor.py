@@ -11,7 +11,7 @@ conductors stay up during the run and the cases alternate between them in
 rounds, so drift in the broker or the database falls on both alike.
 
     python bench/run.py conductor
-    PODIUM_BENCH_SEQUENTIAL=300 PODIUM_BENCH_PER_THREAD=60 python bench/run.py conductor
+    PODIUM_BENCH_SEQUENTIAL=300 PODIUM_BENCH_PER_THREAD=60 python bench/run.py conductor  # quicker
 
 PODIUM_BENCH_CONDUCTOR_WORKERS sets podium's conductor's ``--workers`` (4).
 """
@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from _common import (
+    Interleaved,
     bench_database,
     bench_signing,
     callers_ready,
@@ -39,6 +40,7 @@ from _common import (
     interleaved,
     make_keys,
     percentiles_ms,
+    ratio_in_rounds,
     warm_up,
 )
 from podium.cloud import db as db_api
@@ -49,14 +51,19 @@ from podium.db import Database
 from podium.rpc import Sender, get_transport
 
 RABBIT_URL = os.environ.get("PODIUM_BENCH_RABBIT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
-SEQUENTIAL = int(os.environ.get("PODIUM_BENCH_SEQUENTIAL", "300"))
+# Saves per stack: enough that each round of the alternating stacks lasts a
+# good fraction of a second, longer than the machine's stalls.
+SEQUENTIAL = int(os.environ.get("PODIUM_BENCH_SEQUENTIAL", "1000"))
 THREADS = 16
-PER_THREAD = int(os.environ.get("PODIUM_BENCH_PER_THREAD", "60"))
+PER_THREAD = int(os.environ.get("PODIUM_BENCH_PER_THREAD", "200"))
 #: Each ``podium conductor``'s ``--workers``: enough to overlap a request's round
 #: trips to a database on the same machine, as docs/operations.md advises. More
 #: only take turns on the interpreter: with 16 (one per caller) the 16 callers
 #: ran 10-20% fewer saves, and 8 gave a third higher p99 in the scale suite.
 CONDUCTOR_WORKERS = int(os.environ.get("PODIUM_BENCH_CONDUCTOR_WORKERS", "4"))
+# Rounds of a case, the stacks alternating: enough that one stalled round
+# cannot move the median of the rounds' ratios (_common.ratio_in_rounds).
+ROUNDS = 10
 HERE = Path(__file__).parent
 
 
@@ -259,7 +266,7 @@ def main() -> None:
         f"{THREADS} threads x {PER_THREAD}; podium's conductor with {CONDUCTOR_WORKERS} workers"
     )
     sides = ("podium", "podium signed", "oslo")
-    results: dict[str, dict[str, tuple[float, float, float]]] = {side: {} for side in sides}
+    results: dict[str, dict[str, Interleaved]] = {side: {} for side in sides}
     with (
         bench_database() as database_url,
         tempfile.TemporaryDirectory() as keys_dir,
@@ -285,18 +292,25 @@ def main() -> None:
             ("sequential", 1, SEQUENTIAL),
             ("concurrent", THREADS, PER_THREAD),
         ):
-            measured = interleaved({side: s[:callers] for side, s in savers.items()}, per_caller)
-            for side, (rate, latencies) in measured.items():
-                results[side][case] = (rate, *percentiles_ms(latencies))
+            measured = interleaved(
+                {side: s[:callers] for side, s in savers.items()}, per_caller, ROUNDS
+            )
+            for side, each in measured.items():
+                results[side][case] = each
     print(f"{'case':12} {'stack':14} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for case in ("sequential", "concurrent"):
         for side in sides:
-            rate, p50, p99 = results[side][case]
-            print(f"{case:12} {side:14} {rate:9.0f} {p50:8.2f} {p99:8.2f}")
-        ratio = results["podium"][case][0] / results["oslo"][case][0]
-        print(f"{case:12} podium/oslo = {ratio:.2f}x  (target >= 3x)")
-        signed = results["podium signed"][case][0] / results["podium"][case][0]
-        print(f"{case:12} signed + policy / unsigned = {signed:.2f}x")
+            each = results[side][case]
+            p50, p99 = percentiles_ms(each.latencies)
+            print(f"{case:12} {side:14} {each.rate:9.0f} {p50:8.2f} {p99:8.2f}")
+
+        def ratio(side: str, base: str, case: str = case) -> str:
+            middle, low, high = ratio_in_rounds(results[side][case], results[base][case])
+            return f"{middle:.2f}x ({low:.2f}-{high:.2f})"
+
+        print(f"{case:12} podium/oslo = {ratio('podium', 'oslo')}  (target >= 3x)")
+        print(f"{case:12} signed + policy / unsigned = {ratio('podium signed', 'podium')}")
+    print(f"ratios: the median of the {ROUNDS} rounds' ratios (lowest-highest)")
 
 
 if __name__ == "__main__":

@@ -144,8 +144,8 @@ def main() -> None:
                     each.call()
             cases = {f"{s.name} call": [lambda _i, s=s: s.call()] for s in measured}
             rows = [
-                Result(label, rate, lat)
-                for label, (rate, lat) in interleaved(
+                Result(label, measured.rate, measured.latencies)
+                for label, measured in interleaved(
                     cases, SEQ_CALLS, max(1, SEQ_CALLS // 100)
                 ).items()
             ]

@@ -17,12 +17,13 @@ the price of exactly once; between podium and it, podium's own.
 Podium's remote save and oslo's (bench_conductor's stacks: ``podium conductor``
 and a Nova-shaped oslo.versionedobjects + oslo.messaging conductor) run in the
 same run, sequentially and with 16 callers, the four stacks alternating in
-rounds. Beside each figure: the CPU each process spent per save (the caller's
+rounds; each ratio is the median of the rounds' ratios. Beside each figure:
+the CPU each process spent per save (the caller's
 process, the server, the broker's beam.smp, and PostgreSQL: the backends of
 that stack's connections and the server's background processes), from /proc.
 
     python bench/run.py floor
-    PODIUM_BENCH_SEQUENTIAL=300 PODIUM_BENCH_PER_THREAD=60 python bench/run.py floor
+    PODIUM_BENCH_SEQUENTIAL=300 PODIUM_BENCH_PER_THREAD=60 python bench/run.py floor  # quicker
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import pika
 
 from _common import (
     CPUAccount,
+    Interleaved,
     PostgresProcesses,
     bench_database,
     callers_ready,
@@ -48,6 +50,7 @@ from _common import (
     libpq_params,
     percentiles_ms,
     pids_named,
+    ratio_in_rounds,
     warm_up,
 )
 from _floor import FloorClient, Recorder, pika_parameters
@@ -55,6 +58,7 @@ from bench_conductor import (
     CONDUCTOR_WORKERS,
     PER_THREAD,
     RABBIT_URL,
+    ROUNDS,
     SEQUENTIAL,
     THREADS,
     ConductorStack,
@@ -261,7 +265,7 @@ def main() -> None:
         f"podium's conductor with {CONDUCTOR_WORKERS} workers"
     )
     broker = pids_named("beam.smp")
-    results: dict[str, dict[str, tuple[float, float, float, dict[str, float]]]] = {}
+    results: dict[str, dict[str, tuple[Interleaved, dict[str, float]]]] = {}
     load = os.getloadavg()
     with bench_database() as database_url, ExitStack() as cleanup:
         postgres = PostgresProcesses()
@@ -285,16 +289,18 @@ def main() -> None:
             measured = interleaved(
                 {name: stack.savers[:callers] for name, stack in stacks.items()},
                 per_caller,
+                ROUNDS,
                 cpu=accounts,
             )
-            for name, (rate, latencies) in measured.items():
-                cpu = accounts[name].per_call_ms(callers * per_caller)
-                results.setdefault(case, {})[name] = (rate, *percentiles_ms(latencies), cpu)
+            results[case] = {
+                name: (each, accounts[name].per_call_ms(callers * per_caller))
+                for name, each in measured.items()
+            }
     report(results, load, os.getloadavg())
 
 
 def report(
-    results: dict[str, dict[str, tuple[float, float, float, dict[str, float]]]],
+    results: dict[str, dict[str, tuple[Interleaved, dict[str, float]]]],
     load: tuple[float, float, float],
     load_after: tuple[float, float, float],
 ) -> None:
@@ -304,24 +310,30 @@ def report(
         f"   CPU ms per save: {cpu_header} {'total':>7}"
     )
     for case, stacks in results.items():
-        floor_rate = stacks["floor"][0]
+
+        def ratio(name: str, base: str, stacks: dict[str, tuple[Interleaved, Any]] = stacks) -> str:
+            middle, low, high = ratio_in_rounds(stacks[name][0], stacks[base][0])
+            return f"{middle:.2f}x ({low:.2f}-{high:.2f})"
+
         for name in STACKS:
-            rate, p50, p99, cpu = stacks[name]
+            measured, cpu = stacks[name]
+            p50, p99 = percentiles_ms(measured.latencies)
+            middle = ratio_in_rounds(measured, stacks["floor"][0])[0]
             spent = " ".join(f"{cpu[role]:8.2f}" for role in ROLES)
             print(
-                f"{case:12} {name:11} {rate:8.0f} {rate / floor_rate:7.2f}x {p50:7.2f} {p99:7.2f}"
+                f"{case:12} {name:11} {measured.rate:8.0f} {middle:7.2f}x {p50:7.2f} {p99:7.2f}"
                 f"   {'':17}{spent} {sum(cpu.values()):7.2f}"
             )
-        once, podium, oslo = (stacks[name][0] for name in ("floor+inbox", "podium", "oslo"))
         print(
-            f"{case:12} podium/floor = {podium / floor_rate:.2f}x (target >= 0.7x), "
-            f"floor+inbox/floor = {once / floor_rate:.2f}x, "
-            f"podium/floor+inbox = {podium / once:.2f}x, "
-            f"oslo/floor = {oslo / floor_rate:.2f}x, podium/oslo = {podium / oslo:.2f}x"
+            f"{case:12} podium/floor = {ratio('podium', 'floor')} (target >= 0.7x), "
+            f"floor+inbox/floor = {ratio('floor+inbox', 'floor')}, "
+            f"podium/floor+inbox = {ratio('podium', 'floor+inbox')}, "
+            f"podium/oslo = {ratio('podium', 'oslo')}"
         )
     print(
-        f"load average (1/5/15 min) {' '.join(f'{x:.2f}' for x in load)} before, "
-        f"{' '.join(f'{x:.2f}' for x in load_after)} after; {os.cpu_count()} CPUs"
+        f"ratios: the median of the {ROUNDS} rounds' ratios (lowest-highest); saves/s and "
+        f"CPU over all rounds. Load average (1/5/15 min) {' '.join(f'{x:.2f}' for x in load)} "
+        f"before, {' '.join(f'{x:.2f}' for x in load_after)} after; {os.cpu_count()} CPUs"
     )
 
 

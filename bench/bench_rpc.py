@@ -321,8 +321,8 @@ def measure(stacks: list[Stack]) -> list[Result]:
     def add(
         suffix: str, cases: dict[str, list[Callable[[int], object]]], per: int, rounds: int = 5
     ) -> None:
-        for label, (rate, lat) in interleaved(cases, per, rounds).items():
-            results.append(Result(f"{label}{suffix}", rate, lat))
+        for label, measured in interleaved(cases, per, rounds).items():
+            results.append(Result(f"{label}{suffix}", measured.rate, measured.latencies))
 
     # The broker's pace drifts over seconds; short rounds (100 calls) spread
     # each drift over every stack instead of landing it on one of them.
