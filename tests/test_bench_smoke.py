@@ -6,12 +6,13 @@ server process is started and stopped) would break it unseen. Here the
 floor's server, a ``podium conductor`` process and the oslo conductor each
 serve a few remote saves, on the real broker and PostgreSQL, and the rows
 show them; so does the floor's server in its exactly-once form, whose inbox
-records show it recorded each request.
+records show it recorded each request. The helpers that turn the suites'
+rounds into ratios are checked on made-up rates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -102,3 +103,43 @@ def _floor_records(database_url: str) -> int:
             )
     finally:
         engine.dispose()
+
+
+def test_a_stalled_round_does_not_move_the_median_ratio(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _common
+
+    # Rates per round, as interleaved() records them: "b" always half of "a",
+    # but one round of "a" stalled to a tenth of its pace.
+    a = _common.Interleaved(0.0, [], [100.0, 100.0, 10.0, 100.0, 100.0])
+    b = _common.Interleaved(0.0, [], [50.0, 50.0, 50.0, 50.0, 50.0])
+    assert _common.ratio_in_rounds(b, a) == (0.5, 0.5, 5.0)
+
+    def over_all_rounds(rates: list[float]) -> float:  # the same calls in each round
+        return len(rates) / sum(1 / rate for rate in rates)
+
+    # The ratio of the totals: the one stall turned "b" from half "a" into more.
+    assert over_all_rounds(b.round_rates) / over_all_rounds(a.round_rates) == pytest.approx(1.4)
+
+
+def test_interleaved_measures_every_case_in_every_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _common
+
+    calls: dict[str, int] = {"a": 0, "b": 0}
+
+    def caller(name: str) -> Callable[[int], None]:
+        def call(_i: int) -> None:
+            calls[name] += 1
+
+        return call
+
+    measured = _common.interleaved({n: [caller(n), caller(n)] for n in calls}, 12, rounds=4)
+    assert calls == {"a": 24, "b": 24}  # 2 callers x 12, spread over the rounds
+    for each in measured.values():
+        assert len(each.round_rates) == 4 and all(rate > 0 for rate in each.round_rates)
+        assert len(each.latencies) == 24 and each.rate > 0
