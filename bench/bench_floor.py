@@ -17,10 +17,10 @@ the price of exactly once; between podium and it, podium's own.
 Podium's remote save and oslo's (bench_conductor's stacks: ``podium conductor``
 and a Nova-shaped oslo.versionedobjects + oslo.messaging conductor) run in the
 same run, sequentially and with 16 callers, the four stacks alternating in
-rounds; each ratio is the median of the rounds' ratios. Beside each figure:
-the CPU each process spent per save (the caller's
-process, the server, the broker's beam.smp, and PostgreSQL: the backends of
-that stack's connections and the server's background processes), from /proc.
+rounds; each ratio is the median of the rounds' ratios. Beside each figure: the
+CPU each process spent per save (the caller's process, the server, the broker's
+beam.smp, and PostgreSQL: the backends of that stack's connections and the
+server's background processes), from /proc.
 
     python bench/run.py floor
     PODIUM_BENCH_SEQUENTIAL=300 PODIUM_BENCH_PER_THREAD=60 python bench/run.py floor  # quicker
