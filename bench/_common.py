@@ -171,6 +171,12 @@ def ratio_in_rounds(case: Interleaved, base: Interleaved) -> tuple[float, float,
     return statistics.median(ratios), min(ratios), max(ratios)
 
 
+def ratio_text(case: Interleaved, base: Interleaved) -> str:
+    """:func:`ratio_in_rounds` as the suites print it: ``0.52x (0.41-0.60)``."""
+    middle, low, high = ratio_in_rounds(case, base)
+    return f"{middle:.2f}x ({low:.2f}-{high:.2f})"
+
+
 def percentiles_ms(latencies: list[float]) -> tuple[float, float]:
     """p50 and p99 of latencies given in seconds, in milliseconds."""
     ordered = sorted(latencies)

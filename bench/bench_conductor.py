@@ -40,7 +40,7 @@ from _common import (
     interleaved,
     make_keys,
     percentiles_ms,
-    ratio_in_rounds,
+    ratio_text,
     warm_up,
 )
 from podium.cloud import db as db_api
@@ -305,8 +305,7 @@ def main() -> None:
             print(f"{case:12} {side:14} {each.rate:9.0f} {p50:8.2f} {p99:8.2f}")
 
         def ratio(side: str, base: str, case: str = case) -> str:
-            middle, low, high = ratio_in_rounds(results[side][case], results[base][case])
-            return f"{middle:.2f}x ({low:.2f}-{high:.2f})"
+            return ratio_text(results[side][case], results[base][case])
 
         print(f"{case:12} podium/oslo = {ratio('podium', 'oslo')}  (target >= 3x)")
         print(f"{case:12} signed + policy / unsigned = {ratio('podium signed', 'podium')}")

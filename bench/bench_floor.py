@@ -51,6 +51,7 @@ from _common import (
     percentiles_ms,
     pids_named,
     ratio_in_rounds,
+    ratio_text,
     warm_up,
 )
 from _floor import FloorClient, Recorder, pika_parameters
@@ -312,8 +313,7 @@ def report(
     for case, stacks in results.items():
 
         def ratio(name: str, base: str, stacks: dict[str, tuple[Interleaved, Any]] = stacks) -> str:
-            middle, low, high = ratio_in_rounds(stacks[name][0], stacks[base][0])
-            return f"{middle:.2f}x ({low:.2f}-{high:.2f})"
+            return ratio_text(stacks[name][0], stacks[base][0])
 
         for name in STACKS:
             measured, cpu = stacks[name]
